@@ -1,0 +1,313 @@
+//! Configuration in the shape of the API document's configuration example, from a JSON
+//! file and `RETRY_*` environment variables, validated with errors naming the field.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::bayes::BayesConfig;
+use crate::breaker::BreakerConfig;
+use crate::error::{Error, Result};
+use crate::guard::Guardrails;
+use crate::policy::{Policy, PolicySet};
+use crate::time::parse_duration_ms;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// `false` turns the adaptive tiers off: rules and guardrails only, nothing learned.
+    pub enabled: bool,
+    pub redis_addr: String,
+    pub redis_password: String,
+    pub redis_db: u32,
+    pub strategy: Strategy,
+    pub cache: CacheConfig,
+    pub api: ApiConfig,
+    /// Seed for every random choice (jitter, throttling); absent = random per engine.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    /// Most (job_type, error_class) keys learned at once; the least recently used go.
+    pub max_keys: usize,
+    /// Attempts kept in memory for windowed statistics.
+    pub history_capacity: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            enabled: true,
+            redis_addr: String::new(),
+            redis_password: String::new(),
+            redis_db: 0,
+            strategy: Strategy::default(),
+            cache: CacheConfig::default(),
+            api: ApiConfig::default(),
+            seed: None,
+            max_keys: 100_000,
+            history_capacity: 100_000,
+        }
+    }
+}
+
+/// The strategy in force (the API's `GET /strategy`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Strategy {
+    pub name: String,
+    pub enabled: bool,
+    pub policies: Vec<Policy>,
+    pub bayesian_threshold: f64,
+    pub ml_enabled: bool,
+    pub guardrails: Guardrails,
+    pub data_collection: DataCollection,
+    pub circuit_breaker: BreakerConfig,
+    pub bayesian: BayesTuning,
+}
+
+impl Default for Strategy {
+    fn default() -> Self {
+        Strategy {
+            name: "default".into(),
+            enabled: true,
+            policies: Policy::defaults(),
+            bayesian_threshold: 0.70,
+            ml_enabled: false,
+            guardrails: Guardrails::default(),
+            data_collection: DataCollection::default(),
+            circuit_breaker: BreakerConfig::default(),
+            bayesian: BayesTuning::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DataCollection {
+    /// `false`: outcomes still feed budgets and breakers, but nothing is learned or kept.
+    pub enabled: bool,
+    /// Fraction of decisions passed to the audit hook.
+    pub sample_rate: f64,
+    pub retention_days: u32,
+    pub aggregation_interval: String,
+    pub feature_extraction: bool,
+}
+
+impl Default for DataCollection {
+    fn default() -> Self {
+        DataCollection {
+            enabled: true,
+            sample_rate: 1.0,
+            retention_days: 30,
+            aggregation_interval: "5m".into(),
+            feature_extraction: true,
+        }
+    }
+}
+
+/// Sample thresholds of the Bayesian tier (the API document's numbers by default).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BayesTuning {
+    pub min_samples: u32,
+    pub refit_every: u32,
+    pub full_confidence_samples: u32,
+}
+
+impl Default for BayesTuning {
+    fn default() -> Self {
+        let d = BayesConfig::default();
+        BayesTuning {
+            min_samples: d.min_samples,
+            refit_every: d.refit_every,
+            full_confidence_samples: d.full_confidence_samples,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CacheConfig {
+    pub enabled: bool,
+    pub ttl: String,
+    pub max_entries: usize,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig { enabled: true, ttl: "5m".into(), max_entries: 1000 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ApiConfig {
+    pub enabled: bool,
+    pub port: u16,
+    pub path: String,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig { enabled: true, port: 8080, path: "/api/v1/retry".into() }
+    }
+}
+
+impl Strategy {
+    pub fn bayes(&self) -> BayesConfig {
+        BayesConfig {
+            threshold: self.bayesian_threshold,
+            min_samples: self.bayesian.min_samples,
+            refit_every: self.bayesian.refit_every,
+            full_confidence_samples: self.bayesian.full_confidence_samples,
+        }
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if self.name.trim().is_empty() {
+            return Err(Error::config("name", "must not be empty"));
+        }
+        if !(0.0..=1.0).contains(&self.bayesian_threshold) {
+            return Err(Error::config("bayesian_threshold", "must be 0–1"));
+        }
+        PolicySet::new(self.policies.clone()).map_err(as_config)?;
+        self.guardrails.validate().map_err(|e| e.within("guardrails"))?;
+        self.circuit_breaker.validate().map_err(|e| e.within("circuit_breaker"))?;
+        let dc = &self.data_collection;
+        if !(0.0..=1.0).contains(&dc.sample_rate) {
+            return Err(Error::config("data_collection.sample_rate", "must be 0–1"));
+        }
+        parse_duration_ms(&dc.aggregation_interval)
+            .map_err(|r| Error::config("data_collection.aggregation_interval", r))?;
+        let b = &self.bayesian;
+        if b.min_samples == 0 || b.refit_every == 0 || b.full_confidence_samples == 0 {
+            return Err(Error::config("bayesian", "sample thresholds must be ≥ 1"));
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// Parse a configuration document; errors name the field (`strategy.guardrails.max_attempts`).
+    pub fn from_json(json: &str) -> Result<Config> {
+        let config: Config = crate::model::from_json(json).map_err(as_config)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Read a JSON file; errors name the file.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Config> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::config("config_file", format!("{}: {e}", path.display())))?;
+        Config::from_json(&text).map_err(|e| match e {
+            Error::Config { field, reason } => {
+                Error::config(field, format!("{reason} (in {})", path.display()))
+            }
+            other => other,
+        })
+    }
+
+    /// Defaults, then `RETRY_*` variables of this process's environment.
+    pub fn from_env() -> Result<Config> {
+        let mut config = Config::default();
+        config.apply_env(std::env::vars())?;
+        Ok(config)
+    }
+
+    /// Override fields from `RETRY_*` variables; errors name the variable.
+    pub fn apply_env<I, K, V>(&mut self, vars: I) -> Result<()>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        for (key, value) in vars {
+            let (key, value) = (key.as_ref(), value.as_ref().trim());
+            match key {
+                "RETRY_ENABLED" => self.enabled = parse_bool(key, value)?,
+                "RETRY_ML_ENABLED" => self.strategy.ml_enabled = parse_bool(key, value)?,
+                "RETRY_SAMPLE_RATE" => {
+                    self.strategy.data_collection.sample_rate = parse_fraction(key, value)?
+                }
+                "RETRY_BAYESIAN_THRESHOLD" => self.strategy.bayesian_threshold = parse_fraction(key, value)?,
+                "RETRY_REDIS_ADDR" => self.redis_addr = value.to_string(),
+                "RETRY_REDIS_PASSWORD" => self.redis_password = value.to_string(),
+                _ => {}
+            }
+        }
+        self.validate()
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        self.strategy.validate().map_err(|e| e.within("strategy"))?;
+        if self.max_keys == 0 || self.max_keys > 10_000_000 {
+            return Err(Error::config("max_keys", "must be 1–10,000,000"));
+        }
+        if self.history_capacity > 10_000_000 {
+            return Err(Error::config("history_capacity", "must be ≤ 10,000,000"));
+        }
+        parse_duration_ms(&self.cache.ttl).map_err(|r| Error::config("cache.ttl", r))?;
+        if !self.api.path.starts_with('/') {
+            return Err(Error::config("api.path", "must start with '/'"));
+        }
+        Ok(())
+    }
+}
+
+fn as_config(e: Error) -> Error {
+    match e {
+        Error::InvalidInput { field, reason } => Error::Config { field, reason },
+        other => other,
+    }
+}
+
+fn parse_bool(key: &str, value: &str) -> Result<bool> {
+    match value.to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(Error::config(key.to_string(), format!("expected true or false, got {value:?}"))),
+    }
+}
+
+fn parse_fraction(key: &str, value: &str) -> Result<f64> {
+    match value.parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(Error::config(key.to_string(), format!("expected a number from 0 to 1, got {value:?}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_overrides_and_names_bad_variables() {
+        let mut c = Config::default();
+        c.apply_env([("RETRY_BAYESIAN_THRESHOLD", "0.8"), ("RETRY_ENABLED", "false"), ("PATH", "x")])
+            .unwrap();
+        assert_eq!(c.strategy.bayesian_threshold, 0.8);
+        assert!(!c.enabled);
+        let err = c.apply_env([("RETRY_SAMPLE_RATE", "1.5")]).unwrap_err();
+        assert_eq!(err.field(), Some("RETRY_SAMPLE_RATE"));
+        let err = c.apply_env([("RETRY_ML_ENABLED", "maybe")]).unwrap_err();
+        assert_eq!(err.field(), Some("RETRY_ML_ENABLED"));
+    }
+
+    #[test]
+    fn nested_errors_name_the_path() {
+        let err = Config::from_json(r#"{"strategy":{"guardrails":{"max_attempts":0}}}"#).unwrap_err();
+        assert_eq!(err.field(), Some("strategy.guardrails.max_attempts"));
+        assert_eq!(err.kind(), "config");
+        let err = Config::from_json(r#"{"strategy":{"bayesian_threshold":"high"}}"#).unwrap_err();
+        assert_eq!(err.field(), Some("strategy.bayesian_threshold"));
+        let err = Config::from_json(r#"{"cache":{"ttl":"soon"}}"#).unwrap_err();
+        assert_eq!(err.field(), Some("cache.ttl"));
+    }
+
+    #[test]
+    fn a_missing_file_names_the_file() {
+        let err = Config::from_file("/nonexistent/smartretry.json").unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/smartretry.json"), "{err}");
+    }
+}

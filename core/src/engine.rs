@@ -1,0 +1,992 @@
+//! The engine: classify → rules → Bayesian → guardrails, one `Decision` per failure.
+//!
+//! `&self` everywhere; state is behind short locks (sharded learned keys, one guardrail
+//! lock, a copy-on-write settings snapshot), so one engine serves many threads. Time is
+//! passed in (`now_ms`, wall clock when `None`) and randomness comes from the engine's
+//! seed, so a run is reproducible from its inputs.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+use serde::{Deserialize, Serialize};
+
+use crate::backoff::{mix64, rand01};
+use crate::bayes::{Answer, BayesConfig, Learner, BUCKETS, BUCKET_BOUNDS_MS, BUCKET_LABELS};
+use crate::breaker::{Admit, BreakerSnapshot};
+use crate::classify::{classify, ErrorKind};
+use crate::config::{Config, Strategy};
+use crate::error::{Error, Result};
+use crate::guard::{GuardState, Guardrails, RetryContext};
+use crate::model::{Attempt, BucketStats, Decision, Features, Method, Preview, Stats, TimelineEntry};
+use crate::policy::{Policy, PolicySet, Subject};
+use crate::store::{HistoryRecord, HistoryStore, MemoryHistory};
+use crate::time;
+
+/// Confidence reported for a static rules-tier delay: a heuristic, not a measurement.
+pub const RULES_CONFIDENCE: f64 = 0.5;
+/// Default window of `stats`.
+pub const DEFAULT_STATS_WINDOW_MS: u64 = 86_400_000;
+/// Most attempts a preview lays out.
+pub const MAX_PREVIEW_ATTEMPTS: u32 = 100;
+
+/// Every guardrail name that can appear in `policy_guardrails`.
+pub const GUARDRAILS: [&str; 13] = [
+    "emergency_stop",
+    "never_retry",
+    "non_idempotent",
+    "max_attempts",
+    "circuit_breaker",
+    "retry_after",
+    "min_delay",
+    "max_delay",
+    "deadline",
+    "retry_budget",
+    "tenant_fairness",
+    "adaptive_throttle",
+    "concurrency",
+];
+
+/// Called with a sample of decisions (`data_collection.sample_rate`): the audit trail.
+pub type AuditHook = Arc<dyn Fn(&Features, &Decision, u64) + Send + Sync>;
+
+struct Settings {
+    strategy: Strategy,
+    policies: PolicySet,
+    bayes: BayesConfig,
+    adaptive: bool,
+}
+
+impl Settings {
+    fn new(config: &Config) -> Result<Settings> {
+        let strategy = config.strategy.clone();
+        let policies = PolicySet::new(strategy.policies.clone())?;
+        Ok(Settings {
+            bayes: strategy.bayes(),
+            adaptive: config.enabled && strategy.enabled && strategy.data_collection.enabled,
+            policies,
+            strategy,
+        })
+    }
+}
+
+/// Counters for operators (Prometheus later); all monotonic.
+#[derive(Default)]
+struct Metrics {
+    decisions: [AtomicU64; 5],
+    retries: AtomicU64,
+    refusals: AtomicU64,
+    guardrails: [AtomicU64; GUARDRAILS.len()],
+    records: AtomicU64,
+    refits: AtomicU64,
+}
+
+/// A copy of the engine's counters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MetricsSnapshot {
+    pub decisions_total: u64,
+    pub decisions_by_method: Vec<(Method, u64)>,
+    pub retries_total: u64,
+    pub refusals_total: u64,
+    pub guardrail_triggers: Vec<(String, u64)>,
+    pub records_total: u64,
+    pub refits_total: u64,
+    pub learned_keys: u64,
+    pub key_evictions_total: u64,
+    pub emergency_stop: bool,
+}
+
+/// Builds an [`Engine`] from a config, a seed and hooks.
+#[derive(Default)]
+pub struct EngineBuilder {
+    config: Config,
+    seed: Option<u64>,
+    audit: Option<AuditHook>,
+}
+
+impl EngineBuilder {
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Makes every random choice reproducible.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    pub fn guardrails(mut self, guardrails: Guardrails) -> Self {
+        self.config.strategy.guardrails = guardrails;
+        self
+    }
+
+    pub fn policies(mut self, policies: Vec<Policy>) -> Self {
+        self.config.strategy.policies = policies;
+        self
+    }
+
+    pub fn max_keys(mut self, max_keys: usize) -> Self {
+        self.config.max_keys = max_keys;
+        self
+    }
+
+    pub fn on_decision(mut self, hook: impl Fn(&Features, &Decision, u64) + Send + Sync + 'static) -> Self {
+        self.audit = Some(Arc::new(hook));
+        self
+    }
+
+    pub fn build(self) -> Result<Engine> {
+        self.config.validate()?;
+        let settings = Settings::new(&self.config)?;
+        let seed = self.seed.or(self.config.seed).unwrap_or_else(|| {
+            let state = std::hash::BuildHasher::hash_one(&std::hash::RandomState::new(), time::now_ms());
+            mix64(state)
+        });
+        let guardrails = &settings.strategy.guardrails;
+        Ok(Engine {
+            emergency: AtomicBool::new(guardrails.emergency_stop),
+            guard: Mutex::new(GuardState::new(self.config.max_keys, guardrails)),
+            learner: Learner::new(self.config.max_keys),
+            history: MemoryHistory::new(self.config.history_capacity),
+            settings: RwLock::new(Arc::new(settings)),
+            seed,
+            counter: AtomicU64::new(0),
+            metrics: Metrics::default(),
+            audit: self.audit,
+        })
+    }
+}
+
+/// The retry engine. Cheap to share (`Arc<Engine>`); every method takes `&self`.
+pub struct Engine {
+    settings: RwLock<Arc<Settings>>,
+    emergency: AtomicBool,
+    learner: Learner,
+    guard: Mutex<GuardState>,
+    history: MemoryHistory,
+    seed: u64,
+    counter: AtomicU64,
+    metrics: Metrics,
+    audit: Option<AuditHook>,
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Engine::new()
+    }
+}
+
+/// A decision in the making.
+struct Draft {
+    retry: bool,
+    delay_ms: u64,
+    method: Method,
+    confidence: f64,
+    estimated: f64,
+    guards: Vec<Cow<'static, str>>,
+    rationale: String,
+}
+
+impl Draft {
+    fn refuse(&mut self, method: Method, guard: Option<&'static str>, why: impl AsRef<str>) {
+        self.retry = false;
+        self.delay_ms = 0;
+        self.method = method;
+        self.confidence = 1.0;
+        self.estimated = 0.0;
+        if let Some(g) = guard {
+            self.guards.push(Cow::Borrowed(g));
+        }
+        self.rationale.clear();
+        self.rationale.push_str(why.as_ref());
+    }
+
+    fn clip(&mut self, guard: &'static str, delay_ms: u64, note: std::fmt::Arguments<'_>) {
+        self.delay_ms = delay_ms;
+        self.guards.push(Cow::Borrowed(guard));
+        let _ = write!(self.rationale, "; {note}");
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// A real failure: counted, and a granted retry spends budget.
+    Live,
+    /// A what-if (preview): reads state, changes nothing.
+    Preview,
+}
+
+impl Engine {
+    /// An engine with the API document's defaults and a random seed.
+    pub fn new() -> Engine {
+        Engine::builder().build().unwrap_or_else(|_| unreachable_default())
+    }
+
+    pub fn builder() -> EngineBuilder {
+        EngineBuilder::default()
+    }
+
+    pub fn from_config(config: Config) -> Result<Engine> {
+        Engine::builder().config(config).build()
+    }
+
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    fn settings(&self) -> Arc<Settings> {
+        Arc::clone(&self.settings.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    fn guard(&self) -> MutexGuard<'_, GuardState> {
+        self.guard.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Should this failure be retried, and after how long?
+    pub fn decide(&self, features: &Features, now_ms: Option<u64>) -> Result<Decision> {
+        features.validate()?;
+        let now = now_ms.unwrap_or_else(time::now_ms);
+        let settings = self.settings();
+        let bits = mix64(self.seed ^ mix64(self.counter.fetch_add(1, Ordering::Relaxed)));
+        let decision = self.evaluate(features, now, &settings, bits, Mode::Live);
+        self.count(&decision);
+        if let Some(hook) = &self.audit {
+            if rand01(mix64(bits ^ 0xa5a5)) < settings.strategy.data_collection.sample_rate {
+                hook(features, &decision, now);
+            }
+        }
+        Ok(decision)
+    }
+
+    fn evaluate(&self, f: &Features, now: u64, s: &Settings, bits: u64, mode: Mode) -> Decision {
+        let g = &s.strategy.guardrails;
+        let kind = classify(f.http_status, f.error_class.as_deref(), f.error_code.as_deref());
+        let label = f.error_class.as_deref().unwrap_or(kind.as_str());
+        let subject = Subject {
+            job_type: &f.job_type,
+            error_class: f.error_class.as_deref(),
+            error_code: f.error_code.as_deref(),
+            http_status: f.http_status,
+            kind,
+        };
+        let policy = s.policies.matching(&subject);
+        let max_attempts = policy.max_attempts.min(g.max_attempts);
+        let mut d = Draft {
+            retry: true,
+            delay_ms: 0,
+            method: Method::Rules,
+            confidence: RULES_CONFIDENCE,
+            estimated: 0.5,
+            guards: Vec::new(),
+            rationale: String::with_capacity(128),
+        };
+
+        if let Some((method, guard, why)) = self.hard_refusal(f, kind, label, policy, max_attempts, g) {
+            d.refuse(method, guard, why);
+        } else {
+            self.choose_delay(f, kind, label, policy, max_attempts, s, bits, &mut d);
+        }
+
+        let mut guard_state = self.guard();
+        if mode == Mode::Live {
+            guard_state.on_failure(
+                &f.job_type,
+                f.tenant.as_deref(),
+                f.attempt_number == 1,
+                now,
+                g,
+                &s.strategy.circuit_breaker,
+            );
+        }
+        if d.retry {
+            self.apply_guardrails(f, now, s, mix64(bits), mode, &mut guard_state, &mut d);
+        }
+        drop(guard_state);
+
+        Decision {
+            should_retry: d.retry,
+            delay_ms: d.delay_ms,
+            max_attempts,
+            confidence: round3(d.confidence),
+            rationale: d.rationale,
+            method: d.method,
+            estimated_success: round3(d.estimated),
+            next_evaluation: time::format_rfc3339(now.saturating_add(d.delay_ms)),
+            policy_guardrails: d.guards,
+            error_class: label.to_string(),
+            policy: policy.name.clone(),
+        }
+    }
+
+    /// Cases that are never retried, whatever any tier thinks.
+    fn hard_refusal(
+        &self,
+        f: &Features,
+        kind: ErrorKind,
+        label: &str,
+        policy: &Policy,
+        max_attempts: u32,
+        g: &Guardrails,
+    ) -> Option<(Method, Option<&'static str>, String)> {
+        if self.emergency.load(Ordering::Relaxed) {
+            return Some((
+                Method::Guardrail,
+                Some("emergency_stop"),
+                "Emergency stop is on: all retries are halted.".into(),
+            ));
+        }
+        if !kind.retryable() {
+            let why = format!(
+                "Not retrying: {label} failures ({}) are permanent and need a fix, not a retry.",
+                kind.as_str()
+            );
+            let guard = policy.retries().then_some("never_retry");
+            let method = if guard.is_some() { Method::Guardrail } else { Method::Rules };
+            return Some((method, guard, why));
+        }
+        if !policy.retries() {
+            return Some((
+                Method::Rules,
+                None,
+                format!("The {} policy does not retry {label} failures.", policy.name),
+            ));
+        }
+        if f.attempt_number >= max_attempts {
+            let (method, guard) = if policy.max_attempts <= g.max_attempts {
+                (Method::Rules, None)
+            } else {
+                (Method::Guardrail, Some("max_attempts"))
+            };
+            return Some((
+                method,
+                guard,
+                format!("Attempt {} of {max_attempts} failed: no attempts left.", f.attempt_number),
+            ));
+        }
+        if !f.is_idempotent() && kind.may_have_taken_effect() {
+            return Some((
+                Method::Guardrail,
+                Some("non_idempotent"),
+                format!(
+                    "Not retrying a non-idempotent call after a {} failure that may have taken effect.",
+                    kind.as_str()
+                ),
+            ));
+        }
+        None
+    }
+
+    /// The tiers: Bayesian when confident, else the matched policy's backoff.
+    #[allow(clippy::too_many_arguments)]
+    fn choose_delay(
+        &self,
+        f: &Features,
+        kind: ErrorKind,
+        label: &str,
+        policy: &Policy,
+        max_attempts: u32,
+        s: &Settings,
+        bits: u64,
+        d: &mut Draft,
+    ) {
+        let elapsed = f.since_first_failure_ms.unwrap_or(0);
+        let clock = if f.since_first_failure_ms.is_some() { "after the first failure" } else { "of delay" };
+        let learned = if s.adaptive {
+            self.learner.with(&f.job_type, label, |m| {
+                (m.recommend(elapsed, &s.bayes), m.fit().map(|fit| fit.p), m.attempts, m.attempt_successes)
+            })
+        } else {
+            None
+        };
+        if let Some((Answer::Recommend { delay_ms, bucket, p, confidence, samples }, ..)) = learned {
+            d.method = Method::Bayesian;
+            d.delay_ms = delay_ms;
+            d.confidence = confidence;
+            d.estimated = p;
+            let _ = write!(
+                d.rationale,
+                "Bayesian model predicts {:.0}% success {} {clock} (bucket {}, {samples} samples, confidence {:.2}); retry {} of {max_attempts} in {}",
+                p * 100.0,
+                fmt_ms(elapsed.saturating_add(delay_ms)),
+                BUCKET_LABELS[bucket],
+                confidence,
+                f.attempt_number + 1,
+                fmt_ms(delay_ms),
+            );
+            return;
+        }
+        let backoff = policy.backoff(kind);
+        let prev = f.since_last_failure_ms().unwrap_or(policy.base_delay_ms);
+        d.delay_ms = backoff.delay(f.attempt_number, prev, rand01(bits));
+        d.estimated = match learned {
+            Some((_, Some(p), ..)) => {
+                f64::from(p[crate::bayes::bucket_of(elapsed.saturating_add(d.delay_ms))])
+            }
+            Some((_, None, attempts, successes)) if attempts > 0 => successes as f64 / attempts as f64,
+            _ => 0.5,
+        };
+        let _ = write!(
+            d.rationale,
+            "The {} policy matched {label}: {} backoff gives {} before retry {} of {max_attempts}",
+            policy.name,
+            strategy_name(backoff.strategy),
+            fmt_ms(d.delay_ms),
+            f.attempt_number + 1,
+        );
+        if !s.adaptive {
+            d.rationale.push_str(" (adaptive tiers disabled)");
+        } else {
+            match learned {
+                None => d.rationale.push_str(" (nothing learned yet for this key)"),
+                Some((Answer::NoModel { samples }, ..)) => {
+                    let _ = write!(
+                        d.rationale,
+                        " (Bayesian tier has {samples} of {} samples)",
+                        s.bayes.min_samples
+                    );
+                }
+                Some((Answer::NotConfident { best: Some((b, p, c)), .. }, ..)) => {
+                    let _ = write!(
+                        d.rationale,
+                        " (Bayesian tier not confident: best bucket {} at {:.0}%, confidence {c:.2} < {:.2})",
+                        BUCKET_LABELS[b],
+                        p * 100.0,
+                        s.bayes.threshold
+                    );
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Floors, caps, deadline, breaker and the shared budgets, in that order.
+    #[allow(clippy::too_many_arguments)]
+    fn apply_guardrails(
+        &self,
+        f: &Features,
+        now: u64,
+        s: &Settings,
+        bits: u64,
+        mode: Mode,
+        state: &mut GuardState,
+        d: &mut Draft,
+    ) {
+        let g = &s.strategy.guardrails;
+        let commit = mode == Mode::Live;
+        if let Admit::Wait(wait) = state.breaker_admit(&f.job_type, now, &s.strategy.circuit_breaker, commit)
+        {
+            if wait > g.max_delay_ms {
+                return d.refuse(
+                    Method::Breaker,
+                    Some("circuit_breaker"),
+                    format!(
+                        "Circuit breaker for {} is open for {}, beyond the {} max delay.",
+                        f.job_type,
+                        fmt_ms(wait),
+                        fmt_ms(g.max_delay_ms)
+                    ),
+                );
+            }
+            if wait > d.delay_ms {
+                d.method = Method::Breaker;
+                d.clip(
+                    "circuit_breaker",
+                    wait,
+                    format_args!("circuit breaker for {} is open, so wait {}", f.job_type, fmt_ms(wait)),
+                );
+            }
+        }
+        if g.respect_retry_after {
+            if let Some(ra) = f.retry_after_ms(now) {
+                if ra > g.max_delay_ms {
+                    return d.refuse(
+                        Method::Guardrail,
+                        Some("retry_after"),
+                        format!(
+                            "The server asked to wait {} (Retry-After), beyond the {} max delay.",
+                            fmt_ms(ra),
+                            fmt_ms(g.max_delay_ms)
+                        ),
+                    );
+                }
+                if ra > d.delay_ms {
+                    d.clip(
+                        "retry_after",
+                        ra,
+                        format_args!("raised to the server's Retry-After of {}", fmt_ms(ra)),
+                    );
+                }
+            }
+        }
+        if d.delay_ms < g.min_delay_ms {
+            d.clip(
+                "min_delay",
+                g.min_delay_ms,
+                format_args!("raised to the {} min delay", fmt_ms(g.min_delay_ms)),
+            );
+        }
+        if d.delay_ms > g.max_delay_ms {
+            d.clip(
+                "max_delay",
+                g.max_delay_ms,
+                format_args!("capped at the {} max delay", fmt_ms(g.max_delay_ms)),
+            );
+        }
+        let deadline = match (f.deadline_ms, g.max_total_ms) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let elapsed = f.since_first_failure_ms.unwrap_or(0);
+        if let Some(limit) = deadline {
+            if elapsed.saturating_add(d.delay_ms) > limit {
+                return d.refuse(
+                    Method::Guardrail,
+                    Some("deadline"),
+                    format!(
+                        "A retry in {} would start after the {} deadline ({} already spent).",
+                        fmt_ms(d.delay_ms),
+                        fmt_ms(limit),
+                        fmt_ms(elapsed)
+                    ),
+                );
+            }
+        }
+        let ctx = RetryContext {
+            job_type: &f.job_type,
+            tenant: f.tenant.as_deref(),
+            job_id: f.job_id.as_deref(),
+            retry_at_ms: now.saturating_add(d.delay_ms),
+        };
+        if let Err(refusal) = state.admit_retry(&ctx, now, rand01(bits), g, commit) {
+            use crate::guard::Refusal::*;
+            let why = match refusal {
+                Concurrency { in_flight, limit } => {
+                    format!("Not retrying: {in_flight} retries are already in flight (limit {limit}).")
+                }
+                Tenant { used, allowed } => format!(
+                    "Not retrying: tenant {} used {used} of its {allowed} retries in the budget window.",
+                    f.tenant.as_deref().unwrap_or("?")
+                ),
+                Budget { used, allowed } => format!(
+                    "Not retrying: the retry budget is spent ({used} of {allowed} retries in the window)."
+                ),
+                Throttle { probability } => format!(
+                    "Not retrying: {} is overloaded, adaptive throttling rejects {:.0}% of retries.",
+                    f.job_type,
+                    probability * 100.0
+                ),
+            };
+            d.refuse(Method::Guardrail, Some(refusal.guardrail()), why);
+        }
+    }
+
+    fn count(&self, d: &Decision) {
+        let m = &self.metrics;
+        let i = Method::ALL.iter().position(|x| *x == d.method).unwrap_or(0);
+        m.decisions[i].fetch_add(1, Ordering::Relaxed);
+        if d.should_retry {
+            m.retries.fetch_add(1, Ordering::Relaxed);
+        } else {
+            m.refusals.fetch_add(1, Ordering::Relaxed);
+        }
+        for name in &d.policy_guardrails {
+            if let Some(i) = GUARDRAILS.iter().position(|g| *g == name.as_ref()) {
+                m.guardrails[i].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Learn from what happened on an attempt.
+    pub fn record(&self, attempt: &Attempt, now_ms: Option<u64>) -> Result<()> {
+        attempt.validate()?;
+        let now = now_ms.unwrap_or_else(time::now_ms);
+        let at = attempt.time_ms(now);
+        let s = self.settings();
+        let kind =
+            classify(attempt.http_status, attempt.error_class.as_deref(), attempt.error_code.as_deref());
+        let label = attempt.error_class.as_deref().unwrap_or(kind.as_str());
+        self.guard().on_outcome(
+            &attempt.job_type,
+            attempt.tenant.as_deref(),
+            &attempt.job_id,
+            attempt.attempt_number,
+            attempt.success,
+            now,
+            &s.strategy.guardrails,
+            &s.strategy.circuit_breaker,
+        );
+        self.metrics.records.fetch_add(1, Ordering::Relaxed);
+        if !s.adaptive {
+            return Ok(());
+        }
+        // Only retries teach the delay model: a first attempt waited for nothing.
+        if attempt.attempt_number > 1 {
+            let x = attempt.since_first_failure_ms.unwrap_or(attempt.delay_ms);
+            let refit = self.learner.update(&attempt.job_type, label, |m| {
+                m.attempts += 1;
+                m.attempt_successes += u64::from(attempt.success);
+                m.delay_sum_ms = m.delay_sum_ms.saturating_add(attempt.delay_ms);
+                m.last_ms = m.last_ms.max(at);
+                m.observe(x, attempt.success, &s.bayes)
+            });
+            if refit {
+                self.metrics.refits.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.history.append(HistoryRecord {
+            key: self.learner.key(&attempt.job_type, label),
+            at_ms: at,
+            delay_ms: attempt.delay_ms,
+            success: attempt.success,
+        });
+        Ok(())
+    }
+
+    /// First attempts that succeeded, counted in one call (a host's fast path: the
+    /// budget and the breaker need to know about successes, not each one separately).
+    pub fn record_successes(
+        &self,
+        job_type: &str,
+        tenant: Option<&str>,
+        count: u64,
+        now_ms: Option<u64>,
+    ) -> Result<()> {
+        let probe = Features {
+            job_type: job_type.to_string(),
+            attempt_number: 1,
+            tenant: tenant.map(str::to_string),
+            ..Default::default()
+        };
+        probe.validate()?;
+        let now = now_ms.unwrap_or_else(time::now_ms);
+        let s = self.settings();
+        self.guard().on_first_successes(
+            job_type,
+            tenant,
+            count,
+            now,
+            &s.strategy.guardrails,
+            &s.strategy.circuit_breaker,
+        );
+        Ok(())
+    }
+
+    /// The schedule the engine would follow from this failure if every retry failed.
+    /// Changes no state.
+    pub fn preview(&self, features: &Features, max_attempts: u32, now_ms: Option<u64>) -> Result<Preview> {
+        features.validate()?;
+        if max_attempts == 0 || max_attempts > MAX_PREVIEW_ATTEMPTS {
+            return Err(Error::invalid(
+                "max_attempts",
+                format!("must be 1–{MAX_PREVIEW_ATTEMPTS}, got {max_attempts}"),
+            ));
+        }
+        let now = now_ms.unwrap_or_else(time::now_ms);
+        let s = self.settings();
+        let identity = features.job_id.as_deref().unwrap_or(&features.job_type);
+        let base_bits = mix64(self.seed ^ std::hash::BuildHasher::hash_one(&FixedState, identity));
+        let mut f = features.clone();
+        let first_elapsed = f.since_first_failure_ms.unwrap_or(0);
+        let (mut offset, mut recommendations, mut timeline) = (0u64, Vec::new(), Vec::new());
+        while f.attempt_number < max_attempts {
+            let d = self.evaluate(
+                &f,
+                now.saturating_add(offset),
+                &s,
+                mix64(base_bits ^ u64::from(f.attempt_number)),
+                Mode::Preview,
+            );
+            if d.should_retry {
+                offset = offset.saturating_add(d.delay_ms);
+                timeline.push(TimelineEntry {
+                    attempt_number: f.attempt_number + 1,
+                    scheduled_time: time::format_rfc3339(now.saturating_add(offset)),
+                    estimated_success: d.estimated_success,
+                    delay_ms: d.delay_ms,
+                    method: d.method,
+                    rationale: d.rationale.clone(),
+                    confidence: d.confidence,
+                });
+            }
+            let stop = !d.should_retry;
+            f.since_last_failure_ms = Some(d.delay_ms);
+            f.since_last_failure = None;
+            f.since_first_failure_ms = Some(first_elapsed.saturating_add(offset));
+            f.retry_after_ms = None;
+            f.retry_after = None;
+            f.attempt_number += 1;
+            recommendations.push(d);
+            if stop {
+                break;
+            }
+        }
+        Ok(Preview {
+            job_id: features.job_id.clone().unwrap_or_else(|| format!("{}_preview", features.job_type)),
+            current_attempt: features.attempt_number,
+            features: features.clone(),
+            recommendations,
+            timeline,
+            generated_at: time::format_rfc3339(now),
+        })
+    }
+
+    /// What was seen for (job_type, error_class) over the last `window_ms` (default 24 h).
+    pub fn stats(
+        &self,
+        job_type: &str,
+        error_class: &str,
+        window_ms: Option<u64>,
+        now_ms: Option<u64>,
+    ) -> Result<Stats> {
+        Features::new(job_type, 1).with_error_class(error_class).validate()?;
+        if window_ms == Some(0) {
+            return Err(Error::invalid("window", "must be longer than 0"));
+        }
+        let now = now_ms.unwrap_or_else(time::now_ms);
+        let start = now.saturating_sub(window_ms.unwrap_or(DEFAULT_STATS_WINDOW_MS));
+        let t = self.history.totals(self.learner.key(job_type, error_class), start, now);
+        let buckets = self
+            .learner
+            .with(job_type, error_class, |m| {
+                (0..BUCKETS)
+                    .map(|b| {
+                        let (successes, failures) = m.bucket_counts(b);
+                        let fit = m.fit();
+                        BucketStats {
+                            label: BUCKET_LABELS[b].to_string(),
+                            min_ms: BUCKET_BOUNDS_MS[b],
+                            max_ms: BUCKET_BOUNDS_MS.get(b + 1).copied(),
+                            successes,
+                            failures,
+                            success_probability: round3(fit.map_or(0.0, |f| f64::from(f.p[b]))),
+                            confidence: round3(fit.map_or(0.0, |f| f64::from(f.confidence[b]))),
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok(Stats {
+            job_type: job_type.to_string(),
+            error_class: error_class.to_string(),
+            total_attempts: t.attempts,
+            successful_retries: t.successes,
+            failed_retries: t.attempts - t.successes,
+            avg_delay_ms: if t.attempts == 0 { 0.0 } else { t.delay_sum_ms as f64 / t.attempts as f64 },
+            success_rate: if t.attempts == 0 { 0.0 } else { round3(t.successes as f64 / t.attempts as f64) },
+            last_updated: t.last_ms.map(time::format_rfc3339),
+            window_start: time::format_rfc3339(start),
+            window_end: time::format_rfc3339(now),
+            buckets,
+        })
+    }
+
+    /// Refit the Bayesian model of one key now (the API's `bayesian/update`).
+    pub fn refit(&self, job_type: &str, error_class: &str) -> Result<()> {
+        let s = self.settings();
+        self.learner
+            .with_mut(job_type, error_class, |m| m.refit(&s.bayes))
+            .ok_or_else(|| Error::NotFound { what: format!("learned key ({job_type}, {error_class})") })?;
+        self.metrics.refits.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    pub fn policies(&self) -> Vec<Policy> {
+        self.settings().policies.list()
+    }
+
+    pub fn add_policy(&self, policy: Policy) -> Result<()> {
+        self.update_settings(|s| {
+            s.policies.add(policy)?;
+            s.strategy.policies = s.policies.list();
+            Ok(())
+        })
+    }
+
+    pub fn remove_policy(&self, name: &str) -> Result<Policy> {
+        let mut removed = None;
+        self.update_settings(|s| {
+            removed = Some(s.policies.remove(name)?);
+            s.strategy.policies = s.policies.list();
+            Ok(())
+        })?;
+        removed.ok_or_else(|| Error::NotFound { what: format!("policy {name:?}") })
+    }
+
+    pub fn guardrails(&self) -> Guardrails {
+        let mut g = self.settings().strategy.guardrails.clone();
+        g.emergency_stop = self.emergency.load(Ordering::Relaxed);
+        g
+    }
+
+    /// Replace the guardrails (validated first; the old ones stay on error).
+    pub fn update_guardrails(&self, guardrails: Guardrails) -> Result<()> {
+        guardrails.validate()?;
+        self.emergency.store(guardrails.emergency_stop, Ordering::Relaxed);
+        self.guard().reconfigure(&guardrails);
+        self.update_settings(|s| {
+            s.strategy.guardrails = guardrails;
+            Ok(())
+        })
+    }
+
+    /// Change some guardrail fields from a JSON object (the API's `PUT /guardrails`).
+    pub fn patch_guardrails(&self, patch: &serde_json::Value) -> Result<Guardrails> {
+        let next = self.guardrails().patched(patch)?;
+        self.update_guardrails(next.clone())?;
+        Ok(next)
+    }
+
+    /// The emergency stop: while on, nothing is retried.
+    pub fn emergency_stop(&self, on: bool) {
+        self.emergency.store(on, Ordering::Relaxed);
+        let _ = self.update_settings(|s| {
+            s.strategy.guardrails.emergency_stop = on;
+            Ok(())
+        });
+    }
+
+    pub fn is_emergency_stopped(&self) -> bool {
+        self.emergency.load(Ordering::Relaxed)
+    }
+
+    /// The strategy in force (the API's `GET /strategy`).
+    pub fn strategy(&self) -> Strategy {
+        let mut st = self.settings().strategy.clone();
+        st.guardrails.emergency_stop = self.is_emergency_stopped();
+        st
+    }
+
+    /// Circuit breakers by downstream, as of `now_ms`.
+    pub fn breakers(&self, now_ms: Option<u64>) -> Vec<BreakerSnapshot> {
+        self.guard().breakers(now_ms.unwrap_or_else(time::now_ms))
+    }
+
+    pub fn metrics(&self) -> MetricsSnapshot {
+        let m = &self.metrics;
+        let by_method: Vec<_> =
+            Method::ALL.iter().zip(&m.decisions).map(|(k, v)| (*k, v.load(Ordering::Relaxed))).collect();
+        MetricsSnapshot {
+            decisions_total: by_method.iter().map(|(_, v)| v).sum(),
+            decisions_by_method: by_method,
+            retries_total: m.retries.load(Ordering::Relaxed),
+            refusals_total: m.refusals.load(Ordering::Relaxed),
+            guardrail_triggers: GUARDRAILS
+                .iter()
+                .zip(&m.guardrails)
+                .map(|(k, v)| (k.to_string(), v.load(Ordering::Relaxed)))
+                .collect(),
+            records_total: m.records.load(Ordering::Relaxed),
+            refits_total: m.refits.load(Ordering::Relaxed),
+            learned_keys: self.learner.len() as u64,
+            key_evictions_total: self.learner.evictions(),
+            emergency_stop: self.is_emergency_stopped(),
+        }
+    }
+
+    fn update_settings(&self, change: impl FnOnce(&mut Settings) -> Result<()>) -> Result<()> {
+        let mut slot = self.settings.write().unwrap_or_else(|p| p.into_inner());
+        let mut next = Settings {
+            strategy: slot.strategy.clone(),
+            policies: slot.policies.clone(),
+            bayes: slot.bayes,
+            adaptive: slot.adaptive,
+        };
+        change(&mut next)?;
+        next.bayes = next.strategy.bayes();
+        *slot = Arc::new(next);
+        Ok(())
+    }
+}
+
+/// Unreachable: the default config always validates (a unit test proves it).
+#[cold]
+fn unreachable_default() -> Engine {
+    panic!("the default configuration failed validation")
+}
+
+/// A fixed hasher so previews are reproducible across processes.
+struct FixedState;
+
+impl std::hash::BuildHasher for FixedState {
+    type Hasher = Fnv;
+    fn build_hasher(&self) -> Fnv {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+struct Fnv(u64);
+
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+}
+
+fn strategy_name(s: crate::backoff::Strategy) -> &'static str {
+    use crate::backoff::Strategy::*;
+    match s {
+        Exponential => "exponential",
+        Linear => "linear",
+        Fibonacci => "fibonacci",
+        Aggressive => "aggressive (3^n)",
+        Constant => "constant",
+    }
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// A duration for people: `150ms`, `8.2s`, `2m30s`, `1h5m`.
+pub fn fmt_ms(ms: u64) -> String {
+    if ms < 1_000 {
+        format!("{ms}ms")
+    } else if ms < 60_000 {
+        let tenths = (ms + 50) / 100;
+        if tenths % 10 == 0 {
+            format!("{}s", tenths / 10)
+        } else {
+            format!("{}.{}s", tenths / 10, tenths % 10)
+        }
+    } else if ms < 3_600_000 {
+        let s = (ms + 500) / 1_000;
+        if s % 60 == 0 {
+            format!("{}m", s / 60)
+        } else {
+            format!("{}m{}s", s / 60, s % 60)
+        }
+    } else {
+        let m = (ms + 30_000) / 60_000;
+        if m % 60 == 0 {
+            format!("{}h", m / 60)
+        } else {
+            format!("{}h{}m", m / 60, m % 60)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_config_builds() {
+        assert!(Engine::builder().build().is_ok());
+    }
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(fmt_ms(150), "150ms");
+        assert_eq!(fmt_ms(8_000), "8s");
+        assert_eq!(fmt_ms(8_240), "8.2s");
+        assert_eq!(fmt_ms(150_000), "2m30s");
+        assert_eq!(fmt_ms(3_900_000), "1h5m");
+    }
+}

@@ -1,0 +1,510 @@
+//! Guardrails: limits that can only make a decision safer (fewer or later retries),
+//! each naming itself in `policy_guardrails` when it acts.
+//!
+//! The shared, stateful ones live here:
+//! - **retry budget** (gRPC retry throttling, Finagle `RetryBudget`): retries in a sliding
+//!   window may not exceed `max_budget_percent` of first attempts, plus a floor of
+//!   `min_retries_per_sec` so a quiet service can still retry;
+//! - **tenant fairness**: one tenant may spend at most `max(tenant_max_share, 1/active
+//!   tenants)` of that budget, so a noisy tenant cannot starve quiet ones;
+//! - **adaptive throttling** (Google SRE book, "Handling Overload"): per downstream,
+//!   reject a retry locally with probability `max(0, (requests − K·accepts) /
+//!   (requests + 1))` over a sliding window;
+//! - **concurrency**: at most `max_concurrent_retries` scheduled retries in flight.
+//!
+//! Counting protocol: `decide` is the failure signal (a request that was not accepted;
+//! a first attempt when `attempt_number == 1`), `record` with `success = true` is the
+//! success signal. Adaptive throttling and the breaker only act once the engine has
+//! seen outcomes, so a caller that never records successes is not throttled on
+//! failures alone.
+
+use std::collections::HashMap;
+use std::num::NonZeroUsize;
+
+use lru::LruCache;
+use serde::{Deserialize, Serialize};
+
+use crate::breaker::{Admit, Breaker, BreakerConfig, BreakerSnapshot};
+use crate::error::{Error, Result};
+use crate::window::SlidingWindow;
+
+/// Hard limits, in the API document's shape plus the budget, fairness, throttling and
+/// concurrency settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Guardrails {
+    pub max_attempts: u32,
+    pub max_delay_ms: u64,
+    pub min_delay_ms: u64,
+    /// Retries as a percentage of first attempts in `budget_window_ms`.
+    pub max_budget_percent: f64,
+    pub per_tenant_limits: bool,
+    pub emergency_stop: bool,
+    pub explainability_required: bool,
+    pub budget_window_ms: u64,
+    pub min_retries_per_sec: f64,
+    pub tenant_max_share: f64,
+    /// Total time from the first failure after which no retry starts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_total_ms: Option<u64>,
+    pub respect_retry_after: bool,
+    pub adaptive_throttle: bool,
+    pub throttle_k: f64,
+    pub throttle_window_ms: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_concurrent_retries: Option<u32>,
+    /// How long after its scheduled time a retry that never reported counts as done.
+    pub in_flight_ttl_ms: u64,
+}
+
+impl Default for Guardrails {
+    fn default() -> Self {
+        Guardrails {
+            max_attempts: 10,
+            max_delay_ms: 300_000,
+            min_delay_ms: 0,
+            max_budget_percent: 20.0,
+            per_tenant_limits: true,
+            emergency_stop: false,
+            explainability_required: true,
+            budget_window_ms: 60_000,
+            min_retries_per_sec: 10.0,
+            tenant_max_share: 0.5,
+            max_total_ms: None,
+            respect_retry_after: true,
+            adaptive_throttle: true,
+            throttle_k: 2.0,
+            throttle_window_ms: 120_000,
+            max_concurrent_retries: None,
+            in_flight_ttl_ms: 60_000,
+        }
+    }
+}
+
+const DAY_MS: u64 = 86_400_000;
+
+impl Guardrails {
+    pub fn validate(&self) -> Result<()> {
+        let cfg = |field: &'static str, reason: &str| Err(Error::config(field, reason));
+        if !(1..=100).contains(&self.max_attempts) {
+            return cfg("max_attempts", "must be 1–100");
+        }
+        if self.max_delay_ms == 0 || self.max_delay_ms > DAY_MS {
+            return cfg("max_delay_ms", "must be 1 ms – 24 h");
+        }
+        if self.min_delay_ms > self.max_delay_ms {
+            return cfg("min_delay_ms", "must be ≤ max_delay_ms");
+        }
+        if !(0.0..=100.0).contains(&self.max_budget_percent) {
+            return cfg("max_budget_percent", "must be 0–100");
+        }
+        if !(1_000..=DAY_MS).contains(&self.budget_window_ms) {
+            return cfg("budget_window_ms", "must be 1 s – 24 h");
+        }
+        if !(self.min_retries_per_sec.is_finite() && self.min_retries_per_sec >= 0.0) {
+            return cfg("min_retries_per_sec", "must be a number ≥ 0");
+        }
+        if !(self.tenant_max_share > 0.0 && self.tenant_max_share <= 1.0) {
+            return cfg("tenant_max_share", "must be in (0, 1]");
+        }
+        if self.max_total_ms == Some(0) {
+            return cfg("max_total_ms", "must be > 0 when set");
+        }
+        if !(self.throttle_k.is_finite() && self.throttle_k >= 1.0) {
+            return cfg("throttle_k", "must be a number ≥ 1");
+        }
+        if !(1_000..=DAY_MS).contains(&self.throttle_window_ms) {
+            return cfg("throttle_window_ms", "must be 1 s – 24 h");
+        }
+        if self.max_concurrent_retries == Some(0) {
+            return cfg("max_concurrent_retries", "must be ≥ 1 when set");
+        }
+        if self.in_flight_ttl_ms == 0 || self.in_flight_ttl_ms > DAY_MS {
+            return cfg("in_flight_ttl_ms", "must be 1 ms – 24 h");
+        }
+        Ok(())
+    }
+
+    /// These guardrails with the fields of a JSON object replaced (a partial update).
+    pub fn patched(&self, patch: &serde_json::Value) -> Result<Guardrails> {
+        let serde_json::Value::Object(fields) = patch else {
+            return Err(Error::invalid("guardrails", "expected a JSON object"));
+        };
+        let mut merged =
+            serde_json::to_value(self).map_err(|e| Error::invalid("guardrails", e.to_string()))?;
+        if let serde_json::Value::Object(base) = &mut merged {
+            for (k, v) in fields {
+                base.insert(k.clone(), v.clone());
+            }
+        }
+        let next: Guardrails = crate::model::from_value(merged)?;
+        next.validate()?;
+        Ok(next)
+    }
+}
+
+/// A stateful guardrail that refused a retry.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Refusal {
+    Concurrency { in_flight: u64, limit: u32 },
+    Tenant { used: u64, allowed: u64 },
+    Budget { used: u64, allowed: u64 },
+    Throttle { probability: f64 },
+}
+
+impl Refusal {
+    pub fn guardrail(self) -> &'static str {
+        match self {
+            Refusal::Concurrency { .. } => "concurrency",
+            Refusal::Tenant { .. } => "tenant_fairness",
+            Refusal::Budget { .. } => "retry_budget",
+            Refusal::Throttle { .. } => "adaptive_throttle",
+        }
+    }
+}
+
+/// Who a retry is for.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryContext<'a> {
+    pub job_type: &'a str,
+    pub tenant: Option<&'a str>,
+    pub job_id: Option<&'a str>,
+    pub retry_at_ms: u64,
+}
+
+/// Mutable guardrail and breaker state, behind one lock in the engine.
+pub struct GuardState {
+    /// a = first attempts, b = retries granted.
+    budget: SlidingWindow,
+    tenants: LruCache<Box<str>, SlidingWindow>,
+    active_tenants: (u64, u64),
+    /// a = requests, b = accepts, per downstream.
+    throttle: LruCache<Box<str>, SlidingWindow>,
+    breakers: LruCache<Box<str>, Breaker>,
+    in_flight: HashMap<Box<str>, u64>,
+    anonymous: u64,
+    outcomes_seen: bool,
+}
+
+impl GuardState {
+    pub fn new(max_keys: usize, g: &Guardrails) -> Self {
+        let cap = NonZeroUsize::new(max_keys.max(1)).unwrap_or(NonZeroUsize::MIN);
+        GuardState {
+            budget: SlidingWindow::new(g.budget_window_ms),
+            tenants: LruCache::new(cap),
+            active_tenants: (u64::MAX, 0),
+            throttle: LruCache::new(cap),
+            breakers: LruCache::new(cap),
+            in_flight: HashMap::new(),
+            anonymous: 0,
+            outcomes_seen: false,
+        }
+    }
+
+    /// New window sizes take effect on the next counts; existing counts are kept.
+    pub fn reconfigure(&mut self, g: &Guardrails) {
+        if self.budget.window_ms() != SlidingWindow::new(g.budget_window_ms).window_ms() {
+            self.budget = SlidingWindow::new(g.budget_window_ms);
+            self.tenants.clear();
+        }
+        if self
+            .throttle
+            .peek_lru()
+            .is_some_and(|(_, w)| w.window_ms() != SlidingWindow::new(g.throttle_window_ms).window_ms())
+        {
+            self.throttle.clear();
+        }
+    }
+
+    fn tenant_window(&mut self, tenant: &str, g: &Guardrails) -> Option<&mut SlidingWindow> {
+        entry(&mut self.tenants, tenant, || SlidingWindow::new(g.budget_window_ms))
+    }
+
+    fn breaker(&mut self, job_type: &str, cfg: &BreakerConfig) -> Option<&mut Breaker> {
+        entry(&mut self.breakers, job_type, || Breaker::new(cfg))
+    }
+
+    fn throttle_window(&mut self, job_type: &str, g: &Guardrails) -> Option<&mut SlidingWindow> {
+        entry(&mut self.throttle, job_type, || SlidingWindow::new(g.throttle_window_ms))
+    }
+
+    /// A failure was reported (through `decide`).
+    pub fn on_failure(
+        &mut self,
+        job_type: &str,
+        tenant: Option<&str>,
+        first: bool,
+        now: u64,
+        g: &Guardrails,
+        b: &BreakerConfig,
+    ) {
+        let first = u64::from(first);
+        self.budget.add(now, first, 0);
+        if let (Some(t), true) = (tenant, g.per_tenant_limits) {
+            if let Some(w) = self.tenant_window(t, g) {
+                w.add(now, first, 0);
+            }
+        }
+        if let Some(w) = self.throttle_window(job_type, g) {
+            w.add(now, 1, 0);
+        }
+        if b.enabled && self.outcomes_seen {
+            if let Some(br) = self.breaker(job_type, b) {
+                br.on_failure(now, b);
+            }
+        }
+    }
+
+    /// An outcome was recorded.
+    pub fn on_outcome(
+        &mut self,
+        job_type: &str,
+        tenant: Option<&str>,
+        job_id: &str,
+        attempt: u32,
+        success: bool,
+        now: u64,
+        g: &Guardrails,
+        b: &BreakerConfig,
+    ) {
+        self.outcomes_seen = true;
+        self.in_flight.remove(job_id);
+        if !success {
+            return;
+        }
+        let first = u64::from(attempt == 1);
+        self.budget.add(now, first, 0);
+        if let (Some(t), true) = (tenant, g.per_tenant_limits) {
+            if let Some(w) = self.tenant_window(t, g) {
+                w.add(now, first, 0);
+            }
+        }
+        if let Some(w) = self.throttle_window(job_type, g) {
+            w.add(now, 1, 1);
+        }
+        if b.enabled {
+            if let Some(br) = self.breaker(job_type, b) {
+                br.on_success(now, b);
+            }
+        }
+    }
+
+    /// First attempts that succeeded, reported in a batch by a host's fast path.
+    pub fn on_first_successes(
+        &mut self,
+        job_type: &str,
+        tenant: Option<&str>,
+        count: u64,
+        now: u64,
+        g: &Guardrails,
+        b: &BreakerConfig,
+    ) {
+        self.outcomes_seen = true;
+        self.budget.add(now, count, 0);
+        if let (Some(t), true) = (tenant, g.per_tenant_limits) {
+            if let Some(w) = self.tenant_window(t, g) {
+                w.add(now, count, 0);
+            }
+        }
+        if let Some(w) = self.throttle_window(job_type, g) {
+            w.add(now, count, count);
+        }
+        if b.enabled && count > 0 {
+            if let Some(br) = self.breaker(job_type, b) {
+                br.on_success(now, b);
+            }
+        }
+    }
+
+    /// The circuit breaker's word on a retry of `job_type`.
+    pub fn breaker_admit(&mut self, job_type: &str, now: u64, b: &BreakerConfig, commit: bool) -> Admit {
+        if !b.enabled {
+            return Admit::Yes;
+        }
+        match self.breakers.get_mut(job_type) {
+            Some(br) => br.admit(now, b, commit),
+            None => Admit::Yes,
+        }
+    }
+
+    pub fn breakers(&mut self, now: u64) -> Vec<BreakerSnapshot> {
+        let mut out: Vec<_> = self.breakers.iter_mut().map(|(k, b)| b.snapshot(k, now)).collect();
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        out
+    }
+
+    fn active_tenants(&mut self, now: u64) -> u64 {
+        // Recounted at most once per second: the scan is O(tenants seen in the window).
+        let second = now / 1_000;
+        if self.active_tenants.0 != second {
+            let count = self.tenants.iter_mut().map(|(_, w)| w.sum(now)).filter(|s| *s != (0, 0)).count();
+            self.active_tenants = (second, count as u64);
+        }
+        self.active_tenants.1.max(1)
+    }
+
+    /// Check the stateful guardrails for one retry; with `commit`, spend its share of each.
+    /// `roll` is a uniform random number in [0, 1) for adaptive throttling.
+    pub fn admit_retry(
+        &mut self,
+        ctx: &RetryContext<'_>,
+        now: u64,
+        roll: f64,
+        g: &Guardrails,
+        commit: bool,
+    ) -> std::result::Result<(), Refusal> {
+        if let Some(limit) = g.max_concurrent_retries {
+            if self.in_flight.len() >= limit as usize {
+                self.in_flight.retain(|_, expires| *expires > now);
+            }
+            let in_flight = self.in_flight.len() as u64;
+            let replacing = ctx.job_id.is_some_and(|id| self.in_flight.contains_key(id));
+            if in_flight >= u64::from(limit) && !replacing {
+                return Err(Refusal::Concurrency { in_flight, limit });
+            }
+        }
+        let (firsts, retries) = self.budget.sum(now);
+        let window_s = self.budget.window_ms() as f64 / 1_000.0;
+        let allowed =
+            (g.min_retries_per_sec * window_s + g.max_budget_percent / 100.0 * firsts as f64).floor() as u64;
+        if retries >= allowed {
+            return Err(Refusal::Budget { used: retries, allowed });
+        }
+        if let (Some(t), true) = (ctx.tenant, g.per_tenant_limits) {
+            let share = g.tenant_max_share.max(1.0 / self.active_tenants(now) as f64);
+            let tenant_allowed = ((allowed as f64) * share).ceil() as u64;
+            let used = self.tenants.get_mut(t).map(|w| w.sum(now).1).unwrap_or(0);
+            if used >= tenant_allowed {
+                return Err(Refusal::Tenant { used, allowed: tenant_allowed });
+            }
+        }
+        if g.adaptive_throttle && self.outcomes_seen {
+            if let Some(w) = self.throttle.get_mut(ctx.job_type) {
+                let (requests, accepts) = w.sum(now);
+                let p =
+                    ((requests as f64 - g.throttle_k * accepts as f64) / (requests as f64 + 1.0)).max(0.0);
+                if roll < p {
+                    return Err(Refusal::Throttle { probability: p });
+                }
+            }
+        }
+        if commit {
+            self.budget.add(now, 0, 1);
+            if let (Some(t), true) = (ctx.tenant, g.per_tenant_limits) {
+                if let Some(w) = self.tenant_window(t, g) {
+                    w.add(now, 0, 1);
+                }
+            }
+            if g.max_concurrent_retries.is_some() {
+                let key: Box<str> = match ctx.job_id {
+                    Some(id) => id.into(),
+                    None => {
+                        self.anonymous += 1;
+                        format!("\u{0}anonymous-{}", self.anonymous).into()
+                    }
+                };
+                self.in_flight.insert(key, ctx.retry_at_ms.saturating_add(g.in_flight_ttl_ms));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The value for `key`, created (evicting the least recently used) when absent.
+fn entry<'a, V>(
+    cache: &'a mut LruCache<Box<str>, V>,
+    key: &str,
+    make: impl FnOnce() -> V,
+) -> Option<&'a mut V> {
+    if !cache.contains(key) {
+        cache.push(key.into(), make());
+    }
+    cache.get_mut(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx<'a>(tenant: Option<&'a str>, job_id: Option<&'a str>) -> RetryContext<'a> {
+        RetryContext { job_type: "pay", tenant, job_id, retry_at_ms: 0 }
+    }
+
+    #[test]
+    fn budget_caps_retries_at_a_percentage_of_first_attempts() {
+        let g = Guardrails { min_retries_per_sec: 0.0, per_tenant_limits: false, ..Default::default() };
+        let b = BreakerConfig::default();
+        let mut s = GuardState::new(100, &g);
+        for _ in 0..50 {
+            s.on_failure("pay", None, true, 0, &g, &b);
+        }
+        let granted = (0..50).filter(|_| s.admit_retry(&ctx(None, None), 0, 0.5, &g, true).is_ok()).count();
+        assert_eq!(granted, 10, "20 % of 50 first attempts");
+        // The window slides: a minute later the budget is fresh but there are no requests.
+        assert!(matches!(
+            s.admit_retry(&ctx(None, None), 61_000, 0.5, &g, true),
+            Err(Refusal::Budget { allowed: 0, .. })
+        ));
+    }
+
+    #[test]
+    fn a_noisy_tenant_cannot_take_the_whole_budget() {
+        let g = Guardrails { min_retries_per_sec: 0.0, ..Default::default() };
+        let b = BreakerConfig::default();
+        let mut s = GuardState::new(100, &g);
+        for _ in 0..100 {
+            s.on_failure("pay", Some("noisy"), true, 0, &g, &b);
+        }
+        s.on_failure("pay", Some("quiet"), true, 0, &g, &b);
+        let noisy =
+            (0..100).filter(|_| s.admit_retry(&ctx(Some("noisy"), None), 0, 0.5, &g, true).is_ok()).count();
+        assert_eq!(noisy, 10, "half of the 20-retry budget (20 % of 101 first attempts)");
+        assert!(s.admit_retry(&ctx(Some("quiet"), None), 0, 0.5, &g, true).is_ok());
+    }
+
+    #[test]
+    fn adaptive_throttle_follows_the_sre_formula() {
+        let g = Guardrails { min_retries_per_sec: 1_000.0, ..Default::default() };
+        let b = BreakerConfig { enabled: false, ..Default::default() };
+        let mut s = GuardState::new(100, &g);
+        s.on_outcome("pay", None, "j0", 1, true, 0, &g, &b); // 1 request, 1 accept
+        for _ in 0..9 {
+            s.on_failure("pay", None, true, 0, &g, &b);
+        }
+        // p = (10 − 2·1) / 11
+        let p = 8.0 / 11.0;
+        assert!(s.admit_retry(&ctx(None, None), 0, p + 0.01, &g, false).is_ok());
+        assert_eq!(
+            s.admit_retry(&ctx(None, None), 0, p - 0.01, &g, false),
+            Err(Refusal::Throttle { probability: p })
+        );
+    }
+
+    #[test]
+    fn concurrency_cap_releases_on_outcome_or_expiry() {
+        let g = Guardrails { max_concurrent_retries: Some(2), in_flight_ttl_ms: 1_000, ..Default::default() };
+        let b = BreakerConfig::default();
+        let mut s = GuardState::new(100, &g);
+        assert!(s.admit_retry(&ctx(None, Some("a")), 0, 0.5, &g, true).is_ok());
+        assert!(s.admit_retry(&ctx(None, Some("b")), 0, 0.5, &g, true).is_ok());
+        assert!(matches!(
+            s.admit_retry(&ctx(None, Some("c")), 0, 0.5, &g, true),
+            Err(Refusal::Concurrency { .. })
+        ));
+        assert!(s.admit_retry(&ctx(None, Some("a")), 0, 0.5, &g, true).is_ok(), "same job, same slot");
+        s.on_outcome("pay", None, "a", 2, false, 10, &g, &b);
+        assert!(s.admit_retry(&ctx(None, Some("c")), 10, 0.5, &g, true).is_ok());
+        assert!(s.admit_retry(&ctx(None, Some("d")), 2_000, 0.5, &g, true).is_ok(), "b and c expired");
+    }
+
+    #[test]
+    fn patch_updates_some_fields_and_names_bad_ones() {
+        let g = Guardrails::default();
+        let next = g.patched(&serde_json::json!({"max_attempts": 8, "max_delay_ms": 180000})).unwrap();
+        assert_eq!((next.max_attempts, next.max_delay_ms, next.max_budget_percent), (8, 180_000, 20.0));
+        let err = g.patched(&serde_json::json!({"max_budget_percent": 150.0})).unwrap_err();
+        assert_eq!(err.field(), Some("max_budget_percent"));
+        let err = g.patched(&serde_json::json!({"max_attempts": "many"})).unwrap_err();
+        assert_eq!(err.field(), Some("max_attempts"));
+    }
+}

@@ -1,0 +1,50 @@
+//! smartretry: a retry engine that learns when a failed job will succeed.
+//!
+//! A failure goes through `classify` → rules tier (`policy`) → Bayesian tier (`bayes`)
+//! → guardrails (`guard`, `breaker`) and comes out as a [`Decision`]: retry or not,
+//! after how long, with a confidence, the tier that decided and a one-sentence reason.
+//!
+//! ```
+//! use smartretry::{Engine, Features};
+//!
+//! let engine = Engine::builder().seed(7).build()?;
+//! let failure = Features::new("payment_capture", 1).with_http_status(503);
+//! let d = engine.decide(&failure, Some(1_700_000_000_000))?;
+//! assert!(d.should_retry);
+//! assert_eq!(d.policy, "service_unavailable");
+//! println!("{} ms: {}", d.delay_ms, d.rationale);
+//! # Ok::<(), smartretry::Error>(())
+//! ```
+
+pub mod backoff;
+pub mod bayes;
+pub mod breaker;
+pub mod classify;
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod guard;
+pub mod model;
+pub mod policy;
+pub mod store;
+pub mod time;
+mod window;
+
+pub use backoff::{Backoff, Jitter, Strategy as BackoffStrategy};
+pub use breaker::{BreakerConfig, BreakerSnapshot, BreakerState};
+pub use classify::ErrorKind;
+pub use config::{Config, Strategy};
+pub use engine::{Engine, EngineBuilder, MetricsSnapshot};
+pub use error::{Error, Result};
+pub use guard::Guardrails;
+pub use model::{Attempt, Decision, Features, Method, Preview, Stats, TimelineEntry};
+pub use policy::Policy;
+
+#[cfg(test)]
+mod send_sync {
+    fn assert_send_sync<T: Send + Sync>() {}
+    #[test]
+    fn engine_is_send_and_sync() {
+        assert_send_sync::<super::Engine>();
+    }
+}

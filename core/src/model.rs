@@ -1,0 +1,528 @@
+//! The data shapes of the API document: what failed (`Features`), what happened
+//! (`Attempt`), what to do (`Decision`), a schedule (`Preview`) and what was learned
+//! (`Stats`). snake_case JSON; unknown fields are ignored so newer clients keep working.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::error::{Error, Result};
+use crate::time;
+
+/// Longest label (job type, error class, tenant…) accepted. Labels become learning keys,
+/// so an unbounded label would be an unbounded allocation per key.
+pub const MAX_LABEL_LEN: usize = 256;
+/// Highest attempt number accepted; far above any sane policy, low enough that
+/// backoff arithmetic stays exact.
+pub const MAX_ATTEMPT_NUMBER: u32 = 10_000;
+
+/// What failed: the inputs to a retry decision.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Features {
+    pub job_type: String,
+    /// The attempt that just failed, 1-based.
+    pub attempt_number: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_class: Option<String>,
+    #[serde(default, deserialize_with = "string_or_number", skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_size: Option<u64>,
+    /// Hour of day (0–23, UTC); derived from `now_ms` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_of_day: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_id: Option<String>,
+    /// Time since this job's first failure: the downstream's recovery clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since_first_failure_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since_last_failure_ms: Option<u64>,
+    /// The API document's text form (`"00:02:30"`), used when `since_last_failure_ms` is absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since_last_failure: Option<String>,
+    /// A `Retry-After` already converted to milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
+    /// A raw `Retry-After` header (delta-seconds or HTTP-date).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<String>,
+    /// `false` marks a call that must not run twice (a payment, an order).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotent: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker_version: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub health: BTreeMap<String, f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recent_failures: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub avg_processing_time: Option<String>,
+    /// Total time the caller allows from the first failure; no retry may start later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline_ms: Option<u64>,
+}
+
+impl Features {
+    /// Minimal features: a job type and the attempt that failed.
+    pub fn new(job_type: impl Into<String>, attempt_number: u32) -> Self {
+        Features { job_type: job_type.into(), attempt_number, ..Default::default() }
+    }
+
+    pub fn with_error_class(mut self, class: impl Into<String>) -> Self {
+        self.error_class = Some(class.into());
+        self
+    }
+
+    pub fn with_http_status(mut self, status: u16) -> Self {
+        self.http_status = Some(status);
+        self
+    }
+
+    pub fn with_tenant(mut self, tenant: impl Into<String>) -> Self {
+        self.tenant = Some(tenant.into());
+        self
+    }
+
+    pub fn with_since_first_failure_ms(mut self, ms: u64) -> Self {
+        self.since_first_failure_ms = Some(ms);
+        self
+    }
+
+    pub fn with_idempotent(mut self, idempotent: bool) -> Self {
+        self.idempotent = Some(idempotent);
+        self
+    }
+
+    /// Parse JSON, naming the offending field on error.
+    pub fn from_json(json: &str) -> Result<Self> {
+        from_json(json)
+    }
+
+    pub fn is_idempotent(&self) -> bool {
+        self.idempotent.unwrap_or(true)
+    }
+
+    /// Checks every range and length; the engine calls it before deciding.
+    pub fn validate(&self) -> Result<()> {
+        check_label("job_type", &self.job_type, true)?;
+        check_attempt("attempt_number", self.attempt_number)?;
+        check_opt_label("error_class", &self.error_class)?;
+        check_opt_label("error_code", &self.error_code)?;
+        check_opt_label("queue", &self.queue)?;
+        check_opt_label("tenant", &self.tenant)?;
+        check_opt_label("job_id", &self.job_id)?;
+        check_opt_label("worker_version", &self.worker_version)?;
+        if let Some(s) = self.http_status {
+            check_status("http_status", s)?;
+        }
+        if let Some(h) = self.time_of_day {
+            if h > 23 {
+                return Err(Error::invalid("time_of_day", format!("must be 0–23, got {h}")));
+            }
+        }
+        if let Some(text) = &self.since_last_failure {
+            time::parse_duration_ms(text).map_err(|r| Error::invalid("since_last_failure", r))?;
+        }
+        if let Some(text) = &self.retry_after {
+            if crate::classify::parse_retry_after(text, 0).is_none() {
+                return Err(Error::invalid(
+                    "retry_after",
+                    format!("expected delta-seconds or an HTTP-date, got {text:?}"),
+                ));
+            }
+        }
+        if let Some(text) = &self.avg_processing_time {
+            time::parse_duration_ms(text).map_err(|r| Error::invalid("avg_processing_time", r))?;
+        }
+        if self.health.len() > 64 {
+            return Err(Error::invalid("health", "at most 64 signals"));
+        }
+        for (name, value) in &self.health {
+            check_label("health", name, true)?;
+            if !value.is_finite() {
+                return Err(Error::invalid(format!("health.{name}"), "must be a finite number"));
+            }
+        }
+        Ok(())
+    }
+
+    /// `since_last_failure_ms`, else the parsed text form.
+    pub fn since_last_failure_ms(&self) -> Option<u64> {
+        self.since_last_failure_ms
+            .or_else(|| self.since_last_failure.as_deref().and_then(|t| time::parse_duration_ms(t).ok()))
+    }
+
+    /// `retry_after_ms`, else the raw header resolved against `now_ms`.
+    pub fn retry_after_ms(&self, now_ms: u64) -> Option<u64> {
+        self.retry_after_ms.or_else(|| {
+            self.retry_after.as_deref().and_then(|v| crate::classify::parse_retry_after(v, now_ms))
+        })
+    }
+}
+
+/// What happened on one attempt: the engine learns from these.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Attempt {
+    pub job_id: String,
+    pub job_type: String,
+    pub attempt_number: u32,
+    pub success: bool,
+    /// How long the caller waited before this attempt.
+    #[serde(default)]
+    pub delay_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_class: Option<String>,
+    #[serde(default, deserialize_with = "string_or_number", skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// Time from the job's first failure to this attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since_first_failure_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_size: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_of_day: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker_version: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub health: BTreeMap<String, f64>,
+    /// When the attempt happened (RFC 3339); defaults to the `now_ms` of the call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub now_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub processing_time: Option<String>,
+}
+
+impl Attempt {
+    pub fn new(
+        job_id: impl Into<String>,
+        job_type: impl Into<String>,
+        attempt_number: u32,
+        success: bool,
+    ) -> Self {
+        Attempt {
+            job_id: job_id.into(),
+            job_type: job_type.into(),
+            attempt_number,
+            success,
+            ..Default::default()
+        }
+    }
+
+    pub fn with_error_class(mut self, class: impl Into<String>) -> Self {
+        self.error_class = Some(class.into());
+        self
+    }
+
+    pub fn with_delay_ms(mut self, delay_ms: u64) -> Self {
+        self.delay_ms = delay_ms;
+        self
+    }
+
+    pub fn with_since_first_failure_ms(mut self, ms: u64) -> Self {
+        self.since_first_failure_ms = Some(ms);
+        self
+    }
+
+    pub fn with_tenant(mut self, tenant: impl Into<String>) -> Self {
+        self.tenant = Some(tenant.into());
+        self
+    }
+
+    pub fn from_json(json: &str) -> Result<Self> {
+        from_json(json)
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        check_label("job_id", &self.job_id, true)?;
+        check_label("job_type", &self.job_type, true)?;
+        check_attempt("attempt_number", self.attempt_number)?;
+        check_opt_label("error_class", &self.error_class)?;
+        check_opt_label("error_code", &self.error_code)?;
+        check_opt_label("tenant", &self.tenant)?;
+        check_opt_label("queue", &self.queue)?;
+        if let Some(s) = self.http_status {
+            check_status("http_status", s)?;
+        }
+        if let Some(h) = self.time_of_day {
+            if h > 23 {
+                return Err(Error::invalid("time_of_day", format!("must be 0–23, got {h}")));
+            }
+        }
+        if let Some(ts) = &self.timestamp {
+            time::parse_rfc3339(ts).map_err(|r| Error::invalid("timestamp", r))?;
+        }
+        if let Some(text) = &self.processing_time {
+            time::parse_duration_ms(text).map_err(|r| Error::invalid("processing_time", r))?;
+        }
+        Ok(())
+    }
+
+    /// When the attempt happened: `now_ms`, else `timestamp`, else `fallback`.
+    pub fn time_ms(&self, fallback: u64) -> u64 {
+        self.now_ms
+            .or_else(|| self.timestamp.as_deref().and_then(|t| time::parse_rfc3339(t).ok()))
+            .unwrap_or(fallback)
+    }
+}
+
+/// Which tier made a decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    #[default]
+    Rules,
+    Bayesian,
+    Ml,
+    Guardrail,
+    Breaker,
+}
+
+impl Method {
+    pub const ALL: [Method; 5] =
+        [Method::Rules, Method::Bayesian, Method::Ml, Method::Guardrail, Method::Breaker];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Rules => "rules",
+            Method::Bayesian => "bayesian",
+            Method::Ml => "ml",
+            Method::Guardrail => "guardrail",
+            Method::Breaker => "breaker",
+        }
+    }
+}
+
+/// The engine's answer: retry or not, after how long, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    pub should_retry: bool,
+    pub delay_ms: u64,
+    pub max_attempts: u32,
+    pub confidence: f64,
+    pub rationale: String,
+    pub method: Method,
+    pub estimated_success: f64,
+    /// When to ask again (RFC 3339): now + delay.
+    pub next_evaluation: String,
+    /// Every guardrail that changed this decision, in the order they acted.
+    #[serde(default)]
+    pub policy_guardrails: Vec<Cow<'static, str>>,
+    /// The error class the engine learned under (the given one, or the classified one).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub error_class: String,
+    /// The rules-tier policy that matched.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub policy: String,
+}
+
+/// One future attempt of a preview.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimelineEntry {
+    pub attempt_number: u32,
+    pub scheduled_time: String,
+    pub estimated_success: f64,
+    pub delay_ms: u64,
+    pub method: Method,
+    pub rationale: String,
+    #[serde(default)]
+    pub confidence: f64,
+}
+
+/// The schedule the engine would follow if every retry failed (the API's preview).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Preview {
+    pub job_id: String,
+    pub current_attempt: u32,
+    pub features: Features,
+    pub recommendations: Vec<Decision>,
+    pub timeline: Vec<TimelineEntry>,
+    pub generated_at: String,
+}
+
+/// What the engine has seen for one (job_type, error_class) in a window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    pub job_type: String,
+    pub error_class: String,
+    pub total_attempts: u64,
+    pub successful_retries: u64,
+    pub failed_retries: u64,
+    pub avg_delay_ms: f64,
+    pub success_rate: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_updated: Option<String>,
+    pub window_start: String,
+    pub window_end: String,
+    /// The Bayesian tier's view of this key, bucket by bucket.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub buckets: Vec<BucketStats>,
+}
+
+/// One delay bucket of the Bayesian tier.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BucketStats {
+    pub label: String,
+    pub min_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_ms: Option<u64>,
+    pub successes: u64,
+    pub failures: u64,
+    pub success_probability: f64,
+    pub confidence: f64,
+}
+
+/// Deserialize any shape from JSON; errors name the field path (`guardrails.max_attempts`).
+pub fn from_json<T: DeserializeOwned>(json: &str) -> Result<T> {
+    let mut de = serde_json::Deserializer::from_str(json);
+    from_deserializer(&mut de)
+}
+
+/// Deserialize any shape from a JSON value, naming the field on error.
+pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T> {
+    from_deserializer(value)
+}
+
+fn from_deserializer<'de, T: DeserializeOwned, D: Deserializer<'de, Error = serde_json::Error>>(
+    de: D,
+) -> Result<T> {
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let message = strip_position(&inner.to_string());
+        // "missing field `x`" is reported at the parent; name the field itself.
+        let field = match message.strip_prefix("missing field `").and_then(|m| m.split('`').next()) {
+            Some(missing) if path == "." => missing.to_string(),
+            Some(missing) => format!("{path}.{missing}"),
+            None if path == "." => "body".to_string(),
+            None => path,
+        };
+        Error::invalid(field, message)
+    })
+}
+
+fn strip_position(message: &str) -> String {
+    match message.find(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message.to_string(),
+    }
+}
+
+fn string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Code {
+        Text(String),
+        Int(i64),
+    }
+    Ok(Option::<Code>::deserialize(d)?.map(|c| match c {
+        Code::Text(t) => t,
+        Code::Int(i) => i.to_string(),
+    }))
+}
+
+fn check_label(field: &'static str, value: &str, required: bool) -> Result<()> {
+    if required && value.trim().is_empty() {
+        return Err(Error::invalid(field, "must not be empty"));
+    }
+    if value.len() > MAX_LABEL_LEN {
+        return Err(Error::invalid(field, format!("at most {MAX_LABEL_LEN} bytes, got {}", value.len())));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(Error::invalid(field, "must not contain control characters"));
+    }
+    Ok(())
+}
+
+fn check_opt_label(field: &'static str, value: &Option<String>) -> Result<()> {
+    match value {
+        Some(v) => check_label(field, v, false),
+        None => Ok(()),
+    }
+}
+
+fn check_attempt(field: &'static str, n: u32) -> Result<()> {
+    if n == 0 || n > MAX_ATTEMPT_NUMBER {
+        return Err(Error::invalid(field, format!("must be 1–{MAX_ATTEMPT_NUMBER}, got {n}")));
+    }
+    Ok(())
+}
+
+fn check_status(field: &'static str, status: u16) -> Result<()> {
+    if !(100..=599).contains(&status) {
+        return Err(Error::invalid(field, format!("must be an HTTP status 100–599, got {status}")));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_required_field_is_named() {
+        let err = Features::from_json(r#"{"attempt_number": 1}"#).unwrap_err();
+        assert_eq!(err.field(), Some("job_type"));
+        let err = Attempt::from_json(r#"{"job_id":"j","job_type":"t","attempt_number":1}"#).unwrap_err();
+        assert_eq!(err.field(), Some("success"));
+    }
+
+    #[test]
+    fn wrong_type_is_named() {
+        let err =
+            Features::from_json(r#"{"job_type":"a","attempt_number":1,"http_status":"x"}"#).unwrap_err();
+        assert_eq!(err.field(), Some("http_status"));
+        let err = Features::from_json(r#"{"job_type":"a","attempt_number":-1}"#).unwrap_err();
+        assert_eq!(err.field(), Some("attempt_number"));
+    }
+
+    #[test]
+    fn out_of_range_values_are_named() {
+        let mut f = Features::new("a", 1);
+        f.http_status = Some(700);
+        assert_eq!(f.validate().unwrap_err().field(), Some("http_status"));
+        let f = Features::new("a", 0);
+        assert_eq!(f.validate().unwrap_err().field(), Some("attempt_number"));
+        let f = Features::new("", 1);
+        assert_eq!(f.validate().unwrap_err().field(), Some("job_type"));
+        let mut f = Features::new("a", 1);
+        f.health.insert("cpu".into(), f64::NAN);
+        assert_eq!(f.validate().unwrap_err().field(), Some("health.cpu"));
+        let mut f = Features::new("a", 1);
+        f.since_last_failure = Some("soon".into());
+        assert_eq!(f.validate().unwrap_err().field(), Some("since_last_failure"));
+    }
+
+    #[test]
+    fn error_code_accepts_numbers_and_text() {
+        let f = Features::from_json(r#"{"job_type":"a","attempt_number":1,"error_code":429}"#).unwrap();
+        assert_eq!(f.error_code.as_deref(), Some("429"));
+    }
+
+    #[test]
+    fn text_durations_are_understood() {
+        let f = Features::from_json(r#"{"job_type":"a","attempt_number":2,"since_last_failure":"00:02:30"}"#)
+            .unwrap();
+        assert_eq!(f.since_last_failure_ms(), Some(150_000));
+    }
+}
