@@ -151,6 +151,7 @@ impl KeyModel {
             target_ms: [0; BUCKETS],
             samples: self.samples,
         };
+        #[allow(clippy::needless_range_loop)] // four parallel per-bucket arrays
         for b in 0..BUCKETS {
             let (s, f) = (f64::from(self.successes[b]), f64::from(self.failures[b]));
             let (alpha, beta) = (1.0 + s, 1.0 + f);
@@ -188,6 +189,7 @@ impl KeyModel {
             return Answer::NoModel { samples: self.samples };
         };
         let mut best: Option<(usize, f64, f64)> = None;
+        #[allow(clippy::needless_range_loop)] // bucket index is the answer
         for b in 0..BUCKETS {
             if bucket_end(b) <= elapsed_ms {
                 continue;

@@ -607,16 +607,7 @@ impl Engine {
         let kind =
             classify(attempt.http_status, attempt.error_class.as_deref(), attempt.error_code.as_deref());
         let label = attempt.error_class.as_deref().unwrap_or(kind.as_str());
-        self.guard().on_outcome(
-            &attempt.job_type,
-            attempt.tenant.as_deref(),
-            &attempt.job_id,
-            attempt.attempt_number,
-            attempt.success,
-            now,
-            &s.strategy.guardrails,
-            &s.strategy.circuit_breaker,
-        );
+        self.guard().on_outcome(attempt, now, &s.strategy.guardrails, &s.strategy.circuit_breaker);
         self.metrics.records.fetch_add(1, Ordering::Relaxed);
         if !s.adaptive {
             return Ok(());

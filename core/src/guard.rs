@@ -5,8 +5,9 @@
 //! - **retry budget** (gRPC retry throttling, Finagle `RetryBudget`): retries in a sliding
 //!   window may not exceed `max_budget_percent` of first attempts, plus a floor of
 //!   `min_retries_per_sec` so a quiet service can still retry;
-//! - **tenant fairness**: one tenant may spend at most `max(tenant_max_share, 1/active
-//!   tenants)` of that budget, so a noisy tenant cannot starve quiet ones;
+//! - **tenant fairness**: one tenant may spend at most `tenant_max_share` of that budget,
+//!   even while it is alone, so quiet tenants arriving later still find retries left
+//!   (calls without a tenant are not subject to it);
 //! - **adaptive throttling** (Google SRE book, "Handling Overload"): per downstream,
 //!   reject a retry locally with probability `max(0, (requests − K·accepts) /
 //!   (requests + 1))` over a sliding window;
@@ -26,6 +27,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::breaker::{Admit, Breaker, BreakerConfig, BreakerSnapshot};
 use crate::error::{Error, Result};
+use crate::model::Attempt;
 use crate::window::SlidingWindow;
 
 /// Hard limits, in the API document's shape plus the budget, fairness, throttling and
@@ -177,7 +179,6 @@ pub struct GuardState {
     /// a = first attempts, b = retries granted.
     budget: SlidingWindow,
     tenants: LruCache<Box<str>, SlidingWindow>,
-    active_tenants: (u64, u64),
     /// a = requests, b = accepts, per downstream.
     throttle: LruCache<Box<str>, SlidingWindow>,
     breakers: LruCache<Box<str>, Breaker>,
@@ -192,7 +193,6 @@ impl GuardState {
         GuardState {
             budget: SlidingWindow::new(g.budget_window_ms),
             tenants: LruCache::new(cap),
-            active_tenants: (u64::MAX, 0),
             throttle: LruCache::new(cap),
             breakers: LruCache::new(cap),
             in_flight: HashMap::new(),
@@ -256,23 +256,14 @@ impl GuardState {
     }
 
     /// An outcome was recorded.
-    pub fn on_outcome(
-        &mut self,
-        job_type: &str,
-        tenant: Option<&str>,
-        job_id: &str,
-        attempt: u32,
-        success: bool,
-        now: u64,
-        g: &Guardrails,
-        b: &BreakerConfig,
-    ) {
+    pub fn on_outcome(&mut self, a: &Attempt, now: u64, g: &Guardrails, b: &BreakerConfig) {
+        let (job_type, tenant, success) = (a.job_type.as_str(), a.tenant.as_deref(), a.success);
         self.outcomes_seen = true;
-        self.in_flight.remove(job_id);
+        self.in_flight.remove(a.job_id.as_str());
         if !success {
             return;
         }
-        let first = u64::from(attempt == 1);
+        let first = u64::from(a.attempt_number == 1);
         self.budget.add(now, first, 0);
         if let (Some(t), true) = (tenant, g.per_tenant_limits) {
             if let Some(w) = self.tenant_window(t, g) {
@@ -333,16 +324,6 @@ impl GuardState {
         out
     }
 
-    fn active_tenants(&mut self, now: u64) -> u64 {
-        // Recounted at most once per second: the scan is O(tenants seen in the window).
-        let second = now / 1_000;
-        if self.active_tenants.0 != second {
-            let count = self.tenants.iter_mut().map(|(_, w)| w.sum(now)).filter(|s| *s != (0, 0)).count();
-            self.active_tenants = (second, count as u64);
-        }
-        self.active_tenants.1.max(1)
-    }
-
     /// Check the stateful guardrails for one retry; with `commit`, spend its share of each.
     /// `roll` is a uniform random number in [0, 1) for adaptive throttling.
     pub fn admit_retry(
@@ -371,8 +352,7 @@ impl GuardState {
             return Err(Refusal::Budget { used: retries, allowed });
         }
         if let (Some(t), true) = (ctx.tenant, g.per_tenant_limits) {
-            let share = g.tenant_max_share.max(1.0 / self.active_tenants(now) as f64);
-            let tenant_allowed = ((allowed as f64) * share).ceil() as u64;
+            let tenant_allowed = ((allowed as f64) * g.tenant_max_share).ceil() as u64;
             let used = self.tenants.get_mut(t).map(|w| w.sum(now).1).unwrap_or(0);
             if used >= tenant_allowed {
                 return Err(Refusal::Tenant { used, allowed: tenant_allowed });
@@ -467,7 +447,7 @@ mod tests {
         let g = Guardrails { min_retries_per_sec: 1_000.0, ..Default::default() };
         let b = BreakerConfig { enabled: false, ..Default::default() };
         let mut s = GuardState::new(100, &g);
-        s.on_outcome("pay", None, "j0", 1, true, 0, &g, &b); // 1 request, 1 accept
+        s.on_outcome(&Attempt::new("j0", "pay", 1, true), 0, &g, &b); // 1 request, 1 accept
         for _ in 0..9 {
             s.on_failure("pay", None, true, 0, &g, &b);
         }
@@ -492,7 +472,7 @@ mod tests {
             Err(Refusal::Concurrency { .. })
         ));
         assert!(s.admit_retry(&ctx(None, Some("a")), 0, 0.5, &g, true).is_ok(), "same job, same slot");
-        s.on_outcome("pay", None, "a", 2, false, 10, &g, &b);
+        s.on_outcome(&Attempt::new("a", "pay", 2, false), 10, &g, &b);
         assert!(s.admit_retry(&ctx(None, Some("c")), 10, 0.5, &g, true).is_ok());
         assert!(s.admit_retry(&ctx(None, Some("d")), 2_000, 0.5, &g, true).is_ok(), "b and c expired");
     }

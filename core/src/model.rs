@@ -318,12 +318,18 @@ impl Method {
 pub struct Decision {
     pub should_retry: bool,
     pub delay_ms: u64,
+    #[serde(default)]
     pub max_attempts: u32,
+    #[serde(default)]
     pub confidence: f64,
+    #[serde(default)]
     pub rationale: String,
+    #[serde(default)]
     pub method: Method,
+    #[serde(default)]
     pub estimated_success: f64,
     /// When to ask again (RFC 3339): now + delay.
+    #[serde(default)]
     pub next_evaluation: String,
     /// Every guardrail that changed this decision, in the order they acted.
     #[serde(default)]
