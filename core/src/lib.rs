@@ -48,3 +48,8 @@ mod send_sync {
         assert_send_sync::<super::Engine>();
     }
 }
+
+/// The README's examples run as doctests, so they cannot go stale.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
