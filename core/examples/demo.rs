@@ -53,7 +53,15 @@ fn main() -> Result<(), smartretry::Error> {
             continue;
         }
         let recovers_after = (next_rand() < 0.9).then(|| 3_000 + (next_rand() * 2_000.0) as u64);
-        jobs.push(Job { id: i, started, recovers_after, era: 0, retries: 0, wasted: 0, recovered_after: None });
+        jobs.push(Job {
+            id: i,
+            started,
+            recovers_after,
+            era: 0,
+            retries: 0,
+            wasted: 0,
+            recovered_after: None,
+        });
         queue.push(Reverse((started, jobs.len() - 1, 1u32)));
     }
 
@@ -86,7 +94,11 @@ fn main() -> Result<(), smartretry::Error> {
         if attempt == 1 {
             job.era = usize::from(d.method == Method::Bayesian);
             if last_method != Some(d.method) {
-                println!("── job {}: first failures are now answered by the {} tier ──", job.id, d.method.as_str());
+                println!(
+                    "── job {}: first failures are now answered by the {} tier ──",
+                    job.id,
+                    d.method.as_str()
+                );
                 last_method = Some(d.method);
                 shown = 0;
             }
@@ -107,7 +119,12 @@ fn main() -> Result<(), smartretry::Error> {
         "\nengine: {} decisions ({} retries, {} refusals), {} outcomes recorded, {} refits, {} learned key(s)",
         m.decisions_total, m.retries_total, m.refusals_total, m.records_total, m.refits_total, m.learned_keys
     );
-    let stats = engine.stats("payment_capture", "service_unavailable", None, Some(T0 + JOBS * ARRIVAL_MS + 60_000))?;
+    let stats = engine.stats(
+        "payment_capture",
+        "service_unavailable",
+        None,
+        Some(T0 + JOBS * ARRIVAL_MS + 60_000),
+    )?;
     println!("learned buckets (time since first failure):");
     for b in stats.buckets.iter().filter(|b| b.successes + b.failures > 0) {
         println!(
@@ -144,7 +161,8 @@ fn print_summary(jobs: &[Job]) {
 }
 
 fn print_decision(at_ms: u64, job: u64, attempt: u32, d: &Decision) {
-    let action = if d.should_retry { format!("retry in {}", fmt_ms(d.delay_ms)) } else { "give up".to_string() };
+    let action =
+        if d.should_retry { format!("retry in {}", fmt_ms(d.delay_ms)) } else { "give up".to_string() };
     println!(
         "t={:>6} job {:>3} attempt {} failed → {:<15} [{} {:.2}] {}",
         fmt_ms(at_ms),
