@@ -1,33 +1,45 @@
-//! Bayesian tier: a Beta-Binomial success probability per delay bucket, per
-//! (job_type, error_class).
+//! Bayesian tier: learns, per (job_type, error_class), *when* a failed job recovers,
+//! and plans the next retry from it.
 //!
-//! # Which clock the buckets index
+//! # Which clock it learns on
 //!
-//! A bucket is indexed by the **time since the job's first failure** when the caller
-//! supplies `since_first_failure_ms`, and by the **delay before the attempt**
-//! (`delay_ms`, i.e. the time since the last failure) otherwise.
+//! Observations are placed on the **time since the job's first failure** when the
+//! caller supplies `since_first_failure_ms`, and on the **delay before the attempt**
+//! (`delay_ms`, the time since the last failure) otherwise.
 //!
 //! Time since the first failure is the downstream's *recovery clock*: a payment API that
 //! is back 6–12 s after an incident started is back 6–12 s after the job first failed,
-//! whichever retry we are on. Indexing by it lets the engine say "the next retry should
-//! land 9 s after the first failure", which is what beats a static schedule. The product
-//! documents name the time since the last failure; with no `since_first_failure_ms` the
-//! two clocks coincide for the first retry, and for later retries the delay clock is the
-//! honest fallback (it is what the caller told us). Features and attempts use the same
-//! rule, so a key is never fed one clock and asked with the other by a well-behaved
-//! client.
+//! whichever retry we are on. Learning on it lets the engine say "retry 9 s after the
+//! first failure", which is what beats a static schedule. The product documents name the
+//! time since the last failure; with no `since_first_failure_ms` the two clocks coincide
+//! for the first retry, and for later retries the delay clock is the honest fallback.
+//! Features and attempts use the same rule, so a key is learned and asked on one clock.
 //!
-//! # When it answers
+//! # The model
 //!
-//! A key has no model until it has [`BayesConfig::min_samples`] retry outcomes; the model
-//! is refit every [`BayesConfig::refit_every`] new outcomes (decisions read the last
-//! fit, so deciding costs one lookup). A bucket qualifies when its posterior mean
-//! success probability and its confidence both reach `bayesian_threshold`; the engine
-//! recommends the earliest qualifying bucket still ahead of the job, else the rules tier
-//! answers.
+//! Each retry outcome at clock value `x` is a *current-status* observation of the job's
+//! recovery time `R`: a success says `R ≤ x`, a failure says `R > x`. Outcomes are kept
+//! as Beta-Binomial counts on a fine log-spaced grid (48 bins, 100 ms to 1 h, each 25 %
+//! wider than the last) with a weak Beta(½, ½) prior per bin, so unexplored times look
+//! worth a try. The recovery curve `F(t) = P(R ≤ t)` is the weighted isotonic
+//! (monotone) regression of the bins' posterior means: the maximum-likelihood estimate
+//! for current-status data. Old evidence fades with a half-life counted in samples, so a
+//! downstream whose recovery time drifts is re-learned.
 //!
-//! Confidence is `1 − width of the 90 % credible interval`, scaled by
-//! `sqrt(min(1, samples / 50))` so that a key with few samples cannot sound sure.
+//! From `F`, a small dynamic program over the grid picks, for every elapsed time, the
+//! next retry time that minimises expected time to success plus a cost per retry
+//! (`retry_cost` × the key's median recovery time, at least `min_retry_cost_ms`).
+//!
+//! # The API document's contract, kept
+//!
+//! A key has no model until it has [`BayesConfig::min_samples`] outcomes and is refit
+//! every [`BayesConfig::refit_every`] new ones (decisions read the last fit: one
+//! lookup). Stats report the document's eight buckets (0–1 s … 15 min+) with their
+//! success probability and confidence: `1 − width of the 90 % credible interval`,
+//! scaled by `sqrt(min(1, samples / 50))`. The engine may follow a plan that retries
+//! *later* than the rules tier at any confidence (waiting is the safe direction and
+//! is how the model explores), but retries *earlier* than the rules only when the
+//! plan's confidence reaches `bayesian_threshold`.
 
 use std::hash::{BuildHasher, Hasher};
 use std::num::NonZeroUsize;
@@ -41,9 +53,34 @@ pub const BUCKET_BOUNDS_MS: [u64; BUCKETS] = [0, 1_000, 5_000, 15_000, 30_000, 6
 pub const BUCKETS: usize = 8;
 pub const BUCKET_LABELS: [&str; BUCKETS] =
     ["0-1s", "1-5s", "5-15s", "15-30s", "30-60s", "1-5m", "5-15m", "15m+"];
-/// Shortest recommended step, so a recommendation inside a bucket never means "now".
-const MIN_STEP_MS: u64 = 100;
+
+/// Fine grid of the recovery curve.
+pub const BINS: usize = 48;
+/// Upper edge of each fine bin, ms: 100 ms growing by 25 % per bin (the last is ~1 h).
+pub const BIN_EDGES_MS: [u64; BINS] = bin_edges();
+const PRIOR: f32 = 0.5;
 const SHARDS: usize = 16;
+
+const fn bin_edges() -> [u64; BINS] {
+    let mut edges = [0u64; BINS];
+    let mut edge = 100u64;
+    let mut i = 0;
+    while i < BINS {
+        edges[i] = edge;
+        edge = (edge * 5).div_ceil(4);
+        i += 1;
+    }
+    edges
+}
+
+/// The fine bin holding clock value `x_ms` (bin `i` covers `(edge[i-1], edge[i]]`).
+pub fn bin_of(x_ms: u64) -> usize {
+    BIN_EDGES_MS.partition_point(|&edge| edge < x_ms).min(BINS - 1)
+}
+
+pub fn bucket_of(x_ms: u64) -> usize {
+    BUCKET_BOUNDS_MS.iter().rposition(|&lo| x_ms >= lo).unwrap_or(0)
+}
 
 /// Tuning of the Bayesian tier.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -52,41 +89,75 @@ pub struct BayesConfig {
     pub min_samples: u32,
     pub refit_every: u32,
     pub full_confidence_samples: u32,
+    /// Evidence halves in weight after this many newer outcomes of the same key.
+    pub half_life_samples: u32,
+    /// Cost of one retry, as a fraction of the key's median recovery time…
+    pub retry_cost: f64,
+    /// …and at least this many ms.
+    pub min_retry_cost_ms: u64,
 }
 
 impl Default for BayesConfig {
     fn default() -> Self {
-        BayesConfig { threshold: 0.70, min_samples: 10, refit_every: 20, full_confidence_samples: 50 }
+        BayesConfig {
+            threshold: 0.70,
+            min_samples: 10,
+            refit_every: 20,
+            full_confidence_samples: 50,
+            half_life_samples: 400,
+            retry_cost: 0.25,
+            min_retry_cost_ms: 250,
+        }
     }
 }
 
-pub fn bucket_of(x_ms: u64) -> usize {
-    BUCKET_BOUNDS_MS.iter().rposition(|&lo| x_ms >= lo).unwrap_or(0)
-}
-
-fn bucket_end(b: usize) -> u64 {
-    BUCKET_BOUNDS_MS.get(b + 1).copied().unwrap_or(u64::MAX)
-}
-
-/// A snapshot of the posterior, taken at each refit.
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// A snapshot of the learned recovery curve and the plan derived from it.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Fit {
-    pub p: [f32; BUCKETS],
-    pub confidence: [f32; BUCKETS],
-    /// Where successes landed within each bucket (mean clock value), ms.
-    pub target_ms: [u64; BUCKETS],
+    /// `F(edge[i])`: probability that a failed job has recovered by the bin's upper edge.
+    pub cdf: [f32; BINS],
+    /// For a job that failed inside bin `i`: the bin of the next retry.
+    pub next: [u8; BINS],
+    /// When to retry within each bin (ms): where successes landed, else its upper edge.
+    pub at_ms: [u64; BINS],
+    /// Evidence weight (decayed sample count).
+    pub weight: f32,
+    /// Confidence of each API bucket, as stats report it.
+    pub bucket_confidence: [f32; BUCKETS],
+    pub bucket_p: [f32; BUCKETS],
     pub samples: u64,
 }
 
-/// Fixed-size learning state of one key (≈ 300 bytes, whatever the traffic).
-#[derive(Debug, Clone, Default)]
+/// What the tier plans for a job that failed at `elapsed_ms`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Plan {
+    pub delay_ms: u64,
+    /// Probability that the retry succeeds, given the job has not recovered yet.
+    pub p_success: f64,
+    /// `F` at the retry time: share of failed jobs recovered by then.
+    pub recovered_by: f64,
+    pub confidence: f64,
+    /// The retry after this one, should it fail (clock value), if any.
+    pub then_at_ms: Option<u64>,
+    pub samples: u64,
+}
+
+/// Fixed-size learning state of one key (about 1 KiB with a fit, whatever the traffic).
+#[derive(Debug, Clone)]
 pub struct KeyModel {
-    successes: [u32; BUCKETS],
-    failures: [u32; BUCKETS],
-    success_at_sum: [u64; BUCKETS],
+    ok: [f32; BINS],
+    fail: [f32; BINS],
+    /// Weighted sum of where successes landed in each bin (seconds), to aim inside it.
+    ok_at: [f32; BINS],
+    /// Weight of the next observation; grows so older ones fade (renormalised).
+    weight: f32,
+    bucket_ok: [u32; BUCKETS],
+    bucket_fail: [u32; BUCKETS],
     samples: u64,
     since_fit: u32,
-    fit: Option<Fit>,
+    fit: Option<Box<Fit>>,
+    /// When a rate limit is known to reset (from another job's `Retry-After`).
+    pub reset_at_ms: u64,
     /// Lifetime totals for stats.
     pub attempts: u64,
     pub attempt_successes: u64,
@@ -94,36 +165,45 @@ pub struct KeyModel {
     pub last_ms: u64,
 }
 
-/// What the tier says about a failure.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Answer {
-    /// Fewer than `min_samples` outcomes.
-    NoModel {
-        samples: u64,
-    },
-    /// A model, but no bucket ahead is both likely and confident enough.
-    NotConfident {
-        samples: u64,
-        best: Option<(usize, f64, f64)>,
-    },
-    Recommend {
-        delay_ms: u64,
-        bucket: usize,
-        p: f64,
-        confidence: f64,
-        samples: u64,
-    },
+impl Default for KeyModel {
+    fn default() -> Self {
+        KeyModel {
+            ok: [0.0; BINS],
+            fail: [0.0; BINS],
+            ok_at: [0.0; BINS],
+            weight: 1.0,
+            bucket_ok: [0; BUCKETS],
+            bucket_fail: [0; BUCKETS],
+            samples: 0,
+            since_fit: 0,
+            fit: None,
+            reset_at_ms: 0,
+            attempts: 0,
+            attempt_successes: 0,
+            delay_sum_ms: 0,
+            last_ms: 0,
+        }
+    }
 }
 
 impl KeyModel {
     /// Learn one retry outcome at clock value `x_ms`. Returns whether it refit.
     pub fn observe(&mut self, x_ms: u64, success: bool, cfg: &BayesConfig) -> bool {
-        let b = bucket_of(x_ms);
+        let (bin, bucket) = (bin_of(x_ms), bucket_of(x_ms));
         if success {
-            self.successes[b] = self.successes[b].saturating_add(1);
-            self.success_at_sum[b] = self.success_at_sum[b].saturating_add(x_ms);
+            self.ok[bin] += self.weight;
+            self.ok_at[bin] += self.weight * (x_ms as f32 / 1_000.0);
+            self.bucket_ok[bucket] = self.bucket_ok[bucket].saturating_add(1);
         } else {
-            self.failures[b] = self.failures[b].saturating_add(1);
+            self.fail[bin] += self.weight;
+            self.bucket_fail[bucket] = self.bucket_fail[bucket].saturating_add(1);
+        }
+        // Instead of shrinking every old count, grow the next observation's weight.
+        self.weight *= 2f32.powf(1.0 / cfg.half_life_samples.max(1) as f32);
+        if self.weight > 1e6 {
+            let shrink = 1.0 / self.weight;
+            self.ok.iter_mut().chain(&mut self.fail).chain(&mut self.ok_at).for_each(|c| *c *= shrink);
+            self.weight = 1.0;
         }
         self.samples += 1;
         self.since_fit = self.since_fit.saturating_add(1);
@@ -137,80 +217,223 @@ impl KeyModel {
         due
     }
 
-    /// Recompute the posterior snapshot now (the API's `bayesian/update`).
+    /// Recompute the recovery curve and the plan now (the API's `bayesian/update`).
     pub fn refit(&mut self, cfg: &BayesConfig) {
         self.since_fit = 0;
         if self.samples < u64::from(cfg.min_samples) {
             self.fit = None;
             return;
         }
-        let penalty = (self.samples as f64 / f64::from(cfg.full_confidence_samples.max(1))).min(1.0).sqrt();
-        let mut fit = Fit {
-            p: [0.0; BUCKETS],
-            confidence: [0.0; BUCKETS],
-            target_ms: [0; BUCKETS],
-            samples: self.samples,
-        };
-        #[allow(clippy::needless_range_loop)] // four parallel per-bucket arrays
-        for b in 0..BUCKETS {
-            let (s, f) = (f64::from(self.successes[b]), f64::from(self.failures[b]));
-            let (alpha, beta) = (1.0 + s, 1.0 + f);
-            let n = alpha + beta;
-            let mean = alpha / n;
-            let sd = (alpha * beta / (n * n * (n + 1.0))).sqrt();
-            let width = 2.0 * 1.645 * sd;
-            fit.p[b] = mean as f32;
-            fit.confidence[b] = ((1.0 - width).clamp(0.0, 1.0) * penalty) as f32;
-            fit.target_ms[b] = if self.successes[b] > 0 {
-                self.success_at_sum[b] / u64::from(self.successes[b])
-            } else {
-                let end = bucket_end(b).min(BUCKET_BOUNDS_MS[b].saturating_mul(2).max(1_000));
-                (BUCKET_BOUNDS_MS[b] + end) / 2
-            };
+        // Evidence in units of "recent samples".
+        let scale = 1.0 / self.weight.max(f32::MIN_POSITIVE);
+        let ok: Vec<f32> = self.ok.iter().map(|c| c * scale).collect();
+        let fail: Vec<f32> = self.fail.iter().map(|c| c * scale).collect();
+        let weight: f32 = ok.iter().sum::<f32>() + fail.iter().sum::<f32>();
+        let cdf = recovery_curve(&ok, &fail);
+        let mut at_ms = BIN_EDGES_MS;
+        for (i, at) in at_ms.iter_mut().enumerate() {
+            if self.ok[i] > 0.0 {
+                let landed = (f64::from(self.ok_at[i] / self.ok[i]) * 1_000.0) as u64;
+                *at = landed.clamp(if i == 0 { 0 } else { BIN_EDGES_MS[i - 1] + 1 }, BIN_EDGES_MS[i]);
+            }
         }
-        self.fit = Some(fit);
+        let next = plan_table(&cdf, &at_ms, cfg);
+        let penalty = (f64::from(weight) / f64::from(cfg.full_confidence_samples.max(1))).min(1.0).sqrt();
+        let (mut bucket_p, mut bucket_confidence) = ([0f32; BUCKETS], [0f32; BUCKETS]);
+        for b in 0..BUCKETS {
+            let (s, f) = bins_in_bucket(b).fold((0.0, 0.0), |(s, f), i| (s + ok[i], f + fail[i]));
+            let (p, conf) = beta_summary(f64::from(s), f64::from(f), penalty);
+            bucket_p[b] = p as f32;
+            bucket_confidence[b] = conf as f32;
+        }
+        self.fit = Some(Box::new(Fit {
+            cdf,
+            next,
+            at_ms,
+            weight,
+            bucket_confidence,
+            bucket_p,
+            samples: self.samples,
+        }));
     }
 
     pub fn fit(&self) -> Option<&Fit> {
-        self.fit.as_ref()
+        self.fit.as_deref()
     }
 
     pub fn samples(&self) -> u64 {
         self.samples
     }
 
+    /// Raw (not decayed) outcomes per API bucket.
     pub fn bucket_counts(&self, b: usize) -> (u64, u64) {
-        (u64::from(self.successes[b]), u64::from(self.failures[b]))
+        (u64::from(self.bucket_ok[b]), u64::from(self.bucket_fail[b]))
     }
 
-    /// The earliest bucket ahead of `elapsed_ms` that is likely and confident enough.
-    pub fn recommend(&self, elapsed_ms: u64, cfg: &BayesConfig) -> Answer {
-        let Some(fit) = &self.fit else {
-            return Answer::NoModel { samples: self.samples };
+    /// The next retry for a job that failed `elapsed_ms` after its first failure.
+    pub fn plan(&self, elapsed_ms: u64) -> Option<Plan> {
+        let fit = self.fit.as_deref()?;
+        let here = bin_of(elapsed_ms);
+        let target = usize::from(fit.next[here]).max(here);
+        let mut at = fit.at_ms[target];
+        if at <= elapsed_ms {
+            // Already past where this bin's successes land: go one bin on.
+            at = fit.at_ms[(target + 1).min(BINS - 1)].max(elapsed_ms + 100);
+        }
+        let f_now = f64::from(if here == 0 { 0.0 } else { fit.cdf[here - 1] });
+        let f_at = f64::from(fit.cdf[bin_of(at)]);
+        let survive = (1.0 - f_now).max(1e-9);
+        let then = usize::from(fit.next[(bin_of(at) + 1).min(BINS - 1)]);
+        let (_, confidence) = {
+            let b = bucket_of(at);
+            (fit.bucket_p[b], f64::from(fit.bucket_confidence[b]))
         };
-        let mut best: Option<(usize, f64, f64)> = None;
-        #[allow(clippy::needless_range_loop)] // bucket index is the answer
-        for b in 0..BUCKETS {
-            if bucket_end(b) <= elapsed_ms {
-                continue;
+        Some(Plan {
+            delay_ms: at - elapsed_ms,
+            p_success: ((f_at - f_now) / survive).clamp(0.0, 1.0),
+            recovered_by: f_at,
+            confidence,
+            then_at_ms: (then > bin_of(at)).then(|| fit.at_ms[then]),
+            samples: fit.samples,
+        })
+    }
+
+    /// `F` at clock value `x_ms`, when fitted: the share of failed jobs recovered by then.
+    pub fn recovered_by(&self, x_ms: u64) -> Option<f64> {
+        self.fit.as_deref().map(|f| f64::from(f.cdf[bin_of(x_ms)]))
+    }
+}
+
+fn bins_in_bucket(b: usize) -> impl Iterator<Item = usize> {
+    (0..BINS).filter(move |&i| bucket_of(BIN_EDGES_MS[i].saturating_sub(1)) == b)
+}
+
+/// Posterior mean and confidence of a Beta(1 + s, 1 + f).
+fn beta_summary(s: f64, f: f64, penalty: f64) -> (f64, f64) {
+    let (alpha, beta) = (1.0 + s, 1.0 + f);
+    let n = alpha + beta;
+    let sd = (alpha * beta / (n * n * (n + 1.0))).sqrt();
+    (alpha / n, (1.0 - 2.0 * 1.645 * sd).clamp(0.0, 1.0) * penalty)
+}
+
+/// The recovery curve: weighted isotonic regression (pool adjacent violators) of the
+/// observed bins' posterior means. Before the first observation `F = 0` (never plan a
+/// retry earlier than anything tried); between observations the last value carries on;
+/// past the last one, half of the jobs not yet recovered are assumed to recover:
+/// unexplored later times look worth a try, which is how a schedule that gave up too
+/// early gets corrected.
+fn recovery_curve(ok: &[f32], fail: &[f32]) -> [f32; BINS] {
+    // Blocks of (mean, weight, first bin, last bin) over observed bins.
+    let mut blocks: Vec<(f32, f32, usize, usize)> = Vec::with_capacity(BINS);
+    for i in (0..BINS).filter(|&i| ok[i] + fail[i] > 1e-6) {
+        let w = ok[i] + fail[i] + 2.0 * PRIOR;
+        let mut block = ((ok[i] + PRIOR) / w, w, i, i);
+        while let Some(&(m, pw, first, _)) = blocks.last() {
+            if m <= block.0 {
+                break;
             }
-            let (p, conf) = (f64::from(fit.p[b]), f64::from(fit.confidence[b]));
-            if p >= cfg.threshold && conf >= cfg.threshold {
-                let target = fit.target_ms[b].max(BUCKET_BOUNDS_MS[b]);
-                let delay_ms = target.saturating_sub(elapsed_ms).max(MIN_STEP_MS);
-                return Answer::Recommend { delay_ms, bucket: b, p, confidence: conf, samples: fit.samples };
+            blocks.pop();
+            let total = pw + block.1;
+            block = ((m * pw + block.0 * block.1) / total, total, first, block.3);
+        }
+        blocks.push(block);
+    }
+    let mut cdf = [0f32; BINS];
+    let last_observed = blocks.last().map_or(0, |b| b.3);
+    for (mean, _, first, _) in &blocks {
+        for slot in &mut cdf[*first..] {
+            *slot = *mean;
+        }
+    }
+    if !blocks.is_empty() {
+        for slot in &mut cdf[last_observed + 1..] {
+            *slot += (1.0 - *slot) * PRIOR;
+        }
+    }
+    cdf
+}
+
+/// For each bin a job may have failed in, the bin whose upper edge minimises expected
+/// time to success plus retry costs, by backward induction over the grid.
+fn plan_table(cdf: &[f32; BINS], at_ms: &[u64; BINS], cfg: &BayesConfig) -> [u8; BINS] {
+    let t = |i: usize| at_ms[i] as f64;
+    let survival = |i: usize| (1.0 - f64::from(cdf[i])).max(1e-6);
+    // One retry costs a fixed share of this key's typical recovery time (where F
+    // reaches ½): the same trade-off whether recovery takes 300 ms or 15 minutes.
+    let median = cdf.iter().position(|&f| f >= 0.5).unwrap_or(BINS - 1);
+    let retry = (cfg.retry_cost * t(median)).max(cfg.min_retry_cost_ms as f64);
+    let cost = |_: usize| retry;
+    // value[j]: expected remaining cost after failing a retry at edge j.
+    let mut value = [0f64; BINS];
+    let mut best = [0u8; BINS];
+    // Past the grid: one last retry an hour later, if ever.
+    value[BINS - 1] = t(BINS - 1) + cost(BINS - 1);
+    best[BINS - 1] = (BINS - 1) as u8;
+    for from in (0..BINS - 1).rev() {
+        // The value of having just failed at edge `from`: the best retry after it.
+        let s_at = survival(from);
+        value[from] = (from + 1..BINS)
+            .map(|j| (t(j) - t(from)) + cost(j) + survival(j) / s_at * value[j])
+            .fold(f64::INFINITY, f64::min);
+        // A job that failed inside bin `from` is known to be unrecovered at its lower edge.
+        let (start, s_start) =
+            if from == 0 { (0.0, 1.0) } else { (BIN_EDGES_MS[from - 1] as f64, survival(from - 1)) };
+        let option = |j: usize| (t(j) - start) + cost(j) + survival(j) / s_start * value[j];
+        let chosen = (from..BINS).min_by(|&a, &b| option(a).total_cmp(&option(b))).unwrap_or(BINS - 1);
+        best[from] = chosen as u8;
+    }
+    best
+}
+
+/// A narrower view of a key: everything, one tenant, or one hour of the day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope<'a> {
+    Key,
+    Tenant(&'a str),
+    Hour(u8),
+}
+
+impl Scope<'_> {
+    fn hash_into(self, h: &mut impl Hasher) {
+        match self {
+            Scope::Key => h.write_u8(0),
+            Scope::Tenant(t) => {
+                h.write_u8(1);
+                h.write(t.as_bytes());
             }
-            if best.is_none_or(|(_, bp, _)| p > bp) {
-                best = Some((b, p, conf));
+            Scope::Hour(hour) => {
+                h.write_u8(2);
+                h.write_u8(hour);
             }
         }
-        Answer::NotConfident { samples: fit.samples, best }
     }
 
-    /// Posterior mean at clock value `x_ms` (0.5 with no model): the success estimate
-    /// reported when another tier chose the delay.
-    pub fn success_at(&self, x_ms: u64) -> Option<f64> {
-        self.fit.as_ref().map(|f| f64::from(f.p[bucket_of(x_ms)]))
+    /// Whether a stored scope label is this scope (compared without allocating).
+    fn is(self, stored: &str) -> bool {
+        match self {
+            Scope::Key => stored.is_empty(),
+            Scope::Tenant(t) => stored.strip_prefix("tenant:") == Some(t),
+            Scope::Hour(hour) => stored.strip_prefix("hour:").and_then(|h| h.parse().ok()) == Some(hour),
+        }
+    }
+
+    /// How a rationale names it: "", " for tenant acme", " for 02:00–03:00 UTC".
+    pub fn describe(self) -> String {
+        match self {
+            Scope::Key => String::new(),
+            Scope::Tenant(t) => format!(" for tenant {t}"),
+            Scope::Hour(h) => format!(" for {h:02}:00–{:02}:00 UTC", (h + 1) % 24),
+        }
+    }
+}
+
+impl std::fmt::Display for Scope<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Scope::Key => Ok(()),
+            Scope::Tenant(t) => write!(f, "tenant:{t}"),
+            Scope::Hour(h) => write!(f, "hour:{h}"),
+        }
     }
 }
 
@@ -219,6 +442,8 @@ impl KeyModel {
 pub struct Entry {
     pub job_type: Box<str>,
     pub error_class: Box<str>,
+    /// `""` for the key itself, `tenant:<t>` or `hour:<h>` for a narrower view of it.
+    pub scope: Box<str>,
     pub model: KeyModel,
 }
 
@@ -240,12 +465,13 @@ impl Learner {
         }
     }
 
-    pub(crate) fn key(&self, job_type: &str, error_class: &str) -> u64 {
+    pub(crate) fn key(&self, job_type: &str, error_class: &str, scope: Scope<'_>) -> u64 {
         // Keyed (random per engine) so hostile labels cannot aim for collisions.
         let mut h = self.hasher.build_hasher();
         h.write(job_type.as_bytes());
         h.write_u8(0xff);
         h.write(error_class.as_bytes());
+        scope.hash_into(&mut h);
         h.finish()
     }
 
@@ -254,12 +480,22 @@ impl Learner {
         m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    fn is(e: &Entry, job_type: &str, error_class: &str, scope: Scope<'_>) -> bool {
+        &*e.job_type == job_type && &*e.error_class == error_class && scope.is(&e.scope)
+    }
+
     /// Read a key without creating it (deciding must not grow memory).
-    pub fn with<R>(&self, job_type: &str, error_class: &str, f: impl FnOnce(&KeyModel) -> R) -> Option<R> {
-        let key = self.key(job_type, error_class);
+    pub fn with<R>(
+        &self,
+        job_type: &str,
+        error_class: &str,
+        scope: Scope<'_>,
+        f: impl FnOnce(&KeyModel) -> R,
+    ) -> Option<R> {
+        let key = self.key(job_type, error_class, scope);
         let mut shard = self.shard(key);
         match shard.get(&key) {
-            Some(e) if &*e.job_type == job_type && &*e.error_class == error_class => Some(f(&e.model)),
+            Some(e) if Self::is(e, job_type, error_class, scope) => Some(f(&e.model)),
             _ => None,
         }
     }
@@ -269,27 +505,38 @@ impl Learner {
         &self,
         job_type: &str,
         error_class: &str,
+        scope: Scope<'_>,
         f: impl FnOnce(&mut KeyModel) -> R,
     ) -> Option<R> {
-        let key = self.key(job_type, error_class);
+        let key = self.key(job_type, error_class, scope);
         let mut shard = self.shard(key);
         match shard.get_mut(&key) {
-            Some(e) if &*e.job_type == job_type && &*e.error_class == error_class => Some(f(&mut e.model)),
+            Some(e) if Self::is(e, job_type, error_class, scope) => Some(f(&mut e.model)),
             _ => None,
         }
     }
 
     /// Update a key, creating it (and evicting the least recently used) as needed.
-    pub fn update<R>(&self, job_type: &str, error_class: &str, f: impl FnOnce(&mut KeyModel) -> R) -> R {
-        let key = self.key(job_type, error_class);
+    pub fn update<R>(
+        &self,
+        job_type: &str,
+        error_class: &str,
+        scope: Scope<'_>,
+        f: impl FnOnce(&mut KeyModel) -> R,
+    ) -> R {
+        let key = self.key(job_type, error_class, scope);
         let mut shard = self.shard(key);
         if let Some(e) = shard.get_mut(&key) {
-            if &*e.job_type == job_type && &*e.error_class == error_class {
+            if Self::is(e, job_type, error_class, scope) {
                 return f(&mut e.model);
             }
         }
-        let mut entry =
-            Entry { job_type: job_type.into(), error_class: error_class.into(), model: KeyModel::default() };
+        let mut entry = Entry {
+            job_type: job_type.into(),
+            error_class: error_class.into(),
+            scope: scope.to_string().into(),
+            model: KeyModel::default(),
+        };
         let out = f(&mut entry.model);
         if let Some((old_key, _)) = shard.push(key, entry) {
             if old_key != key {
@@ -309,17 +556,6 @@ impl Learner {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-
-    /// Copies of every key (for stats listings); not for hot paths.
-    pub fn snapshot(&self) -> Vec<Entry> {
-        let mut all = Vec::new();
-        for s in &self.shards {
-            let g = s.lock().unwrap_or_else(|p| p.into_inner());
-            all.extend(g.iter().map(|(_, e)| e.clone()));
-        }
-        all.sort_by(|a, b| (&a.job_type, &a.error_class).cmp(&(&b.job_type, &b.error_class)));
-        all
     }
 }
 
@@ -344,59 +580,107 @@ mod tests {
     }
 
     #[test]
+    fn the_fine_grid_spans_100ms_to_an_hour() {
+        assert_eq!(BIN_EDGES_MS[0], 100);
+        assert!(BIN_EDGES_MS.windows(2).all(|w| w[1] > w[0]));
+        assert!((3_000_000..5_000_000).contains(&BIN_EDGES_MS[BINS - 1]), "{}", BIN_EDGES_MS[BINS - 1]);
+        assert_eq!(bin_of(0), 0);
+        assert_eq!(bin_of(100), 0);
+        assert_eq!(bin_of(101), 1);
+        assert_eq!(bin_of(u64::MAX), BINS - 1);
+    }
+
+    #[test]
     fn no_model_below_ten_samples_and_refit_every_twenty() {
         let mut m = KeyModel::default();
         for i in 0..9 {
             assert!(!m.observe(8_000 + i, true, &cfg()));
         }
-        assert_eq!(m.recommend(0, &cfg()), Answer::NoModel { samples: 9 });
+        assert!(m.plan(0).is_none());
         assert!(m.observe(8_000, true, &cfg()), "10th sample fits");
         let refits = (0..40).filter(|_| m.observe(8_000, true, &cfg())).count();
         assert_eq!(refits, 2, "then every 20 samples");
     }
 
     #[test]
-    fn recommends_where_successes_land_once_confident() {
+    fn the_recovery_curve_is_monotone() {
+        let mut ok = [0f32; BINS];
+        let mut fail = [0f32; BINS];
+        ok[5] = 10.0; // early successes…
+        fail[10] = 30.0; // …then later failures: pooled, never decreasing.
+        ok[20] = 30.0;
+        let cdf = recovery_curve(&ok, &fail);
+        assert!(cdf.windows(2).all(|w| w[1] >= w[0]), "{cdf:?}");
+        assert!(cdf[20] > 0.9);
+    }
+
+    /// Jobs recover 6–12 s after the first failure.
+    fn payment_model(outcomes: u64) -> KeyModel {
         let mut m = KeyModel::default();
-        // Retries before 5 s fail; retries 6–12 s after the first failure succeed.
-        for i in 0..30u64 {
-            m.observe(2_000 + i * 50, false, &cfg());
-            m.observe(6_000 + (i % 7) * 1_000, true, &cfg());
+        for i in 0..outcomes {
+            let recovery = 6_000 + (i * 7_919) % 6_000;
+            for x in [2_000, 6_000, 9_000, 12_000, 20_000] {
+                m.observe(x + i % 300, x + i % 300 >= recovery, &cfg());
+            }
         }
         m.refit(&cfg());
-        match m.recommend(0, &cfg()) {
-            Answer::Recommend { bucket, delay_ms, p, confidence, .. } => {
-                assert_eq!(bucket, 2);
-                assert!((8_000..=10_000).contains(&delay_ms), "{delay_ms}");
-                assert!(p > 0.9 && confidence >= 0.7, "{p} {confidence}");
-            }
-            other => panic!("expected a recommendation, got {other:?}"),
-        }
-        // Already 9 s in: the same bucket, a short step.
-        match m.recommend(9_500, &cfg()) {
-            Answer::Recommend { bucket: 2, delay_ms, .. } => assert_eq!(delay_ms, MIN_STEP_MS),
-            other => panic!("{other:?}"),
-        }
+        m
     }
 
     #[test]
-    fn few_samples_are_not_confident() {
+    fn plans_the_first_retry_inside_the_recovery_window() {
+        let m = payment_model(60);
+        let plan = m.plan(0).unwrap();
+        assert!((7_000..=12_500).contains(&plan.delay_ms), "{plan:?}");
+        assert!(plan.confidence >= 0.7, "{plan:?}");
+        // After failing at 11 s, the next try is soon, not another full wait.
+        let later = m.plan(11_000).unwrap();
+        assert!(later.delay_ms <= 3_000, "{later:?}");
+        let stats = m.fit().unwrap();
+        assert!(stats.bucket_p[1] < 0.2 && stats.bucket_p[3] > 0.8, "{:?}", stats.bucket_p);
+    }
+
+    #[test]
+    fn unexplored_later_times_look_worth_a_try() {
+        // Only early failures seen (a schedule that gives up too soon): the plan waits
+        // past them rather than repeating what failed.
         let mut m = KeyModel::default();
-        for _ in 0..12 {
-            m.observe(3_000, true, &cfg());
+        for i in 0..40 {
+            m.observe(2_000 + i, false, &cfg());
+            m.observe(6_000 + i, false, &cfg());
         }
-        assert!(matches!(m.recommend(0, &cfg()), Answer::NotConfident { best: Some((1, _, _)), .. }));
+        let plan = m.plan(0).unwrap();
+        assert!(plan.delay_ms > 6_000, "{plan:?}");
+    }
+
+    #[test]
+    fn old_evidence_fades() {
+        let mut m = payment_model(60);
+        // Recovery now takes 30–40 s.
+        for i in 0..400u64 {
+            let recovery = 30_000 + (i * 7_919) % 10_000;
+            for x in [10_000, 25_000, 35_000, 45_000] {
+                m.observe(x, x >= recovery, &cfg());
+            }
+        }
+        m.refit(&cfg());
+        let plan = m.plan(0).unwrap();
+        assert!(plan.delay_ms >= 25_000, "{plan:?}");
     }
 
     #[test]
     fn key_count_is_capped_and_evictions_counted() {
         let learner = Learner::new(32);
         for i in 0..1_000 {
-            learner.update(&format!("job{i}"), "timeout", |m| m.observe(1_000, true, &cfg()));
+            learner.update(&format!("job{i}"), "timeout", Scope::Key, |m| m.observe(1_000, true, &cfg()));
         }
         assert!(learner.len() <= 32 + SHARDS);
         assert!(learner.evictions() >= 1_000 - 48);
-        assert!(learner.with("job999", "timeout", |m| m.samples()).is_some(), "recent key kept");
-        assert!(learner.with("job0", "timeout", |m| m.samples()).is_none(), "old key evicted");
+        assert!(learner.with("job999", "timeout", Scope::Key, |m| m.samples()).is_some(), "recent key kept");
+        assert!(learner.with("job0", "timeout", Scope::Key, |m| m.samples()).is_none(), "old key evicted");
+        assert!(
+            learner.with("job999", "timeout", Scope::Tenant("a"), |m| m.samples()).is_none(),
+            "scopes are apart"
+        );
     }
 }

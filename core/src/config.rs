@@ -105,13 +105,24 @@ impl Default for DataCollection {
     }
 }
 
-/// Sample thresholds of the Bayesian tier (the API document's numbers by default).
+/// Tuning of the Bayesian tier (the API document's sample thresholds by default).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct BayesTuning {
     pub min_samples: u32,
     pub refit_every: u32,
     pub full_confidence_samples: u32,
+    /// Evidence halves in weight after this many newer outcomes of a key (drift).
+    pub half_life_samples: u32,
+    /// Cost of one retry as a fraction of the key's median recovery time (load vs latency).
+    pub retry_cost: f64,
+    pub min_retry_cost_ms: u64,
+    /// Learn each tenant's recovery apart, so a noisy tenant cannot slow quiet ones.
+    pub tenant_scopes: bool,
+    /// Learn recovery per hour of day (maintenance windows).
+    pub hour_scopes: bool,
+    /// Outcomes a tenant or hour view needs before it is preferred to the whole key.
+    pub scope_min_samples: u32,
 }
 
 impl Default for BayesTuning {
@@ -121,6 +132,12 @@ impl Default for BayesTuning {
             min_samples: d.min_samples,
             refit_every: d.refit_every,
             full_confidence_samples: d.full_confidence_samples,
+            half_life_samples: d.half_life_samples,
+            retry_cost: d.retry_cost,
+            min_retry_cost_ms: d.min_retry_cost_ms,
+            tenant_scopes: true,
+            hour_scopes: true,
+            scope_min_samples: 20,
         }
     }
 }
@@ -160,6 +177,9 @@ impl Strategy {
             min_samples: self.bayesian.min_samples,
             refit_every: self.bayesian.refit_every,
             full_confidence_samples: self.bayesian.full_confidence_samples,
+            half_life_samples: self.bayesian.half_life_samples,
+            retry_cost: self.bayesian.retry_cost,
+            min_retry_cost_ms: self.bayesian.min_retry_cost_ms,
         }
     }
 
@@ -180,8 +200,15 @@ impl Strategy {
         parse_duration_ms(&dc.aggregation_interval)
             .map_err(|r| Error::config("data_collection.aggregation_interval", r))?;
         let b = &self.bayesian;
-        if b.min_samples == 0 || b.refit_every == 0 || b.full_confidence_samples == 0 {
+        if b.min_samples == 0
+            || b.refit_every == 0
+            || b.full_confidence_samples == 0
+            || b.half_life_samples == 0
+        {
             return Err(Error::config("bayesian", "sample thresholds must be ≥ 1"));
+        }
+        if !(b.retry_cost.is_finite() && (0.0..=10.0).contains(&b.retry_cost)) {
+            return Err(Error::config("bayesian.retry_cost", "must be 0–10"));
         }
         Ok(())
     }

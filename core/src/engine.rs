@@ -13,10 +13,10 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use serde::{Deserialize, Serialize};
 
 use crate::backoff::{mix64, rand01};
-use crate::bayes::{Answer, BayesConfig, Learner, BUCKETS, BUCKET_BOUNDS_MS, BUCKET_LABELS};
+use crate::bayes::{BayesConfig, Learner, Plan, Scope, BUCKETS, BUCKET_BOUNDS_MS, BUCKET_LABELS};
 use crate::breaker::{Admit, BreakerSnapshot};
 use crate::classify::{classify, ErrorKind};
-use crate::config::{Config, Strategy};
+use crate::config::{BayesTuning, Config, Strategy};
 use crate::error::{Error, Result};
 use crate::guard::{GuardState, Guardrails, RetryContext};
 use crate::model::{Attempt, BucketStats, Decision, Features, Method, Preview, Stats, TimelineEntry};
@@ -26,6 +26,8 @@ use crate::time;
 
 /// Confidence reported for a static rules-tier delay: a heuristic, not a measurement.
 pub const RULES_CONFIDENCE: f64 = 0.5;
+/// A learned plan whose retry is less likely than this to succeed is not followed.
+pub const MIN_PLAN_SUCCESS: f64 = 0.05;
 /// Default window of `stats`.
 pub const DEFAULT_STATS_WINDOW_MS: u64 = 86_400_000;
 /// Most attempts a preview lays out.
@@ -55,6 +57,7 @@ struct Settings {
     strategy: Strategy,
     policies: PolicySet,
     bayes: BayesConfig,
+    tuning: BayesTuning,
     adaptive: bool,
 }
 
@@ -64,6 +67,7 @@ impl Settings {
         let policies = PolicySet::new(strategy.policies.clone())?;
         Ok(Settings {
             bayes: strategy.bayes(),
+            tuning: strategy.bayesian,
             adaptive: config.enabled && strategy.enabled && strategy.data_collection.enabled,
             policies,
             strategy,
@@ -187,6 +191,8 @@ struct Draft {
     estimated: f64,
     guards: Vec<Cow<'static, str>>,
     rationale: String,
+    /// A rate-limit reset another job was told about (ms from now).
+    shared_reset_ms: Option<u64>,
 }
 
 impl Draft {
@@ -281,12 +287,16 @@ impl Engine {
             estimated: 0.5,
             guards: Vec::new(),
             rationale: String::with_capacity(128),
+            shared_reset_ms: None,
         };
 
+        if s.adaptive {
+            d.shared_reset_ms = self.share_reset(f, label, now, mode);
+        }
         if let Some((method, guard, why)) = self.hard_refusal(f, kind, label, policy, max_attempts, g) {
             d.refuse(method, guard, why);
         } else {
-            self.choose_delay(f, kind, label, policy, max_attempts, s, bits, &mut d);
+            self.choose_delay(f, kind, label, policy, max_attempts, now, s, bits, &mut d);
         }
 
         let mut guard_state = self.guard();
@@ -378,7 +388,9 @@ impl Engine {
         None
     }
 
-    /// The tiers: Bayesian when confident, else the matched policy's backoff.
+    /// The tiers: the matched policy's backoff, or the learned plan when it is safe to
+    /// follow: later than the rules at any confidence (waiting is the safe direction and
+    /// how the model explores), earlier only when confident.
     #[allow(clippy::too_many_arguments)]
     fn choose_delay(
         &self,
@@ -387,77 +399,138 @@ impl Engine {
         label: &str,
         policy: &Policy,
         max_attempts: u32,
+        now: u64,
         s: &Settings,
         bits: u64,
         d: &mut Draft,
     ) {
         let elapsed = f.since_first_failure_ms.unwrap_or(0);
-        let clock = if f.since_first_failure_ms.is_some() { "after the first failure" } else { "of delay" };
-        let learned = if s.adaptive {
-            self.learner.with(&f.job_type, label, |m| {
-                (m.recommend(elapsed, &s.bayes), m.fit().map(|fit| fit.p), m.attempts, m.attempt_successes)
-            })
-        } else {
-            None
-        };
-        if let Some((Answer::Recommend { delay_ms, bucket, p, confidence, samples }, ..)) = learned {
-            d.method = Method::Bayesian;
-            d.delay_ms = delay_ms;
-            d.confidence = confidence;
-            d.estimated = p;
-            let _ = write!(
-                d.rationale,
-                "Bayesian model predicts {:.0}% success {} {clock} (bucket {}, {samples} samples, confidence {:.2}); retry {} of {max_attempts} in {}",
-                p * 100.0,
-                fmt_ms(elapsed.saturating_add(delay_ms)),
-                BUCKET_LABELS[bucket],
-                confidence,
-                f.attempt_number + 1,
-                fmt_ms(delay_ms),
-            );
-            return;
-        }
         let backoff = policy.backoff(kind);
         let prev = f.since_last_failure_ms().unwrap_or(policy.base_delay_ms);
-        d.delay_ms = backoff.delay(f.attempt_number, prev, rand01(bits));
-        d.estimated = match learned {
-            Some((_, Some(p), ..)) => {
-                f64::from(p[crate::bayes::bucket_of(elapsed.saturating_add(d.delay_ms))])
+        let rules_delay = backoff.delay(f.attempt_number, prev, rand01(bits));
+        let learned = if s.adaptive { self.learned_plan(f, label, elapsed, now, s) } else { None };
+        let retry = f.attempt_number + 1;
+        if let Some((scope, Some(plan))) = &learned {
+            let useful = plan.p_success >= MIN_PLAN_SUCCESS;
+            if useful && (plan.delay_ms >= rules_delay || plan.confidence >= s.bayes.threshold) {
+                // Later only, up to 10 %: jobs that failed together do not return together.
+                let spread = (plan.delay_ms as f64 * 0.1 * rand01(mix64(bits ^ 0x5eed))) as u64;
+                d.method = Method::Bayesian;
+                d.delay_ms = plan.delay_ms + spread;
+                d.confidence = plan.confidence;
+                d.estimated = plan.p_success;
+                let clock =
+                    if f.since_first_failure_ms.is_some() { "of the first failure" } else { "of delay" };
+                let _ = write!(
+                    d.rationale,
+                    "Learned recovery curve{}: {:.0}% of failed jobs recover within {} {clock}, so retry {retry} of {max_attempts} in {} ({:.0}% likely to succeed now; {} samples, confidence {:.2}",
+                    scope.describe(),
+                    plan.recovered_by * 100.0,
+                    fmt_ms(elapsed + plan.delay_ms),
+                    fmt_ms(d.delay_ms),
+                    plan.p_success * 100.0,
+                    plan.samples,
+                    plan.confidence,
+                );
+                if let Some(then) = plan.then_at_ms {
+                    let _ = write!(d.rationale, "; next at {} if this fails", fmt_ms(then));
+                }
+                d.rationale.push(')');
+                if plan.confidence < s.bayes.threshold {
+                    let _ = write!(
+                        d.rationale,
+                        ", followed below confidence {:.2} because it waits longer than the rules' {} (later is the safe direction)",
+                        s.bayes.threshold,
+                        fmt_ms(rules_delay)
+                    );
+                }
+                return;
             }
-            Some((_, None, attempts, successes)) if attempts > 0 => successes as f64 / attempts as f64,
-            _ => 0.5,
-        };
+        }
+        d.delay_ms = rules_delay;
         let _ = write!(
             d.rationale,
-            "The {} policy matched {label}: {} backoff gives {} before retry {} of {max_attempts}",
+            "The {} policy matched {label}: {} backoff gives {} before retry {retry} of {max_attempts}",
             policy.name,
             strategy_name(backoff.strategy),
             fmt_ms(d.delay_ms),
-            f.attempt_number + 1,
         );
         if !s.adaptive {
             d.rationale.push_str(" (adaptive tiers disabled)");
-        } else {
-            match learned {
-                None => d.rationale.push_str(" (nothing learned yet for this key)"),
-                Some((Answer::NoModel { samples }, ..)) => {
-                    let _ = write!(
-                        d.rationale,
-                        " (Bayesian tier has {samples} of {} samples)",
-                        s.bayes.min_samples
-                    );
-                }
-                Some((Answer::NotConfident { best: Some((b, p, c)), .. }, ..)) => {
-                    let _ = write!(
-                        d.rationale,
-                        " (Bayesian tier not confident: best bucket {} at {:.0}%, confidence {c:.2} < {:.2})",
-                        BUCKET_LABELS[b],
-                        p * 100.0,
-                        s.bayes.threshold
-                    );
-                }
-                _ => {}
+            return;
+        }
+        match learned {
+            None => d.rationale.push_str(" (nothing learned yet for this key)"),
+            Some((_, None)) => {
+                let samples = self.learner.with(&f.job_type, label, Scope::Key, |m| m.samples()).unwrap_or(0);
+                let _ =
+                    write!(d.rationale, " (Bayesian tier has {samples} of {} samples)", s.bayes.min_samples);
             }
+            Some((_, Some(plan))) if plan.p_success < MIN_PLAN_SUCCESS => {
+                d.estimated = plan.p_success;
+                let _ = write!(
+                    d.rationale,
+                    " (the learned curve sees little chance of recovery after {}: {:.0}%)",
+                    fmt_ms(f.since_first_failure_ms.unwrap_or(0)),
+                    plan.p_success * 100.0
+                );
+            }
+            Some((_, Some(plan))) => {
+                d.estimated = plan.p_success;
+                let _ = write!(
+                    d.rationale,
+                    " (the learned plan, retry in {}, is earlier and needs confidence {:.2}; it has {:.2})",
+                    fmt_ms(plan.delay_ms),
+                    s.bayes.threshold,
+                    plan.confidence
+                );
+            }
+        }
+    }
+
+    /// The plan of the most specific view with enough evidence: the tenant's, the hour's,
+    /// then the whole key's. `None` when nothing is learned for the key.
+    fn learned_plan<'f>(
+        &self,
+        f: &'f Features,
+        label: &str,
+        elapsed: u64,
+        now: u64,
+        s: &Settings,
+    ) -> Option<(Scope<'f>, Option<Plan>)> {
+        let t = &s.tuning;
+        let hour = f.time_of_day.unwrap_or_else(|| time::hour_of_day(now.saturating_sub(elapsed)));
+        let narrow = [
+            f.tenant.as_deref().filter(|_| t.tenant_scopes).map(Scope::Tenant),
+            t.hour_scopes.then_some(Scope::Hour(hour)),
+        ];
+        for scope in narrow.into_iter().flatten() {
+            let plan = self.learner.with(&f.job_type, label, scope, |m| {
+                m.fit().filter(|fit| fit.weight >= t.scope_min_samples as f32).and_then(|_| m.plan(elapsed))
+            });
+            if let Some(Some(plan)) = plan {
+                return Some((scope, Some(plan)));
+            }
+        }
+        self.learner.with(&f.job_type, label, Scope::Key, |m| (Scope::Key, m.plan(elapsed)))
+    }
+
+    /// Remember a `Retry-After` for the key, or recall one another job was given: a rate
+    /// limit resets for every caller at once.
+    fn share_reset(&self, f: &Features, label: &str, now: u64, mode: Mode) -> Option<u64> {
+        match f.retry_after_ms(now) {
+            Some(ra) if mode == Mode::Live => {
+                let reset_at = now.saturating_add(ra);
+                self.learner
+                    .update(&f.job_type, label, Scope::Key, |m| m.reset_at_ms = m.reset_at_ms.max(reset_at));
+                None
+            }
+            Some(_) => None,
+            None => self
+                .learner
+                .with(&f.job_type, label, Scope::Key, |m| m.reset_at_ms)
+                .filter(|&at| at > now)
+                .map(|at| at - now),
         }
     }
 
@@ -519,6 +592,18 @@ impl Engine {
                     );
                 }
             }
+        }
+        if let Some(reset) =
+            d.shared_reset_ms.filter(|&r| g.respect_retry_after && r > d.delay_ms && r <= g.max_delay_ms)
+        {
+            d.clip(
+                "retry_after",
+                reset,
+                format_args!(
+                    "raised to {}, when the rate limit resets (Retry-After given to another job)",
+                    fmt_ms(reset)
+                ),
+            );
         }
         if d.delay_ms < g.min_delay_ms {
             d.clip(
@@ -615,19 +700,28 @@ impl Engine {
         // Only retries teach the delay model: a first attempt waited for nothing.
         if attempt.attempt_number > 1 {
             let x = attempt.since_first_failure_ms.unwrap_or(attempt.delay_ms);
-            let refit = self.learner.update(&attempt.job_type, label, |m| {
-                m.attempts += 1;
-                m.attempt_successes += u64::from(attempt.success);
-                m.delay_sum_ms = m.delay_sum_ms.saturating_add(attempt.delay_ms);
-                m.last_ms = m.last_ms.max(at);
-                m.observe(x, attempt.success, &s.bayes)
-            });
-            if refit {
-                self.metrics.refits.fetch_add(1, Ordering::Relaxed);
+            let t = &s.tuning;
+            let hour = attempt.time_of_day.unwrap_or_else(|| time::hour_of_day(at.saturating_sub(x)));
+            let scopes = [
+                Some(Scope::Key),
+                attempt.tenant.as_deref().filter(|_| t.tenant_scopes).map(Scope::Tenant),
+                t.hour_scopes.then_some(Scope::Hour(hour)),
+            ];
+            for scope in scopes.into_iter().flatten() {
+                let refit = self.learner.update(&attempt.job_type, label, scope, |m| {
+                    m.attempts += 1;
+                    m.attempt_successes += u64::from(attempt.success);
+                    m.delay_sum_ms = m.delay_sum_ms.saturating_add(attempt.delay_ms);
+                    m.last_ms = m.last_ms.max(at);
+                    m.observe(x, attempt.success, &s.bayes)
+                });
+                if refit {
+                    self.metrics.refits.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
         self.history.append(HistoryRecord {
-            key: self.learner.key(&attempt.job_type, label),
+            key: self.learner.key(&attempt.job_type, label, Scope::Key),
             at_ms: at,
             delay_ms: attempt.delay_ms,
             success: attempt.success,
@@ -737,10 +831,10 @@ impl Engine {
         }
         let now = now_ms.unwrap_or_else(time::now_ms);
         let start = now.saturating_sub(window_ms.unwrap_or(DEFAULT_STATS_WINDOW_MS));
-        let t = self.history.totals(self.learner.key(job_type, error_class), start, now);
+        let t = self.history.totals(self.learner.key(job_type, error_class, Scope::Key), start, now);
         let buckets = self
             .learner
-            .with(job_type, error_class, |m| {
+            .with(job_type, error_class, Scope::Key, |m| {
                 (0..BUCKETS)
                     .map(|b| {
                         let (successes, failures) = m.bucket_counts(b);
@@ -751,8 +845,8 @@ impl Engine {
                             max_ms: BUCKET_BOUNDS_MS.get(b + 1).copied(),
                             successes,
                             failures,
-                            success_probability: round3(fit.map_or(0.0, |f| f64::from(f.p[b]))),
-                            confidence: round3(fit.map_or(0.0, |f| f64::from(f.confidence[b]))),
+                            success_probability: round3(fit.map_or(0.0, |f| f64::from(f.bucket_p[b]))),
+                            confidence: round3(fit.map_or(0.0, |f| f64::from(f.bucket_confidence[b]))),
                         }
                     })
                     .collect()
@@ -777,7 +871,7 @@ impl Engine {
     pub fn refit(&self, job_type: &str, error_class: &str) -> Result<()> {
         let s = self.settings();
         self.learner
-            .with_mut(job_type, error_class, |m| m.refit(&s.bayes))
+            .with_mut(job_type, error_class, Scope::Key, |m| m.refit(&s.bayes))
             .ok_or_else(|| Error::NotFound { what: format!("learned key ({job_type}, {error_class})") })?;
         self.metrics.refits.fetch_add(1, Ordering::Relaxed);
         Ok(())
@@ -882,10 +976,12 @@ impl Engine {
             strategy: slot.strategy.clone(),
             policies: slot.policies.clone(),
             bayes: slot.bayes,
+            tuning: slot.tuning,
             adaptive: slot.adaptive,
         };
         change(&mut next)?;
         next.bayes = next.strategy.bayes();
+        next.tuning = next.strategy.bayesian;
         *slot = Arc::new(next);
         Ok(())
     }
