@@ -7,9 +7,10 @@ CARGO ?= cargo
 
 demo: toolchain
 	$(CARGO) run -q -p smartretry --example demo
+	$(CARGO) run -q -p smartretry-cli -- simulate
 
 test: toolchain lint
-	$(CARGO) test --workspace
+	scripts/test.sh
 
 lint: toolchain
 	$(CARGO) fmt --all -- --check

@@ -28,7 +28,8 @@
 //!
 //! From `F`, a small dynamic program over the grid picks, for every elapsed time, the
 //! next retry time that minimises expected time to success plus a cost per retry
-//! (`retry_cost` × the key's median recovery time, at least `min_retry_cost_ms`).
+//! (`retry_cost` × the key's median recovery time, at least `min_retry_cost_ms`) plus the
+//! cost of losing the job when attempts run out (`lost_job_cost` × that median).
 //!
 //! # The API document's contract, kept
 //!
@@ -59,6 +60,11 @@ pub const BINS: usize = 48;
 /// Upper edge of each fine bin, ms: 100 ms growing by 25 % per bin (the last is ~1 h).
 pub const BIN_EDGES_MS: [u64; BINS] = bin_edges();
 const PRIOR: f32 = 0.5;
+/// Share of still-failing jobs assumed to recover in each unexplored bin past the data.
+pub const EXPLORE_SHARE: f32 = 0.3;
+/// Plans are made for 1, 2 and 3+ retries left: the last retry is placed to catch the
+/// slow tail, earlier ones to catch the bulk.
+pub const PLAN_DEPTH: usize = 3;
 const SHARDS: usize = 16;
 
 const fn bin_edges() -> [u64; BINS] {
@@ -95,6 +101,8 @@ pub struct BayesConfig {
     pub retry_cost: f64,
     /// …and at least this many ms.
     pub min_retry_cost_ms: u64,
+    /// Cost of losing a job (no retries left), in median recovery times.
+    pub lost_job_cost: f64,
 }
 
 impl Default for BayesConfig {
@@ -107,6 +115,7 @@ impl Default for BayesConfig {
             half_life_samples: 400,
             retry_cost: 0.25,
             min_retry_cost_ms: 250,
+            lost_job_cost: 10.0,
         }
     }
 }
@@ -116,8 +125,8 @@ impl Default for BayesConfig {
 pub struct Fit {
     /// `F(edge[i])`: probability that a failed job has recovered by the bin's upper edge.
     pub cdf: [f32; BINS],
-    /// For a job that failed inside bin `i`: the bin of the next retry.
-    pub next: [u8; BINS],
+    /// For a job that failed inside bin `i` with `k + 1` retries left: the bin of the next retry.
+    pub next: [[u8; BINS]; PLAN_DEPTH],
     /// When to retry within each bin (ms): where successes landed, else its upper edge.
     pub at_ms: [u64; BINS],
     /// Evidence weight (decayed sample count).
@@ -270,11 +279,13 @@ impl KeyModel {
         (u64::from(self.bucket_ok[b]), u64::from(self.bucket_fail[b]))
     }
 
-    /// The next retry for a job that failed `elapsed_ms` after its first failure.
-    pub fn plan(&self, elapsed_ms: u64) -> Option<Plan> {
+    /// The next retry for a job that failed `elapsed_ms` after its first failure and has
+    /// `retries_left` retries (at least 1) before its attempts run out.
+    pub fn plan(&self, elapsed_ms: u64, retries_left: u32) -> Option<Plan> {
         let fit = self.fit.as_deref()?;
+        let depth = (retries_left.clamp(1, PLAN_DEPTH as u32) - 1) as usize;
         let here = bin_of(elapsed_ms);
-        let target = usize::from(fit.next[here]).max(here);
+        let target = usize::from(fit.next[depth][here]).max(here);
         let mut at = fit.at_ms[target];
         if at <= elapsed_ms {
             // Already past where this bin's successes land: go one bin on.
@@ -283,17 +294,14 @@ impl KeyModel {
         let f_now = f64::from(if here == 0 { 0.0 } else { fit.cdf[here - 1] });
         let f_at = f64::from(fit.cdf[bin_of(at)]);
         let survive = (1.0 - f_now).max(1e-9);
-        let then = usize::from(fit.next[(bin_of(at) + 1).min(BINS - 1)]);
-        let (_, confidence) = {
-            let b = bucket_of(at);
-            (fit.bucket_p[b], f64::from(fit.bucket_confidence[b]))
-        };
+        let then_at_ms =
+            (depth > 0).then(|| usize::from(fit.next[depth - 1][(bin_of(at) + 1).min(BINS - 1)]));
         Some(Plan {
             delay_ms: at - elapsed_ms,
             p_success: ((f_at - f_now) / survive).clamp(0.0, 1.0),
             recovered_by: f_at,
-            confidence,
-            then_at_ms: (then > bin_of(at)).then(|| fit.at_ms[then]),
+            confidence: f64::from(fit.bucket_confidence[bucket_of(at)]),
+            then_at_ms: then_at_ms.filter(|&b| b > bin_of(at)).map(|b| fit.at_ms[b]),
             samples: fit.samples,
         })
     }
@@ -319,9 +327,10 @@ fn beta_summary(s: f64, f: f64, penalty: f64) -> (f64, f64) {
 /// The recovery curve: weighted isotonic regression (pool adjacent violators) of the
 /// observed bins' posterior means. Before the first observation `F = 0` (never plan a
 /// retry earlier than anything tried); between observations the last value carries on;
-/// past the last one, half of the jobs not yet recovered are assumed to recover:
-/// unexplored later times look worth a try, which is how a schedule that gave up too
-/// early gets corrected.
+/// past the last one, each further bin is assumed to recover a share
+/// ([`EXPLORE_SHARE`]) of the jobs still failing: unexplored later times look worth a
+/// try, more so the further out, which is how a schedule that gave up too early gets
+/// corrected.
 fn recovery_curve(ok: &[f32], fail: &[f32]) -> [f32; BINS] {
     // Blocks of (mean, weight, first bin, last bin) over observed bins.
     let mut blocks: Vec<(f32, f32, usize, usize)> = Vec::with_capacity(BINS);
@@ -346,43 +355,42 @@ fn recovery_curve(ok: &[f32], fail: &[f32]) -> [f32; BINS] {
         }
     }
     if !blocks.is_empty() {
-        for slot in &mut cdf[last_observed + 1..] {
-            *slot += (1.0 - *slot) * PRIOR;
+        for i in last_observed + 1..BINS {
+            cdf[i] = cdf[i - 1] + (1.0 - cdf[i - 1]) * EXPLORE_SHARE;
         }
     }
     cdf
 }
 
-/// For each bin a job may have failed in, the bin whose upper edge minimises expected
-/// time to success plus retry costs, by backward induction over the grid.
-fn plan_table(cdf: &[f32; BINS], at_ms: &[u64; BINS], cfg: &BayesConfig) -> [u8; BINS] {
+/// For each bin a job may have failed in and each number of retries left, the bin of
+/// the retry that minimises expected time to success plus retry costs plus the cost of
+/// losing the job, by backward induction over the grid.
+fn plan_table(cdf: &[f32; BINS], at_ms: &[u64; BINS], cfg: &BayesConfig) -> [[u8; BINS]; PLAN_DEPTH] {
     let t = |i: usize| at_ms[i] as f64;
+    let lower = |i: usize| if i == 0 { 0.0 } else { BIN_EDGES_MS[i - 1] as f64 };
     let survival = |i: usize| (1.0 - f64::from(cdf[i])).max(1e-6);
-    // One retry costs a fixed share of this key's typical recovery time (where F
-    // reaches ½): the same trade-off whether recovery takes 300 ms or 15 minutes.
-    let median = cdf.iter().position(|&f| f >= 0.5).unwrap_or(BINS - 1);
-    let retry = (cfg.retry_cost * t(median)).max(cfg.min_retry_cost_ms as f64);
-    let cost = |_: usize| retry;
-    // value[j]: expected remaining cost after failing a retry at edge j.
-    let mut value = [0f64; BINS];
-    let mut best = [0u8; BINS];
-    // Past the grid: one last retry an hour later, if ever.
-    value[BINS - 1] = t(BINS - 1) + cost(BINS - 1);
-    best[BINS - 1] = (BINS - 1) as u8;
-    for from in (0..BINS - 1).rev() {
-        // The value of having just failed at edge `from`: the best retry after it.
-        let s_at = survival(from);
-        value[from] = (from + 1..BINS)
-            .map(|j| (t(j) - t(from)) + cost(j) + survival(j) / s_at * value[j])
-            .fold(f64::INFINITY, f64::min);
-        // A job that failed inside bin `from` is known to be unrecovered at its lower edge.
-        let (start, s_start) =
-            if from == 0 { (0.0, 1.0) } else { (BIN_EDGES_MS[from - 1] as f64, survival(from - 1)) };
-        let option = |j: usize| (t(j) - start) + cost(j) + survival(j) / s_start * value[j];
-        let chosen = (from..BINS).min_by(|&a, &b| option(a).total_cmp(&option(b))).unwrap_or(BINS - 1);
-        best[from] = chosen as u8;
+    // One retry costs a share of this key's typical recovery time (where F reaches ½):
+    // the same trade-off whether recovery takes 300 ms or 15 minutes.
+    let median = t(cdf.iter().position(|&f| f >= 0.5).unwrap_or(BINS - 1));
+    let retry = (cfg.retry_cost * median).max(cfg.min_retry_cost_ms as f64);
+    let retry_at = |_: usize| retry;
+    let lost = (cfg.lost_job_cost * median).max(retry);
+    // after[i]: expected cost once unrecovered at the start of bin i with one retry
+    // fewer; `BINS` is past the grid. With no retries left, the job is lost.
+    let mut after = [lost; BINS + 1];
+    let mut tables = [[0u8; BINS]; PLAN_DEPTH];
+    for table in &mut tables {
+        let mut value = [lost; BINS + 1];
+        for from in 0..BINS {
+            let s_from = if from == 0 { 1.0 } else { survival(from - 1) };
+            let option = |j: usize| (t(j) - lower(from)) + retry_at(j) + survival(j) / s_from * after[j + 1];
+            let best = (from..BINS).min_by(|&a, &b| option(a).total_cmp(&option(b))).unwrap_or(BINS - 1);
+            table[from] = best as u8;
+            value[from] = option(best);
+        }
+        after = value;
     }
-    best
+    tables
 }
 
 /// A narrower view of a key: everything, one tenant, or one hour of the day.
@@ -596,7 +604,7 @@ mod tests {
         for i in 0..9 {
             assert!(!m.observe(8_000 + i, true, &cfg()));
         }
-        assert!(m.plan(0).is_none());
+        assert!(m.plan(0, 2).is_none());
         assert!(m.observe(8_000, true, &cfg()), "10th sample fits");
         let refits = (0..40).filter(|_| m.observe(8_000, true, &cfg())).count();
         assert_eq!(refits, 2, "then every 20 samples");
@@ -630,11 +638,11 @@ mod tests {
     #[test]
     fn plans_the_first_retry_inside_the_recovery_window() {
         let m = payment_model(60);
-        let plan = m.plan(0).unwrap();
+        let plan = m.plan(0, 2).unwrap();
         assert!((7_000..=12_500).contains(&plan.delay_ms), "{plan:?}");
         assert!(plan.confidence >= 0.7, "{plan:?}");
         // After failing at 11 s, the next try is soon, not another full wait.
-        let later = m.plan(11_000).unwrap();
+        let later = m.plan(11_000, 1).unwrap();
         assert!(later.delay_ms <= 3_000, "{later:?}");
         let stats = m.fit().unwrap();
         assert!(stats.bucket_p[1] < 0.2 && stats.bucket_p[3] > 0.8, "{:?}", stats.bucket_p);
@@ -649,7 +657,7 @@ mod tests {
             m.observe(2_000 + i, false, &cfg());
             m.observe(6_000 + i, false, &cfg());
         }
-        let plan = m.plan(0).unwrap();
+        let plan = m.plan(0, 2).unwrap();
         assert!(plan.delay_ms > 6_000, "{plan:?}");
     }
 
@@ -664,7 +672,7 @@ mod tests {
             }
         }
         m.refit(&cfg());
-        let plan = m.plan(0).unwrap();
+        let plan = m.plan(0, 2).unwrap();
         assert!(plan.delay_ms >= 25_000, "{plan:?}");
     }
 

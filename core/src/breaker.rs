@@ -171,14 +171,20 @@ impl Breaker {
     }
 
     pub fn on_success(&mut self, now: u64, cfg: &BreakerConfig) {
+        self.on_successes(now, 1, cfg);
+    }
+
+    /// `count` successes at once (a host's batch of first-attempt successes).
+    pub fn on_successes(&mut self, now: u64, count: u64, cfg: &BreakerConfig) {
         self.settle(now, cfg);
         match self.state {
             BreakerState::Closed => {
-                self.window.add(now, 0, 1);
+                self.window.add(now, 0, count);
                 self.consecutive = 0;
             }
             BreakerState::HalfOpen => {
-                self.probe_successes += 1;
+                self.probe_successes =
+                    self.probe_successes.saturating_add(count.min(u64::from(u32::MAX)) as u32);
                 if self.probe_successes >= cfg.half_open_probes {
                     self.state = BreakerState::Closed;
                     self.window = SlidingWindow::new(cfg.window_ms);
@@ -289,6 +295,17 @@ mod tests {
         assert_eq!(b.admit(30_000, &cfg, true), Admit::Yes);
         assert!(matches!(b.admit(30_001, &cfg, true), Admit::Wait(_)));
         assert_eq!(b.admit(60_001, &cfg, true), Admit::Yes, "a new probe round");
+    }
+
+    #[test]
+    fn a_batch_of_successes_counts_as_many() {
+        let cfg = BreakerConfig { min_calls: 10, ..Default::default() };
+        let mut b = Breaker::new(&cfg);
+        b.on_successes(0, 64, &cfg);
+        for t in 0..30 {
+            b.on_failure(t, &cfg);
+        }
+        assert_eq!(b.state(30), BreakerState::Closed, "30 failures in 94 calls");
     }
 
     #[test]

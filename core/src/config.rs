@@ -117,6 +117,8 @@ pub struct BayesTuning {
     /// Cost of one retry as a fraction of the key's median recovery time (load vs latency).
     pub retry_cost: f64,
     pub min_retry_cost_ms: u64,
+    /// Cost of losing a job when attempts run out, in median recovery times.
+    pub lost_job_cost: f64,
     /// Learn each tenant's recovery apart, so a noisy tenant cannot slow quiet ones.
     pub tenant_scopes: bool,
     /// Learn recovery per hour of day (maintenance windows).
@@ -135,6 +137,7 @@ impl Default for BayesTuning {
             half_life_samples: d.half_life_samples,
             retry_cost: d.retry_cost,
             min_retry_cost_ms: d.min_retry_cost_ms,
+            lost_job_cost: d.lost_job_cost,
             tenant_scopes: true,
             hour_scopes: true,
             scope_min_samples: 20,
@@ -180,6 +183,7 @@ impl Strategy {
             half_life_samples: self.bayesian.half_life_samples,
             retry_cost: self.bayesian.retry_cost,
             min_retry_cost_ms: self.bayesian.min_retry_cost_ms,
+            lost_job_cost: self.bayesian.lost_job_cost,
         }
     }
 
@@ -209,6 +213,9 @@ impl Strategy {
         }
         if !(b.retry_cost.is_finite() && (0.0..=10.0).contains(&b.retry_cost)) {
             return Err(Error::config("bayesian.retry_cost", "must be 0–10"));
+        }
+        if !(b.lost_job_cost.is_finite() && (0.0..=1_000.0).contains(&b.lost_job_cost)) {
+            return Err(Error::config("bayesian.lost_job_cost", "must be 0–1000"));
         }
         Ok(())
     }

@@ -301,14 +301,8 @@ impl Engine {
 
         let mut guard_state = self.guard();
         if mode == Mode::Live {
-            guard_state.on_failure(
-                &f.job_type,
-                f.tenant.as_deref(),
-                f.attempt_number == 1,
-                now,
-                g,
-                &s.strategy.circuit_breaker,
-            );
+            let rate_limited = kind == ErrorKind::RateLimit;
+            guard_state.on_failure(f, rate_limited, now, g, &s.strategy.circuit_breaker);
         }
         if d.retry {
             self.apply_guardrails(f, now, s, mix64(bits), mode, &mut guard_state, &mut d);
@@ -408,8 +402,26 @@ impl Engine {
         let backoff = policy.backoff(kind);
         let prev = f.since_last_failure_ms().unwrap_or(policy.base_delay_ms);
         let rules_delay = backoff.delay(f.attempt_number, prev, rand01(bits));
-        let learned = if s.adaptive { self.learned_plan(f, label, elapsed, now, s) } else { None };
+        let retries_left = max_attempts.saturating_sub(f.attempt_number).max(1);
+        let learned =
+            if s.adaptive { self.learned_plan(f, label, elapsed, retries_left, now, s) } else { None };
         let retry = f.attempt_number + 1;
+        let server_said =
+            if s.strategy.guardrails.respect_retry_after { f.retry_after_ms(now) } else { None };
+        if let Some((wait, whose)) = server_said.map(|ra| (ra, "the server asked for it (Retry-After)")).or(d
+            .shared_reset_ms
+            .filter(|_| s.strategy.guardrails.respect_retry_after)
+            .map(|r| (r, "the rate limit resets then (Retry-After given to another job)")))
+        {
+            // The server said when: that beats any guess. Up to 5 % later, so the callers
+            // it told do not all return in the same millisecond.
+            d.delay_ms = wait + (wait as f64 * 0.05 * rand01(mix64(bits ^ 0x5eed))) as u64;
+            d.confidence = 0.9;
+            d.estimated =
+                learned.as_ref().and_then(|(_, p)| p.as_ref()).map_or(0.9, |p| p.recovered_by.max(0.5));
+            let _ = write!(d.rationale, "Retry {retry} of {max_attempts} in {}: {whose}", fmt_ms(d.delay_ms));
+            return;
+        }
         if let Some((scope, Some(plan))) = &learned {
             let useful = plan.p_success >= MIN_PLAN_SUCCESS;
             if useful && (plan.delay_ms >= rules_delay || plan.confidence >= s.bayes.threshold) {
@@ -495,6 +507,7 @@ impl Engine {
         f: &'f Features,
         label: &str,
         elapsed: u64,
+        retries_left: u32,
         now: u64,
         s: &Settings,
     ) -> Option<(Scope<'f>, Option<Plan>)> {
@@ -506,13 +519,15 @@ impl Engine {
         ];
         for scope in narrow.into_iter().flatten() {
             let plan = self.learner.with(&f.job_type, label, scope, |m| {
-                m.fit().filter(|fit| fit.weight >= t.scope_min_samples as f32).and_then(|_| m.plan(elapsed))
+                m.fit()
+                    .filter(|fit| fit.weight >= t.scope_min_samples as f32)
+                    .and_then(|_| m.plan(elapsed, retries_left))
             });
             if let Some(Some(plan)) = plan {
                 return Some((scope, Some(plan)));
             }
         }
-        self.learner.with(&f.job_type, label, Scope::Key, |m| (Scope::Key, m.plan(elapsed)))
+        self.learner.with(&f.job_type, label, Scope::Key, |m| (Scope::Key, m.plan(elapsed, retries_left)))
     }
 
     /// Remember a `Retry-After` for the key, or recall one another job was given: a rate
@@ -593,18 +608,6 @@ impl Engine {
                 }
             }
         }
-        if let Some(reset) =
-            d.shared_reset_ms.filter(|&r| g.respect_retry_after && r > d.delay_ms && r <= g.max_delay_ms)
-        {
-            d.clip(
-                "retry_after",
-                reset,
-                format_args!(
-                    "raised to {}, when the rate limit resets (Retry-After given to another job)",
-                    fmt_ms(reset)
-                ),
-            );
-        }
         if d.delay_ms < g.min_delay_ms {
             d.clip(
                 "min_delay",
@@ -644,26 +647,52 @@ impl Engine {
             job_id: f.job_id.as_deref(),
             retry_at_ms: now.saturating_add(d.delay_ms),
         };
-        if let Err(refusal) = state.admit_retry(&ctx, now, rand01(bits), g, commit) {
-            use crate::guard::Refusal::*;
-            let why = match refusal {
-                Concurrency { in_flight, limit } => {
-                    format!("Not retrying: {in_flight} retries are already in flight (limit {limit}).")
+        match state.admit_retry(&ctx, now, rand01(bits), g, commit) {
+            Ok(None) => {}
+            Ok(Some(probability)) => {
+                let defer = g.throttle_window_ms / 2;
+                if defer > g.max_delay_ms {
+                    return d.refuse(
+                        Method::Guardrail,
+                        Some("adaptive_throttle"),
+                        format!(
+                            "Not retrying: {} is overloaded (adaptive throttling rejects {:.0}% of retries) and deferring {} exceeds the max delay.",
+                            f.job_type,
+                            probability * 100.0,
+                            fmt_ms(defer)
+                        ),
+                    );
                 }
-                Tenant { used, allowed } => format!(
-                    "Not retrying: tenant {} used {used} of its {allowed} retries in the budget window.",
-                    f.tenant.as_deref().unwrap_or("?")
-                ),
-                Budget { used, allowed } => format!(
-                    "Not retrying: the retry budget is spent ({used} of {allowed} retries in the window)."
-                ),
-                Throttle { probability } => format!(
-                    "Not retrying: {} is overloaded, adaptive throttling rejects {:.0}% of retries.",
-                    f.job_type,
-                    probability * 100.0
-                ),
-            };
-            d.refuse(Method::Guardrail, Some(refusal.guardrail()), why);
+                if defer > d.delay_ms {
+                    d.method = Method::Guardrail;
+                    d.clip(
+                        "adaptive_throttle",
+                        defer,
+                        format_args!(
+                            "{} is overloaded (adaptive throttling rejects {:.0}% of retries), so this one is deferred to {}",
+                            f.job_type,
+                            probability * 100.0,
+                            fmt_ms(defer)
+                        ),
+                    );
+                }
+            }
+            Err(refusal) => {
+                use crate::guard::Refusal::*;
+                let why = match refusal {
+                    Concurrency { in_flight, limit } => {
+                        format!("Not retrying: {in_flight} retries are already in flight (limit {limit}).")
+                    }
+                    Tenant { used, allowed } => format!(
+                        "Not retrying: tenant {} used {used} of its {allowed} retries in the budget window.",
+                        f.tenant.as_deref().unwrap_or("?")
+                    ),
+                    Budget { used, allowed } => format!(
+                        "Not retrying: the retry budget is spent ({used} of {allowed} retries in the window)."
+                    ),
+                };
+                d.refuse(Method::Guardrail, Some(refusal.guardrail()), why);
+            }
         }
     }
 

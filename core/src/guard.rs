@@ -10,7 +10,9 @@
 //!   (calls without a tenant are not subject to it);
 //! - **adaptive throttling** (Google SRE book, "Handling Overload"): per downstream,
 //!   reject a retry locally with probability `max(0, (requests − K·accepts) /
-//!   (requests + 1))` over a sliding window;
+//!   (requests + 1))` over a sliding window. For durable jobs a rejected retry is not
+//!   dropped (that would lose the job): it is deferred by half the throttle window, so
+//!   an overloaded downstream sees fewer retries now and the job survives the overload;
 //! - **concurrency**: at most `max_concurrent_retries` scheduled retries in flight.
 //!
 //! Counting protocol: `decide` is the failure signal (a request that was not accepted;
@@ -27,7 +29,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::breaker::{Admit, Breaker, BreakerConfig, BreakerSnapshot};
 use crate::error::{Error, Result};
-use crate::model::Attempt;
+use crate::model::{Attempt, Features};
 use crate::window::SlidingWindow;
 
 /// Hard limits, in the API document's shape plus the budget, fairness, throttling and
@@ -151,7 +153,6 @@ pub enum Refusal {
     Concurrency { in_flight: u64, limit: u32 },
     Tenant { used: u64, allowed: u64 },
     Budget { used: u64, allowed: u64 },
-    Throttle { probability: f64 },
 }
 
 impl Refusal {
@@ -160,7 +161,6 @@ impl Refusal {
             Refusal::Concurrency { .. } => "concurrency",
             Refusal::Tenant { .. } => "tenant_fairness",
             Refusal::Budget { .. } => "retry_budget",
-            Refusal::Throttle { .. } => "adaptive_throttle",
         }
     }
 }
@@ -228,28 +228,32 @@ impl GuardState {
         entry(&mut self.throttle, job_type, || SlidingWindow::new(g.throttle_window_ms))
     }
 
-    /// A failure was reported (through `decide`).
+    /// A failure was reported (through `decide`). A rate-limit failure (429) is the
+    /// server's explicit flow control, answered by `Retry-After` and learned resets: it
+    /// spends budget but does not count against the breaker or adaptive throttling.
     pub fn on_failure(
         &mut self,
-        job_type: &str,
-        tenant: Option<&str>,
-        first: bool,
+        f: &Features,
+        rate_limited: bool,
         now: u64,
         g: &Guardrails,
         b: &BreakerConfig,
     ) {
-        let first = u64::from(first);
+        let first = u64::from(f.attempt_number == 1);
         self.budget.add(now, first, 0);
-        if let (Some(t), true) = (tenant, g.per_tenant_limits) {
+        if let (Some(t), true) = (f.tenant.as_deref(), g.per_tenant_limits) {
             if let Some(w) = self.tenant_window(t, g) {
                 w.add(now, first, 0);
             }
         }
-        if let Some(w) = self.throttle_window(job_type, g) {
+        if rate_limited {
+            return;
+        }
+        if let Some(w) = self.throttle_window(&f.job_type, g) {
             w.add(now, 1, 0);
         }
         if b.enabled && self.outcomes_seen {
-            if let Some(br) = self.breaker(job_type, b) {
+            if let Some(br) = self.breaker(&f.job_type, b) {
                 br.on_failure(now, b);
             }
         }
@@ -302,7 +306,7 @@ impl GuardState {
         }
         if b.enabled && count > 0 {
             if let Some(br) = self.breaker(job_type, b) {
-                br.on_success(now, b);
+                br.on_successes(now, count, b);
             }
         }
     }
@@ -325,7 +329,8 @@ impl GuardState {
     }
 
     /// Check the stateful guardrails for one retry; with `commit`, spend its share of each.
-    /// `roll` is a uniform random number in [0, 1) for adaptive throttling.
+    /// `roll` is a uniform random number in [0, 1) for adaptive throttling; `Ok(Some(p))`
+    /// means the retry was throttled (with probability `p`) and must be deferred.
     pub fn admit_retry(
         &mut self,
         ctx: &RetryContext<'_>,
@@ -333,7 +338,7 @@ impl GuardState {
         roll: f64,
         g: &Guardrails,
         commit: bool,
-    ) -> std::result::Result<(), Refusal> {
+    ) -> std::result::Result<Option<f64>, Refusal> {
         if let Some(limit) = g.max_concurrent_retries {
             if self.in_flight.len() >= limit as usize {
                 self.in_flight.retain(|_, expires| *expires > now);
@@ -358,13 +363,14 @@ impl GuardState {
                 return Err(Refusal::Tenant { used, allowed: tenant_allowed });
             }
         }
+        let mut throttled = None;
         if g.adaptive_throttle && self.outcomes_seen {
             if let Some(w) = self.throttle.get_mut(ctx.job_type) {
                 let (requests, accepts) = w.sum(now);
                 let p =
                     ((requests as f64 - g.throttle_k * accepts as f64) / (requests as f64 + 1.0)).max(0.0);
                 if roll < p {
-                    return Err(Refusal::Throttle { probability: p });
+                    throttled = Some(p);
                 }
             }
         }
@@ -386,7 +392,7 @@ impl GuardState {
                 self.in_flight.insert(key, ctx.retry_at_ms.saturating_add(g.in_flight_ttl_ms));
             }
         }
-        Ok(())
+        Ok(throttled)
     }
 }
 
@@ -416,7 +422,7 @@ mod tests {
         let b = BreakerConfig::default();
         let mut s = GuardState::new(100, &g);
         for _ in 0..50 {
-            s.on_failure("pay", None, true, 0, &g, &b);
+            s.on_failure(&Features::new("pay", 1), false, 0, &g, &b);
         }
         let granted = (0..50).filter(|_| s.admit_retry(&ctx(None, None), 0, 0.5, &g, true).is_ok()).count();
         assert_eq!(granted, 10, "20 % of 50 first attempts");
@@ -433,9 +439,9 @@ mod tests {
         let b = BreakerConfig::default();
         let mut s = GuardState::new(100, &g);
         for _ in 0..100 {
-            s.on_failure("pay", Some("noisy"), true, 0, &g, &b);
+            s.on_failure(&Features::new("pay", 1).with_tenant("noisy"), false, 0, &g, &b);
         }
-        s.on_failure("pay", Some("quiet"), true, 0, &g, &b);
+        s.on_failure(&Features::new("pay", 1).with_tenant("quiet"), false, 0, &g, &b);
         let noisy =
             (0..100).filter(|_| s.admit_retry(&ctx(Some("noisy"), None), 0, 0.5, &g, true).is_ok()).count();
         assert_eq!(noisy, 10, "half of the 20-retry budget (20 % of 101 first attempts)");
@@ -449,15 +455,12 @@ mod tests {
         let mut s = GuardState::new(100, &g);
         s.on_outcome(&Attempt::new("j0", "pay", 1, true), 0, &g, &b); // 1 request, 1 accept
         for _ in 0..9 {
-            s.on_failure("pay", None, true, 0, &g, &b);
+            s.on_failure(&Features::new("pay", 1), false, 0, &g, &b);
         }
         // p = (10 − 2·1) / 11
         let p = 8.0 / 11.0;
         assert!(s.admit_retry(&ctx(None, None), 0, p + 0.01, &g, false).is_ok());
-        assert_eq!(
-            s.admit_retry(&ctx(None, None), 0, p - 0.01, &g, false),
-            Err(Refusal::Throttle { probability: p })
-        );
+        assert_eq!(s.admit_retry(&ctx(None, None), 0, p - 0.01, &g, false), Ok(Some(p)));
     }
 
     #[test]

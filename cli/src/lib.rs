@@ -1,0 +1,2 @@
+//! The `smartretry` command's library: the simulator (and, later, the server and TUI).
+pub mod sim;

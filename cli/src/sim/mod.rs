@@ -1,0 +1,343 @@
+//! The simulator: jobs against a simulated downstream in virtual time, one policy at a
+//! time, measured the same way. smartretry's policies call the real engine (`core`);
+//! nothing here decides a delay for it.
+
+pub mod policies;
+pub mod report;
+pub mod scenario;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+
+use serde::Serialize;
+use smartretry::backoff::mix64;
+
+pub use policies::{baselines, Policy, SmartRetry};
+pub use scenario::{builtin, Downstream, Job, Scenario};
+
+/// No policy gets more than this many attempts or this much time for one job.
+const MAX_ATTEMPTS: u32 = 50;
+const MAX_SPAN_MS: u64 = 86_400_000;
+
+/// What a policy sees when an attempt fails.
+#[derive(Debug, Clone)]
+pub struct FailureView<'a> {
+    pub job_type: &'a str,
+    pub job_id: u32,
+    pub tenant: Option<&'a str>,
+    /// The attempt that just failed (1-based).
+    pub attempt: u32,
+    pub now_ms: u64,
+    pub since_first_failure_ms: u64,
+    /// How long the job waited before this attempt (0 for the first).
+    pub delay_ms: u64,
+    pub status: Option<u16>,
+    pub error_class: &'a str,
+    pub retry_after_ms: Option<u64>,
+}
+
+/// What a policy learns when a retry finishes.
+#[derive(Debug, Clone)]
+pub struct OutcomeView<'a> {
+    pub failure: FailureView<'a>,
+    pub success: bool,
+    /// The failure this retry was for (what it is learned under).
+    pub retried_error_class: &'a str,
+    pub retried_status: Option<u16>,
+}
+
+/// Figures for one (scenario, policy), over the failed jobs after warm-up.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Figures {
+    pub scenario: String,
+    pub policy: String,
+    pub failed_jobs: u32,
+    pub recovered: u32,
+    pub lost: u32,
+    pub success_rate: f64,
+    pub mean_time_to_success_ms: f64,
+    pub p95_time_to_success_ms: f64,
+    pub retries_per_job: f64,
+    pub retries_per_recovered_job: f64,
+    pub wasted_retries_per_job: f64,
+    /// Retries spent on failures no retry can fix (validation, auth, not found).
+    pub retries_on_permanent_failures: u32,
+}
+
+#[derive(Debug, Clone, Default)]
+struct JobState {
+    first_failure_ms: Option<u64>,
+    last_attempt_ms: u64,
+    retries: u32,
+    wasted: u32,
+    recovered_after_ms: Option<u64>,
+    permanent: bool,
+    last_error_class: String,
+    last_status: Option<u16>,
+}
+
+enum Outcome {
+    Ok,
+    Fail { status: Option<u16>, error_class: String, retry_after_ms: Option<u64> },
+}
+
+/// The downstream's live state (only the rate limiter has any).
+struct LiveDownstream<'s> {
+    scenario: &'s Scenario,
+    outages: Vec<(u64, u64)>,
+    window_calls: HashMap<u64, u32>,
+    seed: u64,
+}
+
+impl LiveDownstream<'_> {
+    fn outage_at(&self, t: u64) -> Option<(u64, u64)> {
+        let i = self.outages.partition_point(|w| w.1 <= t);
+        self.outages.get(i).copied().filter(|w| w.0 <= t)
+    }
+
+    fn attempt(&mut self, job: &Job, attempt: u32, first_failure: Option<u64>, now: u64) -> Outcome {
+        match &self.scenario.downstream {
+            scenario::Downstream::RateLimit { window_ms, limit, retry_after_probability } => {
+                let window = now / window_ms;
+                let calls = self.window_calls.entry(window).or_default();
+                *calls += 1;
+                if *calls <= *limit {
+                    return Outcome::Ok;
+                }
+                let roll = smartretry::backoff::rand01(mix64(
+                    self.seed ^ (u64::from(job.id) << 8) ^ u64::from(attempt),
+                ));
+                let reset_in = (window + 1) * window_ms - now;
+                Outcome::Fail {
+                    status: Some(429),
+                    error_class: "rate_limit".into(),
+                    retry_after_ms: (roll < *retry_after_probability)
+                        .then(|| reset_in.div_ceil(1_000) * 1_000),
+                }
+            }
+            scenario::Downstream::Outages { status, error_class, .. } if self.outage_at(now).is_some() => {
+                Outcome::Fail { status: *status, error_class: error_class.clone(), retry_after_ms: None }
+            }
+            _ => match &job.transient {
+                Some(t) => {
+                    let elapsed = first_failure.map_or(0, |f| now - f);
+                    let recovered =
+                        first_failure.is_some() && t.recovers_after_ms.is_some_and(|r| elapsed >= r);
+                    if recovered {
+                        Outcome::Ok
+                    } else {
+                        Outcome::Fail {
+                            status: t.status,
+                            error_class: t.error_class.clone(),
+                            retry_after_ms: None,
+                        }
+                    }
+                }
+                None => Outcome::Ok,
+            },
+        }
+    }
+
+    /// When the job would first succeed, had it one perfectly timed retry (the oracle).
+    fn recovery_time(&self, job: &Job, first_failure: u64) -> Option<u64> {
+        let own = match &job.transient {
+            Some(t) => first_failure.checked_add(t.recovers_after_ms?)?,
+            None => first_failure,
+        };
+        let outage_end = self.outage_at(first_failure).map_or(first_failure, |w| w.1);
+        let reset = match &self.scenario.downstream {
+            scenario::Downstream::RateLimit { window_ms, .. } => (first_failure / window_ms + 1) * window_ms,
+            _ => first_failure,
+        };
+        Some(own.max(outage_end).max(reset))
+    }
+}
+
+fn permanent(status: Option<u16>, error_class: &str) -> bool {
+    !smartretry::classify::classify(status, Some(error_class), None).retryable()
+}
+
+/// One policy's run: its figures and, per job, when it recovered (measured jobs only).
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub figures: Figures,
+    /// Indexed by job id: `Some(time to success)` for measured jobs that recovered.
+    pub recovered_after_ms: Vec<Option<u64>>,
+    pub measured: Vec<bool>,
+}
+
+impl Run {
+    fn new(scenario: &Scenario, policy: &str, jobs: &[Job], state: &[JobState]) -> Run {
+        let measured_ids = measured_jobs(jobs, state, scenario.warmup);
+        let mut measured = vec![false; jobs.len()];
+        for &i in &measured_ids {
+            measured[i] = true;
+        }
+        Run {
+            figures: figures(scenario, policy, measured_ids.iter().map(|&i| &state[i])),
+            recovered_after_ms: state
+                .iter()
+                .zip(&measured)
+                .map(|(s, &m)| s.recovered_after_ms.filter(|_| m))
+                .collect(),
+            measured,
+        }
+    }
+}
+
+/// Mean time to success of `a` and of `b` over the jobs both recovered, and how many.
+pub fn paired_time_to_success(a: &Run, b: &Run) -> (f64, f64, usize) {
+    let both: Vec<(u64, u64)> = a
+        .recovered_after_ms
+        .iter()
+        .zip(&b.recovered_after_ms)
+        .filter_map(|(x, y)| Some(((*x)?, (*y)?)))
+        .collect();
+    let n = both.len().max(1) as f64;
+    let mean = |f: fn(&(u64, u64)) -> u64| both.iter().map(f).sum::<u64>() as f64 / n;
+    (mean(|p| p.0), mean(|p| p.1), both.len())
+}
+
+/// Run one policy through one scenario.
+pub fn run(scenario: &Scenario, jobs: &[Job], policy: &mut dyn Policy, seed: u64) -> Run {
+    let until = jobs.last().map_or(scenario.start_ms, |j| j.at_ms) + MAX_SPAN_MS;
+    let mut downstream = LiveDownstream {
+        scenario,
+        outages: scenario.outage_windows(until),
+        window_calls: HashMap::new(),
+        seed,
+    };
+    let mut state = vec![JobState::default(); jobs.len()];
+    let mut queue: BinaryHeap<Reverse<(u64, u32, u32)>> =
+        jobs.iter().map(|j| Reverse((j.at_ms, j.id, 1))).collect();
+    while let Some(Reverse((now, id, attempt))) = queue.pop() {
+        let job = &jobs[id as usize];
+        let st = &mut state[id as usize];
+        let delay = now - st.last_attempt_ms.max(job.at_ms).min(now);
+        st.last_attempt_ms = now;
+        let outcome = downstream.attempt(job, attempt, st.first_failure_ms, now);
+        let (status, error_class, retry_after_ms) = match outcome {
+            Outcome::Ok if attempt == 1 => {
+                policy.on_first_success(&scenario.job_type, job.tenant.as_deref(), now);
+                continue;
+            }
+            Outcome::Ok => (None, String::new(), None),
+            Outcome::Fail { status, error_class, retry_after_ms } => (status, error_class, retry_after_ms),
+        };
+        let first = *st.first_failure_ms.get_or_insert(now);
+        let view = FailureView {
+            job_type: &scenario.job_type,
+            job_id: id,
+            tenant: job.tenant.as_deref(),
+            attempt,
+            now_ms: now,
+            since_first_failure_ms: now - first,
+            delay_ms: if attempt == 1 { 0 } else { delay },
+            status,
+            error_class: &error_class,
+            retry_after_ms,
+        };
+        if attempt > 1 {
+            let success = status.is_none() && error_class.is_empty();
+            policy.on_outcome(&OutcomeView {
+                failure: view.clone(),
+                success,
+                retried_error_class: &st.last_error_class,
+                retried_status: st.last_status,
+            });
+            if success {
+                st.recovered_after_ms = Some(now - first);
+                continue;
+            }
+            st.wasted += 1;
+        } else {
+            st.permanent = permanent(status, &error_class);
+        }
+        st.last_error_class.clone_from(&error_class);
+        st.last_status = status;
+        if attempt >= MAX_ATTEMPTS || now - first > MAX_SPAN_MS {
+            continue;
+        }
+        if let Some(wait) = policy.on_failure(&view) {
+            st.retries += 1;
+            queue.push(Reverse((now + wait, id, attempt + 1)));
+        }
+    }
+    Run::new(scenario, policy.name(), jobs, &state)
+}
+
+/// The failed jobs that count: all but the first `warmup` share, in order of failure.
+fn measured_jobs(jobs: &[Job], state: &[JobState], warmup: f64) -> Vec<usize> {
+    let mut failed: Vec<usize> = (0..jobs.len()).filter(|&i| state[i].first_failure_ms.is_some()).collect();
+    failed.sort_by_key(|&i| (state[i].first_failure_ms, i));
+    let skip = (failed.len() as f64 * warmup) as usize;
+    failed.split_off(skip)
+}
+
+/// The oracle: one retry exactly when each job would recover.
+pub fn oracle(scenario: &Scenario, jobs: &[Job], seed: u64) -> Run {
+    let until = jobs.last().map_or(scenario.start_ms, |j| j.at_ms) + MAX_SPAN_MS;
+    let mut downstream = LiveDownstream {
+        scenario,
+        outages: scenario.outage_windows(until),
+        window_calls: HashMap::new(),
+        seed,
+    };
+    let mut state = vec![JobState::default(); jobs.len()];
+    for job in jobs {
+        if let Outcome::Fail { status, error_class, .. } = downstream.attempt(job, 1, None, job.at_ms) {
+            let st = &mut state[job.id as usize];
+            st.first_failure_ms = Some(job.at_ms);
+            st.permanent = permanent(status, &error_class);
+            if !st.permanent {
+                if let Some(at) = downstream.recovery_time(job, job.at_ms) {
+                    st.retries = 1;
+                    st.recovered_after_ms = Some(at - job.at_ms);
+                }
+            }
+        }
+    }
+    Run::new(scenario, "oracle", jobs, &state)
+}
+
+fn figures<'a>(scenario: &Scenario, policy: &str, jobs: impl Iterator<Item = &'a JobState>) -> Figures {
+    let jobs: Vec<&JobState> = jobs.collect();
+    let n = jobs.len().max(1) as f64;
+    let mut times: Vec<u64> = jobs.iter().filter_map(|j| j.recovered_after_ms).collect();
+    times.sort_unstable();
+    let recovered = times.len();
+    let retries: u32 = jobs.iter().map(|j| j.retries).sum();
+    let p95 = times.get(((recovered as f64 * 0.95).ceil() as usize).saturating_sub(1)).copied().unwrap_or(0);
+    Figures {
+        scenario: scenario.name.clone(),
+        policy: policy.to_string(),
+        failed_jobs: jobs.len() as u32,
+        recovered: recovered as u32,
+        lost: (jobs.len() - recovered) as u32,
+        success_rate: recovered as f64 / n,
+        mean_time_to_success_ms: if recovered == 0 {
+            0.0
+        } else {
+            times.iter().sum::<u64>() as f64 / recovered as f64
+        },
+        p95_time_to_success_ms: p95 as f64,
+        retries_per_job: f64::from(retries) / n,
+        retries_per_recovered_job: f64::from(retries) / recovered.max(1) as f64,
+        wasted_retries_per_job: f64::from(jobs.iter().map(|j| j.wasted).sum::<u32>()) / n,
+        retries_on_permanent_failures: jobs.iter().filter(|j| j.permanent).map(|j| j.retries).sum(),
+    }
+}
+
+/// Every policy (baselines, smartretry rules-only and learning) plus the oracle.
+pub fn compare(scenario: &Scenario, seed: u64) -> Vec<Run> {
+    let jobs = scenario.jobs(seed);
+    let mut rows: Vec<Run> = Vec::new();
+    let mut policies: Vec<Box<dyn Policy>> = baselines(seed);
+    policies.push(Box::new(SmartRetry::rules_only(seed)));
+    policies.push(Box::new(SmartRetry::learning(seed)));
+    for p in &mut policies {
+        rows.push(run(scenario, &jobs, p.as_mut(), seed));
+    }
+    rows.push(oracle(scenario, &jobs, seed));
+    rows
+}

@@ -1,0 +1,151 @@
+//! The policies compared: the static baselines users run today, and smartretry (the real
+//! engine, rules only or learning).
+
+use smartretry::{Attempt, Config, Engine, Features};
+
+use super::scenario::Rng;
+use super::{FailureView, OutcomeView};
+
+pub trait Policy {
+    fn name(&self) -> &str;
+    /// An attempt failed: how long to wait before the next, or `None` to give up.
+    fn on_failure(&mut self, failure: &FailureView<'_>) -> Option<u64>;
+    /// A retry finished.
+    fn on_outcome(&mut self, _outcome: &OutcomeView<'_>) {}
+    /// A first attempt succeeded.
+    fn on_first_success(&mut self, _job_type: &str, _tenant: Option<&str>, _now_ms: u64) {}
+}
+
+/// A fixed schedule: the delay before retry `n` (1-based), up to `max_attempts` attempts.
+/// Like most code in the wild, it retries every failure and ignores `Retry-After`.
+pub struct Static {
+    name: &'static str,
+    max_attempts: u32,
+    delay: fn(u32, &mut Rng) -> u64,
+    rng: Rng,
+}
+
+impl Policy for Static {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn on_failure(&mut self, f: &FailureView<'_>) -> Option<u64> {
+        (f.attempt < self.max_attempts).then(|| (self.delay)(f.attempt, &mut self.rng))
+    }
+}
+
+/// The static baselines.
+pub fn baselines(seed: u64) -> Vec<Box<dyn Policy>> {
+    let make = |name, max_attempts, delay: fn(u32, &mut Rng) -> u64| -> Box<dyn Policy> {
+        Box::new(Static { name, max_attempts, delay, rng: Rng::new(seed ^ 0xba5e) })
+    };
+    vec![
+        // The documents' "traditional approach": 2 s → 4 s → 8 s → 16 s → 32 s.
+        make("traditional_2s_doubling", 6, |n, _| 2_000 << (n - 1).min(20)),
+        // AWS "full jitter": uniform(0, min(cap, base · 2^n)), base 1 s, cap 60 s.
+        make("exponential_full_jitter", 6, |n, rng| {
+            (rng.uniform() * (1_000u64 << n.min(20)).min(60_000) as f64) as u64
+        }),
+        // tenacity's wait_random_exponential(multiplier=1, max=60), stop_after_attempt(6).
+        make("tenacity_random_exponential", 6, |n, rng| {
+            (rng.uniform() * (1_000u64 << (n - 1).min(20)).min(60_000) as f64) as u64
+        }),
+        // The API document's fallback policy: 3 attempts, 1 s doubling, 30 s cap, ±15 %.
+        make("api_fallback_policy", 3, |n, rng| {
+            let d = (1_000u64 << (n - 1).min(20)).min(30_000) as f64;
+            (d * (1.0 + (2.0 * rng.uniform() - 1.0) * 0.15)) as u64
+        }),
+    ]
+}
+
+/// smartretry itself: every decision comes from the engine.
+pub struct SmartRetry {
+    name: &'static str,
+    engine: Engine,
+    /// First-attempt successes not yet reported (hosts batch them too).
+    pending_successes: u64,
+    last_job_type: String,
+}
+
+impl SmartRetry {
+    pub fn learning(seed: u64) -> SmartRetry {
+        SmartRetry::with_config("smartretry", Config::default(), seed)
+    }
+
+    pub fn rules_only(seed: u64) -> SmartRetry {
+        SmartRetry::with_config("smartretry_rules_only", Config { enabled: false, ..Config::default() }, seed)
+    }
+
+    pub fn with_config(name: &'static str, config: Config, seed: u64) -> SmartRetry {
+        let engine = Engine::builder()
+            .config(config)
+            .seed(seed)
+            .build()
+            .unwrap_or_else(|_| Engine::builder().seed(seed).build().unwrap_or_default());
+        SmartRetry { name, engine, pending_successes: 0, last_job_type: String::new() }
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    fn flush(&mut self, now_ms: u64) {
+        if self.pending_successes > 0 {
+            let _ =
+                self.engine.record_successes(&self.last_job_type, None, self.pending_successes, Some(now_ms));
+            self.pending_successes = 0;
+        }
+    }
+}
+
+impl Policy for SmartRetry {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn on_failure(&mut self, f: &FailureView<'_>) -> Option<u64> {
+        self.flush(f.now_ms);
+        let features = Features {
+            job_id: Some(f.job_id.to_string()),
+            tenant: f.tenant.map(str::to_string),
+            error_class: Some(f.error_class.to_string()),
+            http_status: f.status,
+            since_first_failure_ms: Some(f.since_first_failure_ms),
+            since_last_failure_ms: Some(f.delay_ms),
+            retry_after_ms: f.retry_after_ms,
+            ..Features::new(f.job_type, f.attempt)
+        };
+        let d = self.engine.decide(&features, Some(f.now_ms)).ok()?;
+        d.should_retry.then_some(d.delay_ms)
+    }
+
+    fn on_outcome(&mut self, o: &OutcomeView<'_>) {
+        let f = &o.failure;
+        let attempt = Attempt {
+            tenant: f.tenant.map(str::to_string),
+            // The class of the failure being retried: what the engine learns under.
+            error_class: Some(o.retried_error_class.to_string()),
+            http_status: o.retried_status,
+            delay_ms: f.delay_ms,
+            since_first_failure_ms: Some(f.since_first_failure_ms),
+            ..Attempt::new(f.job_id.to_string(), f.job_type, f.attempt, o.success)
+        };
+        let _ = self.engine.record(&attempt, Some(f.now_ms));
+    }
+
+    fn on_first_success(&mut self, job_type: &str, tenant: Option<&str>, now_ms: u64) {
+        if tenant.is_some() {
+            let _ = self.engine.record_successes(job_type, tenant, 1, Some(now_ms));
+            return;
+        }
+        if self.last_job_type != job_type {
+            self.flush(now_ms);
+            self.last_job_type = job_type.to_string();
+        }
+        self.pending_successes += 1;
+        if self.pending_successes >= 64 {
+            self.flush(now_ms);
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! The report: a table for people, CSV for tools, an SVG chart to look at.
+
+use std::fmt::Write as _;
+
+use super::{paired_time_to_success, Figures, Run};
+
+fn secs(ms: f64) -> String {
+    format!("{:.1}s", ms / 1_000.0)
+}
+
+/// One scenario's rows as an aligned table, with each policy's time-to-success as a
+/// multiple of the oracle's.
+pub fn table(rows: &[Figures]) -> String {
+    let oracle = rows.iter().find(|r| r.policy == "oracle").map_or(0.0, |r| r.mean_time_to_success_ms);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<28} {:>7} {:>8} {:>9} {:>9} {:>7} {:>9} {:>9} {:>9} {:>5}",
+        "policy",
+        "jobs",
+        "success",
+        "mean TTS",
+        "p95 TTS",
+        "×oracle",
+        "retries",
+        "/recover",
+        "wasted",
+        "lost"
+    );
+    for r in rows {
+        let ratio = if oracle > 0.0 && r.recovered > 0 {
+            format!("{:.2}", r.mean_time_to_success_ms / oracle)
+        } else {
+            "-".into()
+        };
+        let _ = writeln!(
+            out,
+            "{:<28} {:>7} {:>7.1}% {:>9} {:>9} {:>7} {:>9.2} {:>9.2} {:>9.2} {:>5}",
+            r.policy,
+            r.failed_jobs,
+            r.success_rate * 100.0,
+            secs(r.mean_time_to_success_ms),
+            secs(r.p95_time_to_success_ms),
+            ratio,
+            r.retries_per_job,
+            r.retries_per_recovered_job,
+            r.wasted_retries_per_job,
+            r.lost
+        );
+    }
+    out
+}
+
+/// smartretry against each other policy, on the jobs both recovered (a fair comparison
+/// of speed: a policy that gives up on slow jobs is not faster for it).
+pub fn paired(runs: &[Run]) -> String {
+    let Some(smart) = runs.iter().find(|r| r.figures.policy == "smartretry") else {
+        return String::new();
+    };
+    let mut out = String::from("paired time to success (jobs both recovered): smartretry vs");
+    for other in runs.iter().filter(|r| r.figures.policy != "smartretry") {
+        let (mine, theirs, n) = paired_time_to_success(smart, other);
+        if n > 0 {
+            let _ = write!(out, " {} {}/{} (n={n});", other.figures.policy, secs(mine), secs(theirs));
+        }
+    }
+    out.push('\n');
+    out
+}
+
+pub fn csv(rows: &[Figures]) -> String {
+    let mut out = String::from(
+        "scenario,policy,failed_jobs,recovered,lost,success_rate,mean_time_to_success_ms,p95_time_to_success_ms,\
+         retries_per_job,retries_per_recovered_job,wasted_retries_per_job,retries_on_permanent_failures\n",
+    );
+    for r in rows {
+        let _ = writeln!(
+            out,
+            "{},{},{},{},{},{:.4},{:.1},{:.1},{:.4},{:.4},{:.4},{}",
+            r.scenario,
+            r.policy,
+            r.failed_jobs,
+            r.recovered,
+            r.lost,
+            r.success_rate,
+            r.mean_time_to_success_ms,
+            r.p95_time_to_success_ms,
+            r.retries_per_job,
+            r.retries_per_recovered_job,
+            r.wasted_retries_per_job,
+            r.retries_on_permanent_failures
+        );
+    }
+    out
+}
+
+const COLORS: [&str; 8] =
+    ["#8c8c8c", "#b07aa1", "#9c755f", "#76b7b2", "#edc948", "#4e79a7", "#e15759", "#59a14f"];
+
+/// Small multiples, one panel per scenario: x = retries per failed job (downstream
+/// load), y = mean time to success as a multiple of the oracle's. Down-left is better.
+pub fn svg(rows: &[Figures]) -> String {
+    let mut scenarios: Vec<&str> = Vec::new();
+    let mut policies: Vec<&str> = Vec::new();
+    for r in rows {
+        if !scenarios.contains(&r.scenario.as_str()) {
+            scenarios.push(&r.scenario);
+        }
+        if !policies.contains(&r.policy.as_str()) {
+            policies.push(&r.policy);
+        }
+    }
+    let (pw, ph, cols) = (300.0, 240.0, 3usize);
+    let grid_rows = scenarios.len().div_ceil(cols);
+    let (width, height) =
+        (cols as f64 * pw + 20.0, grid_rows as f64 * ph + 40.0 + 18.0 * policies.len() as f64);
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="11">"#
+    );
+    let _ = writeln!(s, r##"<rect width="100%" height="100%" fill="#ffffff"/>"##);
+    let _ = writeln!(
+        s,
+        r#"<text x="10" y="18" font-size="14" font-weight="bold">Time to success (× oracle) vs retries per failed job — lower-left is better</text>"#
+    );
+    for (i, name) in scenarios.iter().enumerate() {
+        let (ox, oy) = (10.0 + (i % cols) as f64 * pw, 30.0 + (i / cols) as f64 * ph);
+        let (x0, y0, w, h) = (ox + 40.0, oy + 20.0, pw - 60.0, ph - 60.0);
+        let mine: Vec<&Figures> = rows.iter().filter(|r| r.scenario == *name).collect();
+        let oracle =
+            mine.iter().find(|r| r.policy == "oracle").map_or(1.0, |r| r.mean_time_to_success_ms.max(1.0));
+        let ratio =
+            |r: &Figures| if r.recovered == 0 { f64::NAN } else { r.mean_time_to_success_ms / oracle };
+        let max_x = mine.iter().map(|r| r.retries_per_job).fold(1.0, f64::max) * 1.1;
+        let max_y = mine.iter().map(|r| ratio(r)).filter(|v| v.is_finite()).fold(2.0, f64::max) * 1.1;
+        let _ = writeln!(s, r#"<text x="{ox}" y="{}" font-weight="bold">{name}</text>"#, oy + 12.0);
+        let _ =
+            writeln!(s, r##"<rect x="{x0}" y="{y0}" width="{w}" height="{h}" fill="none" stroke="#999"/>"##);
+        let _ = writeln!(
+            s,
+            r#"<text x="{}" y="{}" text-anchor="middle">retries per job (0–{max_x:.1})</text>"#,
+            x0 + w / 2.0,
+            y0 + h + 16.0
+        );
+        let _ = writeln!(
+            s,
+            r#"<text x="{}" y="{}" transform="rotate(-90 {} {})" text-anchor="middle">× oracle (0–{max_y:.1})</text>"#,
+            ox + 12.0,
+            y0 + h / 2.0,
+            ox + 12.0,
+            y0 + h / 2.0
+        );
+        let y1 = y0 + h - h / max_y;
+        let _ = writeln!(
+            s,
+            r##"<line x1="{x0}" y1="{y1}" x2="{}" y2="{y1}" stroke="#59a14f" stroke-dasharray="3,3"/>"##,
+            x0 + w
+        );
+        for r in &mine {
+            let v = ratio(r);
+            if !v.is_finite() {
+                continue;
+            }
+            let color = COLORS[policies.iter().position(|p| *p == r.policy).unwrap_or(0) % COLORS.len()];
+            let (cx, cy) = (x0 + w * r.retries_per_job / max_x, y0 + h - h * v / max_y);
+            let _ = writeln!(
+                s,
+                r#"<circle cx="{cx:.1}" cy="{cy:.1}" r="5" fill="{color}" fill-opacity="0.85"/>"#
+            );
+        }
+    }
+    let legend_y = 30.0 + grid_rows as f64 * ph + 10.0;
+    for (i, p) in policies.iter().enumerate() {
+        let y = legend_y + 18.0 * i as f64;
+        let _ = writeln!(s, r#"<circle cx="20" cy="{y}" r="5" fill="{}"/>"#, COLORS[i % COLORS.len()]);
+        let _ = writeln!(s, r#"<text x="32" y="{}">{p}</text>"#, y + 4.0);
+    }
+    s.push_str("</svg>\n");
+    s
+}

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Every test suite of the repository, then one closing line: "total: N passed, N failed".
+# Each suite's own summary stays in the log; suites are added below as they land.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+
+run() {
+    echo "::: $*"
+    "$@" 2>&1 | tee -a "$log"
+    local rc=${PIPESTATUS[0]}
+    [ "$rc" -eq 0 ] || { echo "::: FAILED ($rc): $*"; status=1; }
+}
+
+run cargo test --workspace
+for suite in scripts/test-python.sh scripts/test-node.sh; do
+    [ -x "$suite" ] && run "$suite"
+done
+
+# Sum what the runners reported: cargo ("test result: ok. 3 passed; 0 failed"),
+# pytest ("== 12 passed, 1 failed in 2s =="), node --test ("ℹ pass 9" / "ℹ fail 0").
+passed=0 failed=0
+while IFS= read -r line; do
+    case "$line" in
+        "test result:"*)
+            p=$(sed -n 's/.* \([0-9][0-9]*\) passed.*/\1/p' <<<"$line"); f=$(sed -n 's/.* \([0-9][0-9]*\) failed.*/\1/p' <<<"$line")
+            passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0})) ;;
+        "="*" passed"*|"="*" failed"*)
+            p=$(grep -o '[0-9]* passed' <<<"$line" | grep -o '[0-9]*'); f=$(grep -o '[0-9]* failed' <<<"$line" | grep -o '[0-9]*')
+            passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0})) ;;
+        "ℹ pass "*) passed=$((passed + ${line#ℹ pass })) ;;
+        "ℹ fail "*) failed=$((failed + ${line#ℹ fail })) ;;
+    esac
+done < "$log"
+[ "$status" -eq 0 ] || [ "$failed" -gt 0 ] || failed=1
+echo "total: $passed passed, $failed failed"
+[ "$status" -eq 0 ] && [ "$failed" -eq 0 ]
