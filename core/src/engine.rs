@@ -627,19 +627,21 @@ impl Engine {
             (a, b) => a.or(b),
         };
         let elapsed = f.since_first_failure_ms.unwrap_or(0);
-        if let Some(limit) = deadline {
-            if elapsed.saturating_add(d.delay_ms) > limit {
-                return d.refuse(
-                    Method::Guardrail,
-                    Some("deadline"),
-                    format!(
-                        "A retry in {} would start after the {} deadline ({} already spent).",
-                        fmt_ms(d.delay_ms),
-                        fmt_ms(limit),
-                        fmt_ms(elapsed)
-                    ),
-                );
-            }
+        let past_deadline = |delay: u64| deadline.filter(|&limit| elapsed.saturating_add(delay) > limit);
+        let refuse_deadline = |d: &mut Draft, limit: u64| {
+            d.refuse(
+                Method::Guardrail,
+                Some("deadline"),
+                format!(
+                    "A retry in {} would start after the {} deadline ({} already spent).",
+                    fmt_ms(d.delay_ms),
+                    fmt_ms(limit),
+                    fmt_ms(elapsed)
+                ),
+            )
+        };
+        if let Some(limit) = past_deadline(d.delay_ms) {
+            return refuse_deadline(d, limit);
         }
         let ctx = RetryContext {
             job_type: &f.job_type,
@@ -662,6 +664,10 @@ impl Engine {
                             fmt_ms(defer)
                         ),
                     );
+                }
+                if let Some(limit) = past_deadline(defer.max(d.delay_ms)) {
+                    d.delay_ms = defer;
+                    return refuse_deadline(d, limit);
                 }
                 if defer > d.delay_ms {
                     d.method = Method::Guardrail;
