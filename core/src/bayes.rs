@@ -158,6 +158,10 @@ pub struct KeyModel {
     fail: [f32; BINS],
     /// Weighted sum of where successes landed in each bin (seconds), to aim inside it.
     ok_at: [f32; BINS],
+    /// Weighted number of jobs known unrecovered while passing through each bin…
+    at_risk: [f32; BINS],
+    /// …and of those that recovered in it (spread over their interval).
+    events: [f32; BINS],
     /// Weight of the next observation; grows so older ones fade (renormalised).
     weight: f32,
     bucket_ok: [u32; BUCKETS],
@@ -180,6 +184,8 @@ impl Default for KeyModel {
             ok: [0.0; BINS],
             fail: [0.0; BINS],
             ok_at: [0.0; BINS],
+            at_risk: [0.0; BINS],
+            events: [0.0; BINS],
             weight: 1.0,
             bucket_ok: [0; BUCKETS],
             bucket_fail: [0; BUCKETS],
@@ -196,8 +202,9 @@ impl Default for KeyModel {
 }
 
 impl KeyModel {
-    /// Learn one retry outcome at clock value `x_ms`. Returns whether it refit.
-    pub fn observe(&mut self, x_ms: u64, success: bool, cfg: &BayesConfig) -> bool {
+    /// Learn one retry outcome at clock value `x_ms`, of a job last known unrecovered at
+    /// `prev_ms` (its previous failure; 0 for the first retry). Returns whether it refit.
+    pub fn observe(&mut self, prev_ms: u64, x_ms: u64, success: bool, cfg: &BayesConfig) -> bool {
         let (bin, bucket) = (bin_of(x_ms), bucket_of(x_ms));
         if success {
             self.ok[bin] += self.weight;
@@ -207,11 +214,46 @@ impl KeyModel {
             self.fail[bin] += self.weight;
             self.bucket_fail[bucket] = self.bucket_fail[bucket].saturating_add(1);
         }
+        // The job was at risk of recovering in every bin from its last failure to now. A
+        // success says it recovered somewhere in that interval: spread the recovery over
+        // the interval by the current curve (a streaming step of Turnbull's
+        // self-consistency for interval-censored data), and count the job at risk in each
+        // bin with the probability it had not yet recovered there.
+        let first = if prev_ms == 0 { 0 } else { (bin_of(prev_ms) + 1).min(bin) };
+        let mut share = [0f32; BINS];
+        match self.fit.as_deref().filter(|_| success) {
+            Some(fit) => {
+                for (i, slot) in share.iter_mut().enumerate().take(bin + 1).skip(first) {
+                    *slot = fit.cdf[i] - if i == 0 { 0.0 } else { fit.cdf[i - 1] };
+                }
+                let total: f32 = share[first..=bin].iter().sum();
+                if total > 1e-6 {
+                    share[first..=bin].iter_mut().for_each(|m| *m /= total);
+                } else {
+                    share[bin] = 1.0;
+                }
+            }
+            None => share[bin] = 1.0,
+        }
+        let mut still_failing = 1.0f32;
+        for i in first..=bin {
+            self.at_risk[i] += self.weight * if success { still_failing } else { 1.0 };
+            if success {
+                self.events[i] += self.weight * share[i];
+                still_failing -= share[i];
+            }
+        }
         // Instead of shrinking every old count, grow the next observation's weight.
         self.weight *= 2f32.powf(1.0 / cfg.half_life_samples.max(1) as f32);
         if self.weight > 1e6 {
             let shrink = 1.0 / self.weight;
-            self.ok.iter_mut().chain(&mut self.fail).chain(&mut self.ok_at).for_each(|c| *c *= shrink);
+            self.ok
+                .iter_mut()
+                .chain(&mut self.fail)
+                .chain(&mut self.ok_at)
+                .chain(&mut self.at_risk)
+                .chain(&mut self.events)
+                .for_each(|c| *c *= shrink);
             self.weight = 1.0;
         }
         self.samples += 1;
@@ -238,7 +280,9 @@ impl KeyModel {
         let ok: Vec<f32> = self.ok.iter().map(|c| c * scale).collect();
         let fail: Vec<f32> = self.fail.iter().map(|c| c * scale).collect();
         let weight: f32 = ok.iter().sum::<f32>() + fail.iter().sum::<f32>();
-        let cdf = recovery_curve(&ok, &fail);
+        let at_risk: Vec<f32> = self.at_risk.iter().map(|c| c * scale).collect();
+        let events: Vec<f32> = self.events.iter().map(|c| c * scale).collect();
+        let cdf = recovery_curve(&events, &at_risk);
         let mut at_ms = BIN_EDGES_MS;
         for (i, at) in at_ms.iter_mut().enumerate() {
             if self.ok[i] > 0.0 {
@@ -324,40 +368,25 @@ fn beta_summary(s: f64, f: f64, penalty: f64) -> (f64, f64) {
     (alpha / n, (1.0 - 2.0 * 1.645 * sd).clamp(0.0, 1.0) * penalty)
 }
 
-/// The recovery curve: weighted isotonic regression (pool adjacent violators) of the
-/// observed bins' posterior means. Before the first observation `F = 0` (never plan a
-/// retry earlier than anything tried); between observations the last value carries on;
-/// past the last one, each further bin is assumed to recover a share
-/// ([`EXPLORE_SHARE`]) of the jobs still failing: unexplored later times look worth a
-/// try, more so the further out, which is how a schedule that gave up too early gets
-/// corrected.
-fn recovery_curve(ok: &[f32], fail: &[f32]) -> [f32; BINS] {
-    // Blocks of (mean, weight, first bin, last bin) over observed bins.
-    let mut blocks: Vec<(f32, f32, usize, usize)> = Vec::with_capacity(BINS);
-    for i in (0..BINS).filter(|&i| ok[i] + fail[i] > 1e-6) {
-        let w = ok[i] + fail[i] + 2.0 * PRIOR;
-        let mut block = ((ok[i] + PRIOR) / w, w, i, i);
-        while let Some(&(m, pw, first, _)) = blocks.last() {
-            if m <= block.0 {
-                break;
-            }
-            blocks.pop();
-            let total = pw + block.1;
-            block = ((m * pw + block.0 * block.1) / total, total, first, block.3);
-        }
-        blocks.push(block);
-    }
+/// The recovery curve `F(t) = 1 − Π (1 − hazard)` from a life table: each retry outcome
+/// puts its job at risk in every bin since its previous failure, and a success is a
+/// recovery in the bin of the retry (the latest it can have happened). Unlike pooling
+/// outcomes by retry time, this stays unbiased when later retries only happen to jobs
+/// whose earlier ones failed. Bins after the last one anybody was at risk in recover a
+/// share ([`EXPLORE_SHARE`]) of the jobs still failing: unexplored later times look worth
+/// a try, which is how a schedule that gave up too early gets corrected.
+fn recovery_curve(events: &[f32], at_risk: &[f32]) -> [f32; BINS] {
+    let last_seen = at_risk.iter().rposition(|&r| r > 1e-6);
     let mut cdf = [0f32; BINS];
-    let last_observed = blocks.last().map_or(0, |b| b.3);
-    for (mean, _, first, _) in &blocks {
-        for slot in &mut cdf[*first..] {
-            *slot = *mean;
-        }
-    }
-    if !blocks.is_empty() {
-        for i in last_observed + 1..BINS {
-            cdf[i] = cdf[i - 1] + (1.0 - cdf[i - 1]) * EXPLORE_SHARE;
-        }
+    let mut survival = 1.0f32;
+    for i in 0..BINS {
+        let hazard = match last_seen {
+            Some(last) if i <= last => (events[i] + PRIOR * 0.1) / (at_risk[i] + PRIOR * 0.2).max(1e-6),
+            Some(_) => EXPLORE_SHARE,
+            None => 0.0,
+        };
+        survival *= 1.0 - hazard.clamp(0.0, 1.0);
+        cdf[i] = 1.0 - survival;
     }
     cdf
 }
@@ -399,6 +428,8 @@ pub enum Scope<'a> {
     Key,
     Tenant(&'a str),
     Hour(u8),
+    /// Failures that began while the downstream was degraded (`true`) or healthy.
+    Degraded(bool),
 }
 
 impl Scope<'_> {
@@ -413,6 +444,10 @@ impl Scope<'_> {
                 h.write_u8(2);
                 h.write_u8(hour);
             }
+            Scope::Degraded(degraded) => {
+                h.write_u8(3);
+                h.write_u8(u8::from(degraded));
+            }
         }
     }
 
@@ -422,6 +457,7 @@ impl Scope<'_> {
             Scope::Key => stored.is_empty(),
             Scope::Tenant(t) => stored.strip_prefix("tenant:") == Some(t),
             Scope::Hour(hour) => stored.strip_prefix("hour:").and_then(|h| h.parse().ok()) == Some(hour),
+            Scope::Degraded(degraded) => stored == if degraded { "state:degraded" } else { "state:healthy" },
         }
     }
 
@@ -431,6 +467,8 @@ impl Scope<'_> {
             Scope::Key => String::new(),
             Scope::Tenant(t) => format!(" for tenant {t}"),
             Scope::Hour(h) => format!(" for {h:02}:00–{:02}:00 UTC", (h + 1) % 24),
+            Scope::Degraded(true) => " for failures while the downstream is degraded".into(),
+            Scope::Degraded(false) => " for failures while the downstream is healthy".into(),
         }
     }
 }
@@ -441,6 +479,8 @@ impl std::fmt::Display for Scope<'_> {
             Scope::Key => Ok(()),
             Scope::Tenant(t) => write!(f, "tenant:{t}"),
             Scope::Hour(h) => write!(f, "hour:{h}"),
+            Scope::Degraded(true) => f.write_str("state:degraded"),
+            Scope::Degraded(false) => f.write_str("state:healthy"),
         }
     }
 }
@@ -602,37 +642,57 @@ mod tests {
     fn no_model_below_ten_samples_and_refit_every_twenty() {
         let mut m = KeyModel::default();
         for i in 0..9 {
-            assert!(!m.observe(8_000 + i, true, &cfg()));
+            assert!(!m.observe(0, 8_000 + i, true, &cfg()));
         }
         assert!(m.plan(0, 2).is_none());
-        assert!(m.observe(8_000, true, &cfg()), "10th sample fits");
-        let refits = (0..40).filter(|_| m.observe(8_000, true, &cfg())).count();
+        assert!(m.observe(0, 8_000, true, &cfg()), "10th sample fits");
+        let refits = (0..40).filter(|_| m.observe(0, 8_000, true, &cfg())).count();
         assert_eq!(refits, 2, "then every 20 samples");
     }
 
     #[test]
-    fn the_recovery_curve_is_monotone() {
-        let mut ok = [0f32; BINS];
-        let mut fail = [0f32; BINS];
-        ok[5] = 10.0; // early successes…
-        fail[10] = 30.0; // …then later failures: pooled, never decreasing.
-        ok[20] = 30.0;
-        let cdf = recovery_curve(&ok, &fail);
-        assert!(cdf.windows(2).all(|w| w[1] >= w[0]), "{cdf:?}");
-        assert!(cdf[20] > 0.9);
-    }
-
-    /// Jobs recover 6–12 s after the first failure.
-    fn payment_model(outcomes: u64) -> KeyModel {
+    fn the_curve_is_unbiased_under_sequential_retries() {
+        // Jobs recover uniformly 6–12 s after failing; each is retried at 10.3 s and, if
+        // that fails, at 11.9 s. Only jobs that failed at 10.3 s reach 11.9 s: pooling
+        // outcomes by retry time would put F(11.9 s) near ½, the truth is ~0.98.
         let mut m = KeyModel::default();
-        for i in 0..outcomes {
+        for i in 0..600u64 {
             let recovery = 6_000 + (i * 7_919) % 6_000;
-            for x in [2_000, 6_000, 9_000, 12_000, 20_000] {
-                m.observe(x + i % 300, x + i % 300 >= recovery, &cfg());
+            if recovery <= 10_300 {
+                m.observe(0, 10_300, true, &cfg());
+            } else {
+                m.observe(0, 10_300, false, &cfg());
+                m.observe(10_300, 11_900, recovery <= 11_900, &cfg());
             }
         }
         m.refit(&cfg());
+        let f = m.fit().unwrap();
+        assert!((f.cdf[bin_of(10_300)] - 0.72).abs() < 0.05, "{}", f.cdf[bin_of(10_300)]);
+        assert!(f.cdf[bin_of(11_900)] > 0.95, "{}", f.cdf[bin_of(11_900)]);
+        assert!(f.cdf.windows(2).all(|w| w[1] >= w[0]), "monotone");
+    }
+
+    /// Jobs recover 6–12 s after the first failure; each is retried at 2, 6, 9, 12 and
+    /// 20 s until it succeeds.
+    fn payment_model(jobs: u64) -> KeyModel {
+        let mut m = KeyModel::default();
+        for i in 0..jobs {
+            retry_until_success(&mut m, 6_000 + (i * 7_919) % 6_000, &[2_000, 6_000, 9_000, 12_000, 20_000]);
+        }
+        m.refit(&cfg());
         m
+    }
+
+    fn retry_until_success(m: &mut KeyModel, recovery: u64, schedule: &[u64]) {
+        let mut prev = 0;
+        for &x in schedule {
+            let ok = x >= recovery;
+            m.observe(prev, x, ok, &cfg());
+            if ok {
+                break;
+            }
+            prev = x;
+        }
     }
 
     #[test]
@@ -644,8 +704,9 @@ mod tests {
         // After failing at 11 s, the next try is soon, not another full wait.
         let later = m.plan(11_000, 1).unwrap();
         assert!(later.delay_ms <= 3_000, "{later:?}");
-        let stats = m.fit().unwrap();
-        assert!(stats.bucket_p[1] < 0.2 && stats.bucket_p[3] > 0.8, "{:?}", stats.bucket_p);
+        let fit = m.fit().unwrap();
+        assert!(fit.bucket_p[1] < 0.2, "retries at 2 s all failed: {:?}", fit.bucket_p);
+        assert!(fit.cdf[bin_of(5_000)] < 0.05 && fit.cdf[bin_of(12_000)] > 0.95, "{:?}", fit.cdf);
     }
 
     #[test]
@@ -654,8 +715,8 @@ mod tests {
         // past them rather than repeating what failed.
         let mut m = KeyModel::default();
         for i in 0..40 {
-            m.observe(2_000 + i, false, &cfg());
-            m.observe(6_000 + i, false, &cfg());
+            m.observe(0, 2_000 + i, false, &cfg());
+            m.observe(2_000 + i, 6_000 + i, false, &cfg());
         }
         let plan = m.plan(0, 2).unwrap();
         assert!(plan.delay_ms > 6_000, "{plan:?}");
@@ -666,10 +727,7 @@ mod tests {
         let mut m = payment_model(60);
         // Recovery now takes 30–40 s.
         for i in 0..400u64 {
-            let recovery = 30_000 + (i * 7_919) % 10_000;
-            for x in [10_000, 25_000, 35_000, 45_000] {
-                m.observe(x, x >= recovery, &cfg());
-            }
+            retry_until_success(&mut m, 30_000 + (i * 7_919) % 10_000, &[10_000, 25_000, 35_000, 45_000]);
         }
         m.refit(&cfg());
         let plan = m.plan(0, 2).unwrap();
@@ -680,7 +738,7 @@ mod tests {
     fn key_count_is_capped_and_evictions_counted() {
         let learner = Learner::new(32);
         for i in 0..1_000 {
-            learner.update(&format!("job{i}"), "timeout", Scope::Key, |m| m.observe(1_000, true, &cfg()));
+            learner.update(&format!("job{i}"), "timeout", Scope::Key, |m| m.observe(0, 1_000, true, &cfg()));
         }
         assert!(learner.len() <= 32 + SHARDS);
         assert!(learner.evictions() >= 1_000 - 48);

@@ -119,10 +119,16 @@ pub struct BayesTuning {
     pub min_retry_cost_ms: u64,
     /// Cost of losing a job when attempts run out, in median recovery times.
     pub lost_job_cost: f64,
+    /// Share of learned retries moved earlier (to 40–100 % of the planned delay) to keep
+    /// learning how soon jobs recover: a curve only knows the times somebody tried.
+    pub explore_rate: f64,
     /// Learn each tenant's recovery apart, so a noisy tenant cannot slow quiet ones.
     pub tenant_scopes: bool,
     /// Learn recovery per hour of day (maintenance windows).
     pub hour_scopes: bool,
+    /// Learn recovery apart for failures that begin while the downstream is degraded
+    /// (an outage, a maintenance window) and while it is healthy (a blip).
+    pub state_scopes: bool,
     /// Outcomes a tenant or hour view needs before it is preferred to the whole key.
     pub scope_min_samples: u32,
 }
@@ -138,8 +144,10 @@ impl Default for BayesTuning {
             retry_cost: d.retry_cost,
             min_retry_cost_ms: d.min_retry_cost_ms,
             lost_job_cost: d.lost_job_cost,
+            explore_rate: 0.1,
             tenant_scopes: true,
             hour_scopes: true,
+            state_scopes: true,
             scope_min_samples: 20,
         }
     }
@@ -213,6 +221,9 @@ impl Strategy {
         }
         if !(b.retry_cost.is_finite() && (0.0..=10.0).contains(&b.retry_cost)) {
             return Err(Error::config("bayesian.retry_cost", "must be 0–10"));
+        }
+        if !(0.0..=0.5).contains(&b.explore_rate) {
+            return Err(Error::config("bayesian.explore_rate", "must be 0–0.5"));
         }
         if !(b.lost_job_cost.is_finite() && (0.0..=1_000.0).contains(&b.lost_job_cost)) {
             return Err(Error::config("bayesian.lost_job_cost", "must be 0–1000"));

@@ -427,8 +427,13 @@ impl Engine {
             if useful && (plan.delay_ms >= rules_delay || plan.confidence >= s.bayes.threshold) {
                 // Later only, up to 10 %: jobs that failed together do not return together.
                 let spread = (plan.delay_ms as f64 * 0.1 * rand01(mix64(bits ^ 0x5eed))) as u64;
+                let explore = rand01(mix64(bits ^ 0xe7)) < s.tuning.explore_rate;
                 d.method = Method::Bayesian;
-                d.delay_ms = plan.delay_ms + spread;
+                d.delay_ms = if explore {
+                    (plan.delay_ms as f64 * (0.4 + 0.6 * rand01(mix64(bits ^ 0x7e)))) as u64
+                } else {
+                    plan.delay_ms + spread
+                };
                 d.confidence = plan.confidence;
                 d.estimated = plan.p_success;
                 let clock =
@@ -448,6 +453,14 @@ impl Engine {
                     let _ = write!(d.rationale, "; next at {} if this fails", fmt_ms(then));
                 }
                 d.rationale.push(')');
+                if explore {
+                    let _ = write!(
+                        d.rationale,
+                        ", brought forward from {} to learn how soon jobs recover ({:.0}% of learned retries explore)",
+                        fmt_ms(plan.delay_ms),
+                        s.tuning.explore_rate * 100.0
+                    );
+                }
                 if plan.confidence < s.bayes.threshold {
                     let _ = write!(
                         d.rationale,
@@ -513,8 +526,10 @@ impl Engine {
     ) -> Option<(Scope<'f>, Option<Plan>)> {
         let t = &s.tuning;
         let hour = f.time_of_day.unwrap_or_else(|| time::hour_of_day(now.saturating_sub(elapsed)));
+        let degraded = t.state_scopes && self.guard().degraded_at(&f.job_type, now.saturating_sub(elapsed));
         let narrow = [
             f.tenant.as_deref().filter(|_| t.tenant_scopes).map(Scope::Tenant),
+            t.state_scopes.then_some(Scope::Degraded(degraded)),
             t.hour_scopes.then_some(Scope::Hour(hour)),
         ];
         for scope in narrow.into_iter().flatten() {
@@ -737,9 +752,12 @@ impl Engine {
             let x = attempt.since_first_failure_ms.unwrap_or(attempt.delay_ms);
             let t = &s.tuning;
             let hour = attempt.time_of_day.unwrap_or_else(|| time::hour_of_day(at.saturating_sub(x)));
+            let degraded =
+                t.state_scopes && self.guard().degraded_at(&attempt.job_type, at.saturating_sub(x));
             let scopes = [
                 Some(Scope::Key),
                 attempt.tenant.as_deref().filter(|_| t.tenant_scopes).map(Scope::Tenant),
+                t.state_scopes.then_some(Scope::Degraded(degraded)),
                 t.hour_scopes.then_some(Scope::Hour(hour)),
             ];
             for scope in scopes.into_iter().flatten() {
@@ -748,7 +766,7 @@ impl Engine {
                     m.attempt_successes += u64::from(attempt.success);
                     m.delay_sum_ms = m.delay_sum_ms.saturating_add(attempt.delay_ms);
                     m.last_ms = m.last_ms.max(at);
-                    m.observe(x, attempt.success, &s.bayes)
+                    m.observe(x.saturating_sub(attempt.delay_ms), x, attempt.success, &s.bayes)
                 });
                 if refit {
                     self.metrics.refits.fetch_add(1, Ordering::Relaxed);

@@ -182,6 +182,7 @@ pub struct GuardState {
     /// a = requests, b = accepts, per downstream.
     throttle: LruCache<Box<str>, SlidingWindow>,
     breakers: LruCache<Box<str>, Breaker>,
+    health: LruCache<Box<str>, HealthLog>,
     in_flight: HashMap<Box<str>, u64>,
     anonymous: u64,
     outcomes_seen: bool,
@@ -195,6 +196,7 @@ impl GuardState {
             tenants: LruCache::new(cap),
             throttle: LruCache::new(cap),
             breakers: LruCache::new(cap),
+            health: LruCache::new(cap),
             in_flight: HashMap::new(),
             anonymous: 0,
             outcomes_seen: false,
@@ -228,6 +230,21 @@ impl GuardState {
         entry(&mut self.throttle, job_type, || SlidingWindow::new(g.throttle_window_ms))
     }
 
+    fn refresh_health(&mut self, job_type: &str, now: u64, _: &Guardrails) {
+        let Some((requests, accepts)) = self.throttle.get_mut(job_type).map(|w| w.sum(now)) else {
+            return;
+        };
+        let degraded = requests >= DEGRADED_MIN_REQUESTS && accepts * 2 < requests;
+        if let Some(log) = entry(&mut self.health, job_type, HealthLog::default) {
+            log.update(degraded, now);
+        }
+    }
+
+    /// Whether `job_type`'s downstream was degraded at time `t`.
+    pub fn degraded_at(&mut self, job_type: &str, t: u64) -> bool {
+        self.health.get(job_type).is_some_and(|log| log.at(t))
+    }
+
     /// A failure was reported (through `decide`). A rate-limit failure (429) is the
     /// server's explicit flow control, answered by `Retry-After` and learned resets: it
     /// spends budget but does not count against the breaker or adaptive throttling.
@@ -252,6 +269,7 @@ impl GuardState {
         if let Some(w) = self.throttle_window(&f.job_type, g) {
             w.add(now, 1, 0);
         }
+        self.refresh_health(&f.job_type, now, g);
         if b.enabled && self.outcomes_seen {
             if let Some(br) = self.breaker(&f.job_type, b) {
                 br.on_failure(now, b);
@@ -277,6 +295,7 @@ impl GuardState {
         if let Some(w) = self.throttle_window(job_type, g) {
             w.add(now, 1, 1);
         }
+        self.refresh_health(job_type, now, g);
         if b.enabled {
             if let Some(br) = self.breaker(job_type, b) {
                 br.on_success(now, b);
@@ -304,6 +323,7 @@ impl GuardState {
         if let Some(w) = self.throttle_window(job_type, g) {
             w.add(now, count, count);
         }
+        self.refresh_health(job_type, now, g);
         if b.enabled && count > 0 {
             if let Some(br) = self.breaker(job_type, b) {
                 br.on_successes(now, count, b);
@@ -393,6 +413,38 @@ impl GuardState {
             }
         }
         Ok(throttled)
+    }
+}
+
+/// When a downstream was degraded: fewer than half of its requests accepted over the
+/// throttle window (at least [`DEGRADED_MIN_REQUESTS`] of them). Kept as a few recent
+/// intervals so an outcome can be filed under the state its job first failed in.
+#[derive(Debug, Clone, Default)]
+struct HealthLog {
+    since: Option<u64>,
+    past: std::collections::VecDeque<(u64, u64)>,
+}
+
+pub const DEGRADED_MIN_REQUESTS: u64 = 10;
+const HEALTH_INTERVALS: usize = 8;
+
+impl HealthLog {
+    fn update(&mut self, degraded: bool, now: u64) {
+        match (self.since, degraded) {
+            (None, true) => self.since = Some(now),
+            (Some(start), false) => {
+                if self.past.len() == HEALTH_INTERVALS {
+                    self.past.pop_front();
+                }
+                self.past.push_back((start, now));
+                self.since = None;
+            }
+            _ => {}
+        }
+    }
+
+    fn at(&self, t: u64) -> bool {
+        self.since.is_some_and(|s| t >= s) || self.past.iter().any(|&(a, b)| (a..b).contains(&t))
     }
 }
 

@@ -195,7 +195,7 @@ fn bayesian_tier_takes_over_once_confident() {
     // Every retry from 6 s on succeeded, every one at 2 s failed: aim at the first bin of
     // successes (5.6–7.1 s, where they landed at 6.5 s on average) plus ≤ 10 % spread.
     assert!((6_000..=7_200).contains(&d.delay_ms), "lands where successes land: {}", d.delay_ms);
-    assert!(d.confidence >= 0.7 && d.estimated_success > 0.9, "{d:?}");
+    assert!(d.confidence >= 0.7 && d.estimated_success > 0.8, "{d:?}");
     assert!(d.rationale.starts_with("Learned recovery curve"), "{}", d.rationale);
 
     let stats = e.stats("payment_capture", "service_unavailable", None, Some(T0 + 100_000)).unwrap();

@@ -35,6 +35,9 @@ impl Policy for Static {
     }
 }
 
+/// Attempts every policy may make (the baselines' budget; smartretry gets the same).
+pub const ATTEMPTS: u32 = 6;
+
 /// The static baselines.
 pub fn baselines(seed: u64) -> Vec<Box<dyn Policy>> {
     let make = |name, max_attempts, delay: fn(u32, &mut Rng) -> u64| -> Box<dyn Policy> {
@@ -42,13 +45,13 @@ pub fn baselines(seed: u64) -> Vec<Box<dyn Policy>> {
     };
     vec![
         // The documents' "traditional approach": 2 s → 4 s → 8 s → 16 s → 32 s.
-        make("traditional_2s_doubling", 6, |n, _| 2_000 << (n - 1).min(20)),
+        make("traditional_2s_doubling", ATTEMPTS, |n, _| 2_000 << (n - 1).min(20)),
         // AWS "full jitter": uniform(0, min(cap, base · 2^n)), base 1 s, cap 60 s.
-        make("exponential_full_jitter", 6, |n, rng| {
+        make("exponential_full_jitter", ATTEMPTS, |n, rng| {
             (rng.uniform() * (1_000u64 << n.min(20)).min(60_000) as f64) as u64
         }),
         // tenacity's wait_random_exponential(multiplier=1, max=60), stop_after_attempt(6).
-        make("tenacity_random_exponential", 6, |n, rng| {
+        make("tenacity_random_exponential", ATTEMPTS, |n, rng| {
             (rng.uniform() * (1_000u64 << (n - 1).min(20)).min(60_000) as f64) as u64
         }),
         // The API document's fallback policy: 3 attempts, 1 s doubling, 30 s cap, ±15 %.
@@ -57,6 +60,13 @@ pub fn baselines(seed: u64) -> Vec<Box<dyn Policy>> {
             (d * (1.0 + (2.0 * rng.uniform() - 1.0) * 0.15)) as u64
         }),
     ]
+}
+
+fn same_budget(mut config: Config) -> Config {
+    for p in config.strategy.policies.iter_mut().filter(|p| p.retries()) {
+        p.max_attempts = ATTEMPTS;
+    }
+    config
 }
 
 /// smartretry itself: every decision comes from the engine.
@@ -69,12 +79,18 @@ pub struct SmartRetry {
 }
 
 impl SmartRetry {
+    /// The engine's defaults, with the same attempt budget as the baselines (the default
+    /// policies allow 3 to 5; a fair comparison gives every policy the same number).
     pub fn learning(seed: u64) -> SmartRetry {
-        SmartRetry::with_config("smartretry", Config::default(), seed)
+        SmartRetry::with_config("smartretry", same_budget(Config::default()), seed)
     }
 
     pub fn rules_only(seed: u64) -> SmartRetry {
-        SmartRetry::with_config("smartretry_rules_only", Config { enabled: false, ..Config::default() }, seed)
+        SmartRetry::with_config(
+            "smartretry_rules_only",
+            same_budget(Config { enabled: false, ..Config::default() }),
+            seed,
+        )
     }
 
     pub fn with_config(name: &'static str, config: Config, seed: u64) -> SmartRetry {
