@@ -236,11 +236,13 @@ impl KeyModel {
             None => share[bin] = 1.0,
         }
         let mut still_failing = 1.0f32;
-        for i in first..=bin {
-            self.at_risk[i] += self.weight * if success { still_failing } else { 1.0 };
+        let bins =
+            self.at_risk[first..=bin].iter_mut().zip(&mut self.events[first..=bin]).zip(&share[first..=bin]);
+        for ((risk, events), &recovered_here) in bins {
+            *risk += self.weight * if success { still_failing } else { 1.0 };
             if success {
-                self.events[i] += self.weight * share[i];
-                still_failing -= share[i];
+                *events += self.weight * recovered_here;
+                still_failing -= recovered_here;
             }
         }
         // Instead of shrinking every old count, grow the next observation's weight.
