@@ -79,6 +79,7 @@ fn simulate(names: Vec<String>, files: Vec<PathBuf>, seed: u64, out: PathBuf, li
         println!("\n== {} (seed {seed}) — {}", scenario.name, scenario.description);
         print!("{}", report::table(&runs.iter().map(|r| r.figures.clone()).collect::<Vec<_>>()));
         print!("{}", report::paired(&runs));
+        print!("{}", report::claims(&scenario.name, &runs));
         all.extend(runs.into_iter().map(|r| r.figures));
     }
     if let Err(e) = std::fs::create_dir_all(&out) {

@@ -62,6 +62,8 @@ pub struct Figures {
     pub wasted_retries_per_job: f64,
     /// Retries spent on failures no retry can fix (validation, auth, not found).
     pub retries_on_permanent_failures: u32,
+    /// Share of retried jobs whose first retry succeeded.
+    pub first_retry_success: f64,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -71,6 +73,8 @@ struct JobState {
     retries: u32,
     wasted: u32,
     recovered_after_ms: Option<u64>,
+    recovered_on_attempt: u32,
+    first_retry_delay_ms: Option<u64>,
     permanent: bool,
     last_error_class: String,
     last_status: Option<u16>,
@@ -163,6 +167,8 @@ pub struct Run {
     pub figures: Figures,
     /// Indexed by job id: `Some(time to success)` for measured jobs that recovered.
     pub recovered_after_ms: Vec<Option<u64>>,
+    /// Indexed by job id: the delay before the first retry, for measured jobs retried.
+    pub first_retry_delay_ms: Vec<Option<u64>>,
     pub measured: Vec<bool>,
 }
 
@@ -179,6 +185,11 @@ impl Run {
                 .iter()
                 .zip(&measured)
                 .map(|(s, &m)| s.recovered_after_ms.filter(|_| m))
+                .collect(),
+            first_retry_delay_ms: state
+                .iter()
+                .zip(&measured)
+                .map(|(s, &m)| s.first_retry_delay_ms.filter(|_| m))
                 .collect(),
             measured,
         }
@@ -247,6 +258,7 @@ pub fn run(scenario: &Scenario, jobs: &[Job], policy: &mut dyn Policy, seed: u64
             });
             if success {
                 st.recovered_after_ms = Some(now - first);
+                st.recovered_on_attempt = attempt;
                 continue;
             }
             st.wasted += 1;
@@ -260,6 +272,7 @@ pub fn run(scenario: &Scenario, jobs: &[Job], policy: &mut dyn Policy, seed: u64
         }
         if let Some(wait) = policy.on_failure(&view) {
             st.retries += 1;
+            st.first_retry_delay_ms.get_or_insert(wait);
             queue.push(Reverse((now + wait, id, attempt + 1)));
         }
     }
@@ -293,6 +306,7 @@ pub fn oracle(scenario: &Scenario, jobs: &[Job], seed: u64) -> Run {
                 if let Some(at) = downstream.recovery_time(job, job.at_ms) {
                     st.retries = 1;
                     st.recovered_after_ms = Some(at - job.at_ms);
+                    st.recovered_on_attempt = 2;
                 }
             }
         }
@@ -325,6 +339,10 @@ fn figures<'a>(scenario: &Scenario, policy: &str, jobs: impl Iterator<Item = &'a
         retries_per_recovered_job: f64::from(retries) / recovered.max(1) as f64,
         wasted_retries_per_job: f64::from(jobs.iter().map(|j| j.wasted).sum::<u32>()) / n,
         retries_on_permanent_failures: jobs.iter().filter(|j| j.permanent).map(|j| j.retries).sum(),
+        first_retry_success: {
+            let retried = jobs.iter().filter(|j| j.retries > 0).count().max(1) as f64;
+            jobs.iter().filter(|j| j.recovered_on_attempt == 2).count() as f64 / retried
+        },
     }
 }
 
