@@ -61,7 +61,9 @@ pub const BINS: usize = 48;
 pub const BIN_EDGES_MS: [u64; BINS] = bin_edges();
 const PRIOR: f32 = 0.5;
 /// Share of still-failing jobs assumed to recover in each unexplored bin past the data.
-pub const EXPLORE_SHARE: f32 = 0.3;
+pub const EXPLORE_SHARE: f32 = 0.2;
+/// The least a lost job costs the plan, ms.
+pub const MIN_LOST_COST_MS: f64 = 120_000.0;
 /// Plans are made for 1, 2 and 3+ retries left: the last retry is placed to catch the
 /// slow tail, earlier ones to catch the bulk.
 pub const PLAN_DEPTH: usize = 3;
@@ -405,7 +407,10 @@ fn plan_table(cdf: &[f32; BINS], at_ms: &[u64; BINS], cfg: &BayesConfig) -> [[u8
     let median = t(cdf.iter().position(|&f| f >= 0.5).unwrap_or(BINS - 1));
     let retry = (cfg.retry_cost * median).max(cfg.min_retry_cost_ms as f64);
     let retry_at = |_: usize| retry;
-    let lost = (cfg.lost_job_cost * median).max(retry);
+    // A lost job is expensive in absolute terms too (a dead letter, a person): at least
+    // MIN_LOST_COST_MS, so a key that recovered fast until now does not spend its last
+    // attempts in quick hops when recovery suddenly slows.
+    let lost = (cfg.lost_job_cost * median).max(MIN_LOST_COST_MS).max(retry);
     // after[i]: expected cost once unrecovered at the start of bin i with one retry
     // fewer; `BINS` is past the grid. With no retries left, the job is lost.
     let mut after = [lost; BINS + 1];

@@ -424,7 +424,10 @@ impl Engine {
         }
         if let Some((scope, Some(plan))) = &learned {
             let useful = plan.p_success >= MIN_PLAN_SUCCESS;
-            if useful && (plan.delay_ms >= rules_delay || plan.confidence >= s.bayes.threshold) {
+            // Earlier than the rules needs confidence, and never for the final attempt: a
+            // curve gone stale (recovery just slowed down) must not spend the last one early.
+            let may_be_earlier = plan.confidence >= s.bayes.threshold && retries_left > 1;
+            if useful && (plan.delay_ms >= rules_delay || may_be_earlier) {
                 // Later only, up to 10 %: jobs that failed together do not return together.
                 let spread = (plan.delay_ms as f64 * 0.1 * rand01(mix64(bits ^ 0x5eed))) as u64;
                 let explore = rand01(mix64(bits ^ 0xe7)) < s.tuning.explore_rate;
@@ -498,6 +501,14 @@ impl Engine {
                     " (the learned curve sees little chance of recovery after {}: {:.0}%)",
                     fmt_ms(f.since_first_failure_ms.unwrap_or(0)),
                     plan.p_success * 100.0
+                );
+            }
+            Some((_, Some(plan))) if retries_left <= 1 => {
+                d.estimated = plan.p_success;
+                let _ = write!(
+                    d.rationale,
+                    " (the learned plan would retry in {}; the final attempt keeps the rules' patience)",
+                    fmt_ms(plan.delay_ms)
                 );
             }
             Some((_, Some(plan))) => {
