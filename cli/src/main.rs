@@ -31,18 +31,28 @@ enum Command {
         /// List the built-in scenarios (as JSON) and exit.
         #[arg(long)]
         list: bool,
+        /// Compare smartretry with each of its ideas switched off instead of the baselines.
+        #[arg(long)]
+        ablations: bool,
     },
 }
 
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Simulate { scenarios, files, seed, out, list } => {
-            simulate(scenarios, files, seed, out, list)
+        Command::Simulate { scenarios, files, seed, out, list, ablations } => {
+            simulate(scenarios, files, seed, out, list, ablations)
         }
     }
 }
 
-fn simulate(names: Vec<String>, files: Vec<PathBuf>, seed: u64, out: PathBuf, list: bool) -> ExitCode {
+fn simulate(
+    names: Vec<String>,
+    files: Vec<PathBuf>,
+    seed: u64,
+    out: PathBuf,
+    list: bool,
+    ablations: bool,
+) -> ExitCode {
     let builtin = sim::builtin();
     if list {
         println!("{}", serde_json::to_string_pretty(&builtin).unwrap_or_default());
@@ -75,7 +85,7 @@ fn simulate(names: Vec<String>, files: Vec<PathBuf>, seed: u64, out: PathBuf, li
     }
     let mut all = Vec::new();
     for scenario in &chosen {
-        let runs = sim::compare(scenario, seed);
+        let runs = if ablations { sim::ablations(scenario, seed) } else { sim::compare(scenario, seed) };
         println!("\n== {} (seed {seed}) — {}", scenario.name, scenario.description);
         print!("{}", report::table(&runs.iter().map(|r| r.figures.clone()).collect::<Vec<_>>()));
         print!("{}", report::paired(&runs));
@@ -86,7 +96,8 @@ fn simulate(names: Vec<String>, files: Vec<PathBuf>, seed: u64, out: PathBuf, li
         eprintln!("error: {}: {e}", out.display());
         return ExitCode::FAILURE;
     }
-    let (csv, svg) = (out.join("report.csv"), out.join("report.svg"));
+    let stem = if ablations { "ablations" } else { "report" };
+    let (csv, svg) = (out.join(format!("{stem}.csv")), out.join(format!("{stem}.svg")));
     let written =
         std::fs::write(&csv, report::csv(&all)).and_then(|()| std::fs::write(&svg, report::svg(&all)));
     if let Err(e) = written {

@@ -144,9 +144,9 @@ impl Default for BayesTuning {
             retry_cost: d.retry_cost,
             min_retry_cost_ms: d.min_retry_cost_ms,
             lost_job_cost: d.lost_job_cost,
-            explore_rate: 0.1,
+            explore_rate: 0.03,
             tenant_scopes: true,
-            hour_scopes: true,
+            hour_scopes: false,
             state_scopes: true,
             scope_min_samples: 20,
         }

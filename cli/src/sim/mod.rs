@@ -346,6 +346,15 @@ fn figures<'a>(scenario: &Scenario, policy: &str, jobs: impl Iterator<Item = &'a
     }
 }
 
+/// smartretry with each idea switched off in turn, plus the oracle.
+pub fn ablations(scenario: &Scenario, seed: u64) -> Vec<Run> {
+    let jobs = scenario.jobs(seed);
+    let mut rows: Vec<Run> =
+        SmartRetry::ablations(seed).iter_mut().map(|p| run(scenario, &jobs, p, seed)).collect();
+    rows.push(oracle(scenario, &jobs, seed));
+    rows
+}
+
 /// Every policy (baselines, smartretry rules-only and learning) plus the oracle.
 pub fn compare(scenario: &Scenario, seed: u64) -> Vec<Run> {
     let jobs = scenario.jobs(seed);

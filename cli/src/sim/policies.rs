@@ -93,6 +93,26 @@ impl SmartRetry {
         )
     }
 
+    /// smartretry with one idea switched off at a time, to measure what each buys.
+    pub fn ablations(seed: u64) -> Vec<SmartRetry> {
+        let base = || same_budget(Config::default());
+        let with = |name, change: fn(&mut Config)| {
+            let mut config = base();
+            change(&mut config);
+            SmartRetry::with_config(name, config, seed)
+        };
+        vec![
+            SmartRetry::learning(seed),
+            with("without_state_views", |c| c.strategy.bayesian.state_scopes = false),
+            with("without_tenant_views", |c| c.strategy.bayesian.tenant_scopes = false),
+            with("without_hour_views", |c| c.strategy.bayesian.hour_scopes = false),
+            with("without_exploration", |c| c.strategy.bayesian.explore_rate = 0.0),
+            with("without_retry_after", |c| c.strategy.guardrails.respect_retry_after = false),
+            with("without_forgetting", |c| c.strategy.bayesian.half_life_samples = 1_000_000),
+            SmartRetry::rules_only(seed),
+        ]
+    }
+
     pub fn with_config(name: &'static str, config: Config, seed: u64) -> SmartRetry {
         let engine = Engine::builder()
             .config(config)
