@@ -105,7 +105,7 @@ impl SmartRetry {
             SmartRetry::learning(seed),
             with("without_state_views", |c| c.strategy.bayesian.state_scopes = false),
             with("without_tenant_views", |c| c.strategy.bayesian.tenant_scopes = false),
-            with("without_hour_views", |c| c.strategy.bayesian.hour_scopes = false),
+            with("with_hour_views", |c| c.strategy.bayesian.hour_scopes = true),
             with("without_exploration", |c| c.strategy.bayesian.explore_rate = 0.0),
             with("without_retry_after", |c| c.strategy.guardrails.respect_retry_after = false),
             with("without_forgetting", |c| c.strategy.bayesian.half_life_samples = 1_000_000),
