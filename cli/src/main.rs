@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use smartretry_cli::sim::{self, report, Scenario};
 
 #[derive(Parser)]
@@ -16,43 +16,41 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run jobs against simulated downstreams in virtual time and compare retry policies.
-    Simulate {
-        /// Built-in scenarios to run (default: all). See --list.
-        #[arg(long = "scenario", value_name = "NAME")]
-        scenarios: Vec<String>,
-        /// A scenario of your own, as JSON (repeatable).
-        #[arg(long = "file", value_name = "PATH")]
-        files: Vec<PathBuf>,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Where the CSV and the SVG chart go.
-        #[arg(long, default_value = "target/simulate")]
-        out: PathBuf,
-        /// List the built-in scenarios (as JSON) and exit.
-        #[arg(long)]
-        list: bool,
-        /// Compare smartretry with each of its ideas switched off instead of the baselines.
-        #[arg(long)]
-        ablations: bool,
-    },
+    Simulate(SimulateArgs),
+}
+
+#[derive(Args)]
+struct SimulateArgs {
+    /// Built-in scenarios to run (default: all). See --list.
+    #[arg(long = "scenario", value_name = "NAME")]
+    scenarios: Vec<String>,
+    /// A scenario of your own, as JSON (repeatable).
+    #[arg(long = "file", value_name = "PATH")]
+    files: Vec<PathBuf>,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Where the CSV and the SVG chart go.
+    #[arg(long, default_value = "target/simulate")]
+    out: PathBuf,
+    /// List the built-in scenarios (as JSON) and exit.
+    #[arg(long)]
+    list: bool,
+    /// Compare smartretry with each of its ideas switched off instead of the baselines.
+    #[arg(long)]
+    ablations: bool,
+    /// Also write smartretry's attempt history (JSON lines, the API's Attempt shape).
+    #[arg(long, value_name = "PATH")]
+    export: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
     match Cli::parse().command {
-        Command::Simulate { scenarios, files, seed, out, list, ablations } => {
-            simulate(scenarios, files, seed, out, list, ablations)
-        }
+        Command::Simulate(args) => simulate(args),
     }
 }
 
-fn simulate(
-    names: Vec<String>,
-    files: Vec<PathBuf>,
-    seed: u64,
-    out: PathBuf,
-    list: bool,
-    ablations: bool,
-) -> ExitCode {
+fn simulate(args: SimulateArgs) -> ExitCode {
+    let SimulateArgs { scenarios: names, files, seed, out, list, ablations, export } = args;
     let builtin = sim::builtin();
     if list {
         println!("{}", serde_json::to_string_pretty(&builtin).unwrap_or_default());
@@ -103,6 +101,20 @@ fn simulate(
     if let Err(e) = written {
         eprintln!("error: writing the report to {}: {e}", out.display());
         return ExitCode::FAILURE;
+    }
+    if let Some(path) = export {
+        let mut lines = String::new();
+        for scenario in &chosen {
+            for attempt in sim::history(scenario, seed) {
+                lines.push_str(&serde_json::to_string(&attempt).unwrap_or_default());
+                lines.push('\n');
+            }
+        }
+        if let Err(e) = std::fs::write(&path, lines) {
+            eprintln!("error: {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+        println!("attempt history: {}", path.display());
     }
     println!("\nTTS = time from first failure to success; ×oracle = mean TTS over one perfectly timed retry");
     println!("table as CSV: {}\nchart:        {}", csv.display(), svg.display());

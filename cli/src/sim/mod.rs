@@ -346,6 +346,16 @@ fn figures<'a>(scenario: &Scenario, policy: &str, jobs: impl Iterator<Item = &'a
     }
 }
 
+/// The attempt history smartretry (learning) recorded in a scenario, in the API's
+/// Attempt shape: training data for the ML tier.
+pub fn history(scenario: &Scenario, seed: u64) -> Vec<smartretry::Attempt> {
+    let jobs = scenario.jobs(seed);
+    let mut policy = SmartRetry::learning(seed);
+    policy.history = Some(Vec::new());
+    run(scenario, &jobs, &mut policy, seed);
+    policy.history.unwrap_or_default()
+}
+
 /// smartretry with each idea switched off in turn, plus the oracle.
 pub fn ablations(scenario: &Scenario, seed: u64) -> Vec<Run> {
     let jobs = scenario.jobs(seed);

@@ -76,6 +76,8 @@ pub struct SmartRetry {
     /// First-attempt successes not yet reported (hosts batch them too).
     pending_successes: u64,
     last_job_type: String,
+    /// Every recorded attempt, when asked for (training data for the ML tier).
+    pub history: Option<Vec<Attempt>>,
 }
 
 impl SmartRetry {
@@ -119,7 +121,7 @@ impl SmartRetry {
             .seed(seed)
             .build()
             .unwrap_or_else(|_| Engine::builder().seed(seed).build().unwrap_or_default());
-        SmartRetry { name, engine, pending_successes: 0, last_job_type: String::new() }
+        SmartRetry { name, engine, pending_successes: 0, last_job_type: String::new(), history: None }
     }
 
     pub fn engine(&self) -> &Engine {
@@ -165,9 +167,13 @@ impl Policy for SmartRetry {
             http_status: o.retried_status,
             delay_ms: f.delay_ms,
             since_first_failure_ms: Some(f.since_first_failure_ms),
+            now_ms: Some(f.now_ms),
             ..Attempt::new(f.job_id.to_string(), f.job_type, f.attempt, o.success)
         };
         let _ = self.engine.record(&attempt, Some(f.now_ms));
+        if let Some(history) = &mut self.history {
+            history.push(attempt);
+        }
     }
 
     fn on_first_success(&mut self, job_type: &str, tenant: Option<&str>, now_ms: u64) {

@@ -1,0 +1,68 @@
+//! The `smartretry simulate` command as a user runs it: a scenario of their own, the
+//! report files, the exported history, and clear errors.
+
+use std::process::Command;
+
+fn smartretry() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_smartretry"))
+}
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("smartretry-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn a_user_scenario_yields_table_csv_chart_and_history() {
+    let dir = temp_dir("user");
+    let scenario = dir.join("mine.json");
+    std::fs::write(
+        &scenario,
+        r#"{"name": "my_api", "job_type": "sync_orders", "calls": 800, "arrival_ms": 300,
+            "downstream": {"kind": "transient", "failure": {"probability": 0.3, "status": 503,
+              "error_class": "service_unavailable",
+              "recovery": [{"weight": 1, "after": "uniform", "min_ms": 3000, "max_ms": 5000}]}}}"#,
+    )
+    .unwrap();
+    let out = smartretry()
+        .args(["simulate", "--file"])
+        .arg(&scenario)
+        .arg("--out")
+        .arg(&dir)
+        .arg("--export")
+        .arg(dir.join("history.jsonl"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        stdout.contains("== my_api") && stdout.contains("smartretry ") && stdout.contains("oracle"),
+        "{stdout}"
+    );
+    let csv = std::fs::read_to_string(dir.join("report.csv")).unwrap();
+    assert!(csv.starts_with("scenario,policy,") && csv.lines().count() == 8, "{csv}");
+    assert!(std::fs::read_to_string(dir.join("report.svg")).unwrap().contains("<svg"));
+    let history = std::fs::read_to_string(dir.join("history.jsonl")).unwrap();
+    let attempts: Vec<smartretry::Attempt> =
+        history.lines().map(|l| smartretry::Attempt::from_json(l).unwrap()).collect();
+    assert!(
+        attempts.len() > 50 && attempts.iter().all(|a| a.job_type == "sync_orders" && a.attempt_number >= 2)
+    );
+}
+
+#[test]
+fn bad_input_is_named_and_fails_cleanly() {
+    let dir = temp_dir("bad");
+    let scenario = dir.join("bad.json");
+    std::fs::write(&scenario, r#"{"name": "x", "job_type": "y", "calls": 10, "arrival_ms": 0,
+        "downstream": {"kind": "rate_limit", "window_ms": 1000, "limit": 5, "retry_after_probability": 0.5}}"#)
+    .unwrap();
+    let out = smartretry().args(["simulate", "--file"]).arg(&scenario).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("arrival_ms"));
+    let out = smartretry().args(["simulate", "--scenario", "nope"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("payment_503_peak"), "lists the built-in ones");
+}
