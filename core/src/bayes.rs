@@ -281,12 +281,10 @@ impl KeyModel {
         }
         // Evidence in units of "recent samples".
         let scale = 1.0 / self.weight.max(f32::MIN_POSITIVE);
-        let ok: Vec<f32> = self.ok.iter().map(|c| c * scale).collect();
-        let fail: Vec<f32> = self.fail.iter().map(|c| c * scale).collect();
+        let scaled = |counts: &[f32; BINS]| counts.map(|c| c * scale);
+        let (ok, fail) = (scaled(&self.ok), scaled(&self.fail));
         let weight: f32 = ok.iter().sum::<f32>() + fail.iter().sum::<f32>();
-        let at_risk: Vec<f32> = self.at_risk.iter().map(|c| c * scale).collect();
-        let events: Vec<f32> = self.events.iter().map(|c| c * scale).collect();
-        let cdf = recovery_curve(&events, &at_risk);
+        let cdf = recovery_curve(&scaled(&self.events), &scaled(&self.at_risk));
         let mut at_ms = BIN_EDGES_MS;
         for (i, at) in at_ms.iter_mut().enumerate() {
             if self.ok[i] > 0.0 {
@@ -294,12 +292,25 @@ impl KeyModel {
                 *at = landed.clamp(if i == 0 { 0 } else { BIN_EDGES_MS[i - 1] + 1 }, BIN_EDGES_MS[i]);
             }
         }
-        let next = plan_table(&cdf, &at_ms, cfg);
+        // Re-plan only when the curve or the retry points moved: the plan is a function of
+        // both, and a settled key's refits then cost a few hundred instructions.
+        let moved = self.fit.as_deref().is_none_or(|old| {
+            old.cdf.iter().zip(&cdf).any(|(a, b)| (a - b).abs() > 0.01)
+                || old.at_ms.iter().zip(&at_ms).any(|(&a, &b)| a.abs_diff(b) * 50 > a.max(1))
+        });
+        let next = match self.fit.as_deref() {
+            Some(old) if !moved => old.next,
+            _ => plan_table(&cdf, &at_ms, cfg),
+        };
         let penalty = (f64::from(weight) / f64::from(cfg.full_confidence_samples.max(1))).min(1.0).sqrt();
+        let (mut s, mut f) = ([0f32; BUCKETS], [0f32; BUCKETS]);
+        for i in 0..BINS {
+            s[BIN_BUCKET[i]] += ok[i];
+            f[BIN_BUCKET[i]] += fail[i];
+        }
         let (mut bucket_p, mut bucket_confidence) = ([0f32; BUCKETS], [0f32; BUCKETS]);
         for b in 0..BUCKETS {
-            let (s, f) = bins_in_bucket(b).fold((0.0, 0.0), |(s, f), i| (s + ok[i], f + fail[i]));
-            let (p, conf) = beta_summary(f64::from(s), f64::from(f), penalty);
+            let (p, conf) = beta_summary(f64::from(s[b]), f64::from(f[b]), penalty);
             bucket_p[b] = p as f32;
             bucket_confidence[b] = conf as f32;
         }
@@ -360,8 +371,25 @@ impl KeyModel {
     }
 }
 
-fn bins_in_bucket(b: usize) -> impl Iterator<Item = usize> {
-    (0..BINS).filter(move |&i| bucket_of(BIN_EDGES_MS[i].saturating_sub(1)) == b)
+/// The API bucket each fine bin belongs to (by the bin's upper edge).
+const BIN_BUCKET: [usize; BINS] = {
+    let mut table = [0usize; BINS];
+    let mut i = 0;
+    while i < BINS {
+        let mut b = BUCKETS - 1;
+        while b > 0 && BIN_EDGES_MS[i] - 1 < BUCKET_BOUNDS_MS[b] {
+            b -= 1;
+        }
+        table[i] = b;
+        i += 1;
+    }
+    table
+};
+
+/// Success probability and confidence of one API bucket from raw counts, for `stats`.
+pub fn bucket_summary(successes: u64, failures: u64, key_samples: u64, cfg: &BayesConfig) -> (f64, f64) {
+    let penalty = (key_samples as f64 / f64::from(cfg.full_confidence_samples.max(1))).min(1.0).sqrt();
+    beta_summary(successes as f64, failures as f64, penalty)
 }
 
 /// Posterior mean and confidence of a Beta(1 + s, 1 + f).
@@ -379,7 +407,7 @@ fn beta_summary(s: f64, f: f64, penalty: f64) -> (f64, f64) {
 /// whose earlier ones failed. Bins after the last one anybody was at risk in recover a
 /// share ([`EXPLORE_SHARE`]) of the jobs still failing: unexplored later times look worth
 /// a try, which is how a schedule that gave up too early gets corrected.
-fn recovery_curve(events: &[f32], at_risk: &[f32]) -> [f32; BINS] {
+fn recovery_curve(events: &[f32; BINS], at_risk: &[f32; BINS]) -> [f32; BINS] {
     let last_seen = at_risk.iter().rposition(|&r| r > 1e-6);
     let mut cdf = [0f32; BINS];
     let mut survival = 1.0f32;
@@ -399,14 +427,16 @@ fn recovery_curve(events: &[f32], at_risk: &[f32]) -> [f32; BINS] {
 /// the retry that minimises expected time to success plus retry costs plus the cost of
 /// losing the job, by backward induction over the grid.
 fn plan_table(cdf: &[f32; BINS], at_ms: &[u64; BINS], cfg: &BayesConfig) -> [[u8; BINS]; PLAN_DEPTH] {
-    let t = |i: usize| at_ms[i] as f64;
-    let lower = |i: usize| if i == 0 { 0.0 } else { BIN_EDGES_MS[i - 1] as f64 };
-    let survival = |i: usize| (1.0 - f64::from(cdf[i])).max(1e-6);
+    let t = at_ms.map(|ms| ms as f64);
+    let survival = cdf.map(|f| (1.0 - f64::from(f)).max(1e-6));
+    let mut lower = [0f64; BINS];
+    for i in 1..BINS {
+        lower[i] = BIN_EDGES_MS[i - 1] as f64;
+    }
     // One retry costs a share of this key's typical recovery time (where F reaches ½):
     // the same trade-off whether recovery takes 300 ms or 15 minutes.
-    let median = t(cdf.iter().position(|&f| f >= 0.5).unwrap_or(BINS - 1));
+    let median = t[cdf.iter().position(|&f| f >= 0.5).unwrap_or(BINS - 1)];
     let retry = (cfg.retry_cost * median).max(cfg.min_retry_cost_ms as f64);
-    let retry_at = |_: usize| retry;
     // A lost job is expensive in absolute terms too (a dead letter, a person): at least
     // MIN_LOST_COST_MS, so a key that recovered fast until now does not spend its last
     // attempts in quick hops when recovery suddenly slows.
@@ -418,11 +448,16 @@ fn plan_table(cdf: &[f32; BINS], at_ms: &[u64; BINS], cfg: &BayesConfig) -> [[u8
     for table in &mut tables {
         let mut value = [lost; BINS + 1];
         for from in 0..BINS {
-            let s_from = if from == 0 { 1.0 } else { survival(from - 1) };
-            let option = |j: usize| (t(j) - lower(from)) + retry_at(j) + survival(j) / s_from * after[j + 1];
-            let best = (from..BINS).min_by(|&a, &b| option(a).total_cmp(&option(b))).unwrap_or(BINS - 1);
+            let inv_s_from = if from == 0 { 1.0 } else { 1.0 / survival[from - 1] };
+            let (mut best, mut best_cost) = (BINS - 1, f64::INFINITY);
+            for j in from..BINS {
+                let cost = (t[j] - lower[from]) + retry + survival[j] * inv_s_from * after[j + 1];
+                if cost < best_cost {
+                    (best, best_cost) = (j, cost);
+                }
+            }
             table[from] = best as u8;
-            value[from] = option(best);
+            value[from] = best_cost;
         }
         after = value;
     }
@@ -439,7 +474,7 @@ pub enum Scope<'a> {
     Degraded(bool),
 }
 
-impl Scope<'_> {
+impl<'a> Scope<'a> {
     fn hash_into(self, h: &mut impl Hasher) {
         match self {
             Scope::Key => h.write_u8(0),
@@ -468,14 +503,35 @@ impl Scope<'_> {
         }
     }
 
-    /// How a rationale names it: "", " for tenant acme", " for 02:00–03:00 UTC".
-    pub fn describe(self) -> String {
-        match self {
-            Scope::Key => String::new(),
-            Scope::Tenant(t) => format!(" for tenant {t}"),
-            Scope::Hour(h) => format!(" for {h:02}:00–{:02}:00 UTC", (h + 1) % 24),
-            Scope::Degraded(true) => " for failures while the downstream is degraded".into(),
-            Scope::Degraded(false) => " for failures while the downstream is healthy".into(),
+    /// How a rationale names it: "", " for tenant acme", " for failures while …".
+    pub fn describe(self) -> Described<'a> {
+        Described(self)
+    }
+}
+
+/// A scope as a rationale phrase, written without allocating.
+pub struct Described<'a>(Scope<'a>);
+
+impl crate::say::Say for Described<'_> {
+    fn say(&self, out: &mut String) {
+        match self.0 {
+            Scope::Key => {}
+            Scope::Tenant(t) => crate::say!(out, " for tenant ", t),
+            Scope::Hour(h) => crate::say!(out, " for hour ", u32::from(h), " UTC"),
+            Scope::Degraded(true) => out.push_str(" for failures while the downstream is degraded"),
+            Scope::Degraded(false) => out.push_str(" for failures while the downstream is healthy"),
+        }
+    }
+}
+
+impl std::fmt::Display for Described<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Scope::Key => Ok(()),
+            Scope::Tenant(t) => write!(f, " for tenant {t}"),
+            Scope::Hour(h) => write!(f, " for {h:02}:00–{:02}:00 UTC", (h + 1) % 24),
+            Scope::Degraded(true) => f.write_str(" for failures while the downstream is degraded"),
+            Scope::Degraded(false) => f.write_str(" for failures while the downstream is healthy"),
         }
     }
 }
@@ -506,7 +562,8 @@ pub struct Entry {
 /// number of keys is capped whatever labels callers send.
 pub struct Learner {
     shards: Vec<Mutex<LruCache<u64, Entry>>>,
-    hasher: std::hash::RandomState,
+    /// Seeded per engine (foldhash: fast, and keyed so hostile labels cannot aim for collisions).
+    hasher: foldhash::fast::RandomState,
     evictions: AtomicU64,
 }
 
@@ -515,13 +572,12 @@ impl Learner {
         let per_shard = NonZeroUsize::new(max_keys.div_ceil(SHARDS).max(1)).unwrap_or(NonZeroUsize::MIN);
         Learner {
             shards: (0..SHARDS).map(|_| Mutex::new(LruCache::new(per_shard))).collect(),
-            hasher: std::hash::RandomState::new(),
+            hasher: foldhash::fast::RandomState::default(),
             evictions: AtomicU64::new(0),
         }
     }
 
     pub(crate) fn key(&self, job_type: &str, error_class: &str, scope: Scope<'_>) -> u64 {
-        // Keyed (random per engine) so hostile labels cannot aim for collisions.
         let mut h = self.hasher.build_hasher();
         h.write(job_type.as_bytes());
         h.write_u8(0xff);

@@ -230,6 +230,10 @@ const STACK_NAME: usize = 64;
 /// Names up to 64 letters and digits are normalised in a stack buffer, so the common
 /// case does not allocate.
 pub fn kind_from_name(name: &str) -> Option<ErrorKind> {
+    // The engine's own names (what it reports and learns under) come back most often.
+    if let Some(kind) = ErrorKind::ALL.iter().find(|k| k.as_str() == name) {
+        return Some(*kind);
+    }
     let mut buf = [0u8; STACK_NAME];
     let mut len = 0;
     let mut overflow = false;
@@ -260,7 +264,14 @@ fn match_normalised(n: &[u8]) -> Option<ErrorKind> {
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
+    // Compare only where the first byte matches: names are short and most patterns
+    // never start anywhere in them.
+    let Some((&first, rest)) = needle.split_first() else {
+        return true;
+    };
+    haystack.len() >= needle.len()
+        && (0..=haystack.len() - needle.len())
+            .any(|i| haystack[i] == first && &haystack[i + 1..i + needle.len()] == rest)
 }
 
 /// Combines everything known about a failure. The HTTP status wins when it is

@@ -21,6 +21,8 @@ use crate::error::{Error, Result};
 use crate::guard::{GuardState, Guardrails, RetryContext};
 use crate::model::{Attempt, BucketStats, Decision, Features, Method, Preview, Stats, TimelineEntry};
 use crate::policy::{Policy, PolicySet, Subject};
+use crate::say;
+use crate::say::{Ms, Pct, Two};
 use crate::store::{HistoryRecord, HistoryStore, MemoryHistory};
 use crate::time;
 
@@ -182,6 +184,14 @@ impl Default for Engine {
     }
 }
 
+/// What the Bayesian tier knows for a failure: the plan of the view chosen, and when
+/// the key's rate limit resets (from a `Retry-After` given to any of its jobs).
+struct Learned<'f> {
+    scope: Scope<'f>,
+    plan: Option<Plan>,
+    reset_at_ms: u64,
+}
+
 /// A decision in the making.
 struct Draft {
     retry: bool,
@@ -191,8 +201,6 @@ struct Draft {
     estimated: f64,
     guards: Vec<Cow<'static, str>>,
     rationale: String,
-    /// A rate-limit reset another job was told about (ms from now).
-    shared_reset_ms: Option<u64>,
 }
 
 impl Draft {
@@ -286,12 +294,11 @@ impl Engine {
             confidence: RULES_CONFIDENCE,
             estimated: 0.5,
             guards: Vec::new(),
-            rationale: String::with_capacity(128),
-            shared_reset_ms: None,
+            rationale: String::with_capacity(256),
         };
 
-        if s.adaptive {
-            d.shared_reset_ms = self.share_reset(f, label, now, mode);
+        if s.adaptive && mode == Mode::Live {
+            self.remember_reset(f, label, now);
         }
         if let Some((method, guard, why)) = self.hard_refusal(f, kind, label, policy, max_attempts, g) {
             d.refuse(method, guard, why);
@@ -406,23 +413,33 @@ impl Engine {
         let learned =
             if s.adaptive { self.learned_plan(f, label, elapsed, retries_left, now, s) } else { None };
         let retry = f.attempt_number + 1;
-        let server_said =
-            if s.strategy.guardrails.respect_retry_after { f.retry_after_ms(now) } else { None };
-        if let Some((wait, whose)) = server_said.map(|ra| (ra, "the server asked for it (Retry-After)")).or(d
-            .shared_reset_ms
-            .filter(|_| s.strategy.guardrails.respect_retry_after)
-            .map(|r| (r, "the rate limit resets then (Retry-After given to another job)")))
+        let respect = s.strategy.guardrails.respect_retry_after;
+        let own = f.retry_after_ms(now).filter(|_| respect);
+        let shared =
+            learned.as_ref().map(|l| l.reset_at_ms).filter(|&at| respect && at > now).map(|at| at - now);
+        if let Some((wait, whose)) = own
+            .map(|ra| (ra, "the server asked for it (Retry-After)"))
+            .or(shared.map(|r| (r, "the rate limit resets then (Retry-After given to another job)")))
         {
             // The server said when: that beats any guess. Up to 5 % later, so the callers
             // it told do not all return in the same millisecond.
             d.delay_ms = wait + (wait as f64 * 0.05 * rand01(mix64(bits ^ 0x5eed))) as u64;
             d.confidence = 0.9;
-            d.estimated =
-                learned.as_ref().and_then(|(_, p)| p.as_ref()).map_or(0.9, |p| p.recovered_by.max(0.5));
-            let _ = write!(d.rationale, "Retry {retry} of {max_attempts} in {}: {whose}", fmt_ms(d.delay_ms));
+            d.estimated = learned.as_ref().and_then(|l| l.plan).map_or(0.9, |p| p.recovered_by.max(0.5));
+            say!(
+                &mut d.rationale,
+                "Retry ",
+                retry,
+                " of ",
+                max_attempts,
+                " in ",
+                Ms(d.delay_ms),
+                ": ",
+                whose
+            );
             return;
         }
-        if let Some((scope, Some(plan))) = &learned {
+        if let Some(Learned { scope, plan: Some(plan), .. }) = &learned {
             let useful = plan.p_success >= MIN_PLAN_SUCCESS;
             // Earlier than the rules needs confidence, and never for the final attempt: a
             // curve gone stale (recovery just slowed down) must not spend the last one early.
@@ -441,47 +458,71 @@ impl Engine {
                 d.estimated = plan.p_success;
                 let clock =
                     if f.since_first_failure_ms.is_some() { "of the first failure" } else { "of delay" };
-                let _ = write!(
-                    d.rationale,
-                    "Learned recovery curve{}: {:.0}% of failed jobs recover within {} {clock}, so retry {retry} of {max_attempts} in {} ({:.0}% likely to succeed now; {} samples, confidence {:.2}",
+                say!(
+                    &mut d.rationale,
+                    "Learned recovery curve",
                     scope.describe(),
-                    plan.recovered_by * 100.0,
-                    fmt_ms(elapsed + plan.delay_ms),
-                    fmt_ms(d.delay_ms),
-                    plan.p_success * 100.0,
+                    ": ",
+                    Pct(plan.recovered_by),
+                    " of failed jobs recover within ",
+                    Ms(elapsed + plan.delay_ms),
+                    " ",
+                    clock,
+                    ", so retry ",
+                    retry,
+                    " of ",
+                    max_attempts,
+                    " in ",
+                    Ms(d.delay_ms),
+                    " (",
+                    Pct(plan.p_success),
+                    " likely to succeed now; ",
                     plan.samples,
-                    plan.confidence,
+                    " samples, confidence ",
+                    Two(plan.confidence),
                 );
                 if let Some(then) = plan.then_at_ms {
-                    let _ = write!(d.rationale, "; next at {} if this fails", fmt_ms(then));
+                    say!(&mut d.rationale, "; next at ", Ms(then), " if this fails");
                 }
                 d.rationale.push(')');
                 if explore {
-                    let _ = write!(
-                        d.rationale,
-                        ", brought forward from {} to learn how soon jobs recover ({:.0}% of learned retries explore)",
-                        fmt_ms(plan.delay_ms),
-                        s.tuning.explore_rate * 100.0
+                    say!(
+                        &mut d.rationale,
+                        ", brought forward from ",
+                        Ms(plan.delay_ms),
+                        " to learn how soon jobs recover (",
+                        Pct(s.tuning.explore_rate),
+                        " of learned retries explore)"
                     );
                 }
                 if plan.confidence < s.bayes.threshold {
-                    let _ = write!(
-                        d.rationale,
-                        ", followed below confidence {:.2} because it waits longer than the rules' {} (later is the safe direction)",
-                        s.bayes.threshold,
-                        fmt_ms(rules_delay)
+                    say!(
+                        &mut d.rationale,
+                        ", followed below confidence ",
+                        Two(s.bayes.threshold),
+                        " because it waits longer than the rules' ",
+                        Ms(rules_delay),
+                        " (later is the safe direction)"
                     );
                 }
                 return;
             }
         }
         d.delay_ms = rules_delay;
-        let _ = write!(
-            d.rationale,
-            "The {} policy matched {label}: {} backoff gives {} before retry {retry} of {max_attempts}",
+        say!(
+            &mut d.rationale,
+            "The ",
             policy.name,
+            " policy matched ",
+            label,
+            ": ",
             strategy_name(backoff.strategy),
-            fmt_ms(d.delay_ms),
+            " backoff gives ",
+            Ms(d.delay_ms),
+            " before retry ",
+            retry,
+            " of ",
+            max_attempts
         );
         if !s.adaptive {
             d.rationale.push_str(" (adaptive tiers disabled)");
@@ -489,43 +530,56 @@ impl Engine {
         }
         match learned {
             None => d.rationale.push_str(" (nothing learned yet for this key)"),
-            Some((_, None)) => {
+            Some(Learned { plan: None, .. }) => {
                 let samples = self.learner.with(&f.job_type, label, Scope::Key, |m| m.samples()).unwrap_or(0);
-                let _ =
-                    write!(d.rationale, " (Bayesian tier has {samples} of {} samples)", s.bayes.min_samples);
-            }
-            Some((_, Some(plan))) if plan.p_success < MIN_PLAN_SUCCESS => {
-                d.estimated = plan.p_success;
-                let _ = write!(
-                    d.rationale,
-                    " (the learned curve sees little chance of recovery after {}: {:.0}%)",
-                    fmt_ms(f.since_first_failure_ms.unwrap_or(0)),
-                    plan.p_success * 100.0
+                say!(
+                    &mut d.rationale,
+                    " (Bayesian tier has ",
+                    samples,
+                    " of ",
+                    s.bayes.min_samples,
+                    " samples)"
                 );
             }
-            Some((_, Some(plan))) if retries_left <= 1 => {
+            Some(Learned { plan: Some(plan), .. }) if plan.p_success < MIN_PLAN_SUCCESS => {
                 d.estimated = plan.p_success;
-                let _ = write!(
-                    d.rationale,
-                    " (the learned plan would retry in {}; the final attempt keeps the rules' patience)",
-                    fmt_ms(plan.delay_ms)
+                say!(
+                    &mut d.rationale,
+                    " (the learned curve sees little chance of recovery after ",
+                    Ms(f.since_first_failure_ms.unwrap_or(0)),
+                    ": ",
+                    Pct(plan.p_success),
+                    ")"
                 );
             }
-            Some((_, Some(plan))) => {
+            Some(Learned { plan: Some(plan), .. }) if retries_left <= 1 => {
                 d.estimated = plan.p_success;
-                let _ = write!(
-                    d.rationale,
-                    " (the learned plan, retry in {}, is earlier and needs confidence {:.2}; it has {:.2})",
-                    fmt_ms(plan.delay_ms),
-                    s.bayes.threshold,
-                    plan.confidence
+                say!(
+                    &mut d.rationale,
+                    " (the learned plan would retry in ",
+                    Ms(plan.delay_ms),
+                    "; the final attempt keeps the rules' patience)"
+                );
+            }
+            Some(Learned { plan: Some(plan), .. }) => {
+                d.estimated = plan.p_success;
+                say!(
+                    &mut d.rationale,
+                    " (the learned plan, retry in ",
+                    Ms(plan.delay_ms),
+                    ", is earlier and needs confidence ",
+                    Two(s.bayes.threshold),
+                    "; it has ",
+                    Two(plan.confidence),
+                    ")"
                 );
             }
         }
     }
 
-    /// The plan of the most specific view with enough evidence: the tenant's, the hour's,
-    /// then the whole key's. `None` when nothing is learned for the key.
+    /// The plan of the most specific view with enough evidence (the tenant's, then the
+    /// degraded period's, then the whole key's), and when the key's rate limit resets.
+    /// `None` when nothing is learned for the key.
     fn learned_plan<'f>(
         &self,
         f: &'f Features,
@@ -534,44 +588,39 @@ impl Engine {
         retries_left: u32,
         now: u64,
         s: &Settings,
-    ) -> Option<(Scope<'f>, Option<Plan>)> {
+    ) -> Option<Learned<'f>> {
         let t = &s.tuning;
-        let hour = f.time_of_day.unwrap_or_else(|| time::hour_of_day(now.saturating_sub(elapsed)));
-        let degraded = t.state_scopes && self.guard().degraded_at(&f.job_type, now.saturating_sub(elapsed));
+        let (plan, reset_at_ms) = self
+            .learner
+            .with(&f.job_type, label, Scope::Key, |m| (m.plan(elapsed, retries_left), m.reset_at_ms))?;
+        let first_failure = now.saturating_sub(elapsed);
         let narrow = [
             f.tenant.as_deref().filter(|_| t.tenant_scopes).map(Scope::Tenant),
-            t.state_scopes.then_some(Scope::Degraded(degraded)),
-            t.hour_scopes.then_some(Scope::Hour(hour)),
+            (t.state_scopes && self.guard().degraded_at(&f.job_type, first_failure))
+                .then_some(Scope::Degraded(true)),
+            t.hour_scopes
+                .then(|| Scope::Hour(f.time_of_day.unwrap_or_else(|| time::hour_of_day(first_failure)))),
         ];
         for scope in narrow.into_iter().flatten() {
-            let plan = self.learner.with(&f.job_type, label, scope, |m| {
+            let narrow_plan = self.learner.with(&f.job_type, label, scope, |m| {
                 m.fit()
                     .filter(|fit| fit.weight >= t.scope_min_samples as f32)
                     .and_then(|_| m.plan(elapsed, retries_left))
             });
-            if let Some(Some(plan)) = plan {
-                return Some((scope, Some(plan)));
+            if let Some(Some(plan)) = narrow_plan {
+                return Some(Learned { scope, plan: Some(plan), reset_at_ms });
             }
         }
-        self.learner.with(&f.job_type, label, Scope::Key, |m| (Scope::Key, m.plan(elapsed, retries_left)))
+        Some(Learned { scope: Scope::Key, plan, reset_at_ms })
     }
 
-    /// Remember a `Retry-After` for the key, or recall one another job was given: a rate
-    /// limit resets for every caller at once.
-    fn share_reset(&self, f: &Features, label: &str, now: u64, mode: Mode) -> Option<u64> {
-        match f.retry_after_ms(now) {
-            Some(ra) if mode == Mode::Live => {
-                let reset_at = now.saturating_add(ra);
-                self.learner
-                    .update(&f.job_type, label, Scope::Key, |m| m.reset_at_ms = m.reset_at_ms.max(reset_at));
-                None
-            }
-            Some(_) => None,
-            None => self
-                .learner
-                .with(&f.job_type, label, Scope::Key, |m| m.reset_at_ms)
-                .filter(|&at| at > now)
-                .map(|at| at - now),
+    /// Remember a `Retry-After` for the key: a rate limit resets for every caller at once,
+    /// so jobs told nothing can wait for the same reset.
+    fn remember_reset(&self, f: &Features, label: &str, now: u64) {
+        if let Some(ra) = f.retry_after_ms(now) {
+            let reset_at = now.saturating_add(ra);
+            self.learner
+                .update(&f.job_type, label, Scope::Key, |m| m.reset_at_ms = m.reset_at_ms.max(reset_at));
         }
     }
 
@@ -598,8 +647,8 @@ impl Engine {
                     format!(
                         "Circuit breaker for {} is open for {}, beyond the {} max delay.",
                         f.job_type,
-                        fmt_ms(wait),
-                        fmt_ms(g.max_delay_ms)
+                        Ms(wait),
+                        Ms(g.max_delay_ms)
                     ),
                 );
             }
@@ -608,7 +657,7 @@ impl Engine {
                 d.clip(
                     "circuit_breaker",
                     wait,
-                    format_args!("circuit breaker for {} is open, so wait {}", f.job_type, fmt_ms(wait)),
+                    format_args!("circuit breaker for {} is open, so wait {}", f.job_type, Ms(wait)),
                 );
             }
         }
@@ -620,8 +669,8 @@ impl Engine {
                         Some("retry_after"),
                         format!(
                             "The server asked to wait {} (Retry-After), beyond the {} max delay.",
-                            fmt_ms(ra),
-                            fmt_ms(g.max_delay_ms)
+                            Ms(ra),
+                            Ms(g.max_delay_ms)
                         ),
                     );
                 }
@@ -629,7 +678,7 @@ impl Engine {
                     d.clip(
                         "retry_after",
                         ra,
-                        format_args!("raised to the server's Retry-After of {}", fmt_ms(ra)),
+                        format_args!("raised to the server's Retry-After of {}", Ms(ra)),
                     );
                 }
             }
@@ -638,14 +687,14 @@ impl Engine {
             d.clip(
                 "min_delay",
                 g.min_delay_ms,
-                format_args!("raised to the {} min delay", fmt_ms(g.min_delay_ms)),
+                format_args!("raised to the {} min delay", Ms(g.min_delay_ms)),
             );
         }
         if d.delay_ms > g.max_delay_ms {
             d.clip(
                 "max_delay",
                 g.max_delay_ms,
-                format_args!("capped at the {} max delay", fmt_ms(g.max_delay_ms)),
+                format_args!("capped at the {} max delay", Ms(g.max_delay_ms)),
             );
         }
         let deadline = match (f.deadline_ms, g.max_total_ms) {
@@ -660,9 +709,9 @@ impl Engine {
                 Some("deadline"),
                 format!(
                     "A retry in {} would start after the {} deadline ({} already spent).",
-                    fmt_ms(d.delay_ms),
-                    fmt_ms(limit),
-                    fmt_ms(elapsed)
+                    Ms(d.delay_ms),
+                    Ms(limit),
+                    Ms(elapsed)
                 ),
             )
         };
@@ -684,10 +733,10 @@ impl Engine {
                         Method::Guardrail,
                         Some("adaptive_throttle"),
                         format!(
-                            "Not retrying: {} is overloaded (adaptive throttling rejects {:.0}% of retries) and deferring {} exceeds the max delay.",
+                            "Not retrying: {} is overloaded (adaptive throttling rejects {} of retries) and deferring {} exceeds the max delay.",
                             f.job_type,
-                            probability * 100.0,
-                            fmt_ms(defer)
+                            Pct(probability),
+                            Ms(defer)
                         ),
                     );
                 }
@@ -701,10 +750,10 @@ impl Engine {
                         "adaptive_throttle",
                         defer,
                         format_args!(
-                            "{} is overloaded (adaptive throttling rejects {:.0}% of retries), so this one is deferred to {}",
+                            "{} is overloaded (adaptive throttling rejects {} of retries), so this one is deferred to {}",
                             f.job_type,
-                            probability * 100.0,
-                            fmt_ms(defer)
+                            Pct(probability),
+                            Ms(defer)
                         ),
                     );
                 }
@@ -762,14 +811,16 @@ impl Engine {
         if attempt.attempt_number > 1 {
             let x = attempt.since_first_failure_ms.unwrap_or(attempt.delay_ms);
             let t = &s.tuning;
-            let hour = attempt.time_of_day.unwrap_or_else(|| time::hour_of_day(at.saturating_sub(x)));
-            let degraded =
-                t.state_scopes && self.guard().degraded_at(&attempt.job_type, at.saturating_sub(x));
+            // A failure that began while the downstream was degraded is learned apart from
+            // the key's everyday failures; a tenant's also in its own view.
+            let first_failure = at.saturating_sub(x);
+            let degraded = t.state_scopes && self.guard().degraded_at(&attempt.job_type, first_failure);
             let scopes = [
-                Some(Scope::Key),
+                Some(if degraded { Scope::Degraded(true) } else { Scope::Key }),
                 attempt.tenant.as_deref().filter(|_| t.tenant_scopes).map(Scope::Tenant),
-                t.state_scopes.then_some(Scope::Degraded(degraded)),
-                t.hour_scopes.then_some(Scope::Hour(hour)),
+                t.hour_scopes.then(|| {
+                    Scope::Hour(attempt.time_of_day.unwrap_or_else(|| time::hour_of_day(first_failure)))
+                }),
             ];
             for scope in scopes.into_iter().flatten() {
                 let refit = self.learner.update(&attempt.job_type, label, scope, |m| {
@@ -895,27 +946,41 @@ impl Engine {
         }
         let now = now_ms.unwrap_or_else(time::now_ms);
         let start = now.saturating_sub(window_ms.unwrap_or(DEFAULT_STATS_WINDOW_MS));
+        let s = self.settings();
         let t = self.history.totals(self.learner.key(job_type, error_class, Scope::Key), start, now);
-        let buckets = self
-            .learner
-            .with(job_type, error_class, Scope::Key, |m| {
-                (0..BUCKETS)
-                    .map(|b| {
-                        let (successes, failures) = m.bucket_counts(b);
-                        let fit = m.fit();
-                        BucketStats {
-                            label: BUCKET_LABELS[b].to_string(),
-                            min_ms: BUCKET_BOUNDS_MS[b],
-                            max_ms: BUCKET_BOUNDS_MS.get(b + 1).copied(),
-                            successes,
-                            failures,
-                            success_probability: round3(fit.map_or(0.0, |f| f64::from(f.bucket_p[b]))),
-                            confidence: round3(fit.map_or(0.0, |f| f64::from(f.bucket_confidence[b]))),
-                        }
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        // The key's everyday view and its degraded-period view, merged by raw counts.
+        let mut counts = [(0u64, 0u64); BUCKETS];
+        let mut samples = 0u64;
+        for scope in [Scope::Key, Scope::Degraded(true)] {
+            self.learner.with(job_type, error_class, scope, |m| {
+                samples += m.samples();
+                for (b, c) in counts.iter_mut().enumerate() {
+                    let (ok, failed) = m.bucket_counts(b);
+                    *c = (c.0 + ok, c.1 + failed);
+                }
+            });
+        }
+        let buckets = if samples == 0 {
+            Vec::new()
+        } else {
+            counts
+                .iter()
+                .enumerate()
+                .map(|(b, &(successes, failures))| {
+                    let (p, confidence) =
+                        crate::bayes::bucket_summary(successes, failures, samples, &s.bayes);
+                    BucketStats {
+                        label: BUCKET_LABELS[b].to_string(),
+                        min_ms: BUCKET_BOUNDS_MS[b],
+                        max_ms: BUCKET_BOUNDS_MS.get(b + 1).copied(),
+                        successes,
+                        failures,
+                        success_probability: round3(p),
+                        confidence: round3(confidence),
+                    }
+                })
+                .collect()
+        };
         Ok(Stats {
             job_type: job_type.to_string(),
             error_class: error_class.to_string(),
@@ -934,10 +999,14 @@ impl Engine {
     /// Refit the Bayesian model of one key now (the API's `bayesian/update`).
     pub fn refit(&self, job_type: &str, error_class: &str) -> Result<()> {
         let s = self.settings();
-        self.learner
-            .with_mut(job_type, error_class, Scope::Key, |m| m.refit(&s.bayes))
-            .ok_or_else(|| Error::NotFound { what: format!("learned key ({job_type}, {error_class})") })?;
-        self.metrics.refits.fetch_add(1, Ordering::Relaxed);
+        let refitted = [Scope::Key, Scope::Degraded(true)]
+            .into_iter()
+            .filter_map(|scope| self.learner.with_mut(job_type, error_class, scope, |m| m.refit(&s.bayes)))
+            .count();
+        if refitted == 0 {
+            return Err(Error::NotFound { what: format!("learned key ({job_type}, {error_class})") });
+        }
+        self.metrics.refits.fetch_add(refitted as u64, Ordering::Relaxed);
         Ok(())
     }
 
@@ -1095,32 +1164,9 @@ fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
-/// A duration for people: `150ms`, `8.2s`, `2m30s`, `1h5m`.
+/// A duration for people (`150ms`, `8.2s`, `2m30s`, `1h5m`).
 pub fn fmt_ms(ms: u64) -> String {
-    if ms < 1_000 {
-        format!("{ms}ms")
-    } else if ms < 60_000 {
-        let tenths = (ms + 50) / 100;
-        if tenths % 10 == 0 {
-            format!("{}s", tenths / 10)
-        } else {
-            format!("{}.{}s", tenths / 10, tenths % 10)
-        }
-    } else if ms < 3_600_000 {
-        let s = (ms + 500) / 1_000;
-        if s % 60 == 0 {
-            format!("{}m", s / 60)
-        } else {
-            format!("{}m{}s", s / 60, s % 60)
-        }
-    } else {
-        let m = (ms + 30_000) / 60_000;
-        if m % 60 == 0 {
-            format!("{}h", m / 60)
-        } else {
-            format!("{}h{}m", m / 60, m % 60)
-        }
-    }
+    Ms(ms).to_string()
 }
 
 #[cfg(test)]

@@ -174,15 +174,27 @@ pub struct RetryContext<'a> {
     pub retry_at_ms: u64,
 }
 
+/// What one downstream (job type) has done lately: one record, one lookup per event.
+struct Downstream {
+    /// a = requests, b = accepts (adaptive throttling and health).
+    calls: SlidingWindow,
+    health: HealthLog,
+    breaker: Option<Breaker>,
+}
+
+/// A breaker-relevant event.
+#[derive(Clone, Copy)]
+enum Outcome {
+    Failure,
+    Successes(u64),
+}
+
 /// Mutable guardrail and breaker state, behind one lock in the engine.
 pub struct GuardState {
     /// a = first attempts, b = retries granted.
     budget: SlidingWindow,
-    tenants: LruCache<Box<str>, SlidingWindow>,
-    /// a = requests, b = accepts, per downstream.
-    throttle: LruCache<Box<str>, SlidingWindow>,
-    breakers: LruCache<Box<str>, Breaker>,
-    health: LruCache<Box<str>, HealthLog>,
+    tenants: LruCache<String, SlidingWindow>,
+    downstreams: LruCache<String, Downstream>,
     in_flight: HashMap<Box<str>, u64>,
     anonymous: u64,
     outcomes_seen: bool,
@@ -194,9 +206,7 @@ impl GuardState {
         GuardState {
             budget: SlidingWindow::new(g.budget_window_ms),
             tenants: LruCache::new(cap),
-            throttle: LruCache::new(cap),
-            breakers: LruCache::new(cap),
-            health: LruCache::new(cap),
+            downstreams: LruCache::new(cap),
             in_flight: HashMap::new(),
             anonymous: 0,
             outcomes_seen: false,
@@ -209,40 +219,50 @@ impl GuardState {
             self.budget = SlidingWindow::new(g.budget_window_ms);
             self.tenants.clear();
         }
-        if self
-            .throttle
-            .peek_lru()
-            .is_some_and(|(_, w)| w.window_ms() != SlidingWindow::new(g.throttle_window_ms).window_ms())
-        {
-            self.throttle.clear();
+        let throttle_window = SlidingWindow::new(g.throttle_window_ms).window_ms();
+        for (_, d) in self.downstreams.iter_mut().filter(|(_, d)| d.calls.window_ms() != throttle_window) {
+            d.calls = SlidingWindow::new(g.throttle_window_ms);
         }
     }
 
-    fn tenant_window(&mut self, tenant: &str, g: &Guardrails) -> Option<&mut SlidingWindow> {
-        entry(&mut self.tenants, tenant, || SlidingWindow::new(g.budget_window_ms))
+    /// First attempts count toward the retry budget (and the tenant's share of it).
+    fn count_first_attempts(&mut self, tenant: Option<&str>, first: u64, now: u64, g: &Guardrails) {
+        self.budget.add(now, first, 0);
+        if let (Some(t), true) = (tenant, g.per_tenant_limits) {
+            self.tenants
+                .get_or_insert_mut_ref(t, || SlidingWindow::new(g.budget_window_ms))
+                .add(now, first, 0);
+        }
     }
 
-    fn breaker(&mut self, job_type: &str, cfg: &BreakerConfig) -> Option<&mut Breaker> {
-        entry(&mut self.breakers, job_type, || Breaker::new(cfg))
-    }
-
-    fn throttle_window(&mut self, job_type: &str, g: &Guardrails) -> Option<&mut SlidingWindow> {
-        entry(&mut self.throttle, job_type, || SlidingWindow::new(g.throttle_window_ms))
-    }
-
-    fn refresh_health(&mut self, job_type: &str, now: u64, _: &Guardrails) {
-        let Some((requests, accepts)) = self.throttle.get_mut(job_type).map(|w| w.sum(now)) else {
-            return;
+    /// Calls to a downstream feed adaptive throttling, its health, and its breaker.
+    fn count_calls(&mut self, job_type: &str, outcome: Outcome, now: u64, g: &Guardrails, b: &BreakerConfig) {
+        let d = self.downstreams.get_or_insert_mut_ref(job_type, || Downstream {
+            calls: SlidingWindow::new(g.throttle_window_ms),
+            health: HealthLog::default(),
+            breaker: None,
+        });
+        let (requests, accepts) = match outcome {
+            Outcome::Failure => (1, 0),
+            Outcome::Successes(n) => (n, n),
         };
-        let degraded = requests >= DEGRADED_MIN_REQUESTS && accepts * 2 < requests;
-        if let Some(log) = entry(&mut self.health, job_type, HealthLog::default) {
-            log.update(degraded, now);
+        d.calls.add(now, requests, accepts);
+        let (requests, accepts) = d.calls.sum(now);
+        d.health.update(requests >= DEGRADED_MIN_REQUESTS && accepts * 2 < requests, now);
+        // The breaker acts only once outcomes are reported (a caller that only ever
+        // decides would otherwise see nothing but failures).
+        if b.enabled && (self.outcomes_seen || matches!(outcome, Outcome::Successes(_))) {
+            let breaker = d.breaker.get_or_insert_with(|| Breaker::new(b));
+            match outcome {
+                Outcome::Failure => breaker.on_failure(now, b),
+                Outcome::Successes(n) => breaker.on_successes(now, n, b),
+            }
         }
     }
 
     /// Whether `job_type`'s downstream was degraded at time `t`.
     pub fn degraded_at(&mut self, job_type: &str, t: u64) -> bool {
-        self.health.get(job_type).is_some_and(|log| log.at(t))
+        self.downstreams.get(job_type).is_some_and(|d| d.health.at(t))
     }
 
     /// A failure was reported (through `decide`). A rate-limit failure (429) is the
@@ -256,50 +276,19 @@ impl GuardState {
         g: &Guardrails,
         b: &BreakerConfig,
     ) {
-        let first = u64::from(f.attempt_number == 1);
-        self.budget.add(now, first, 0);
-        if let (Some(t), true) = (f.tenant.as_deref(), g.per_tenant_limits) {
-            if let Some(w) = self.tenant_window(t, g) {
-                w.add(now, first, 0);
-            }
-        }
-        if rate_limited {
-            return;
-        }
-        if let Some(w) = self.throttle_window(&f.job_type, g) {
-            w.add(now, 1, 0);
-        }
-        self.refresh_health(&f.job_type, now, g);
-        if b.enabled && self.outcomes_seen {
-            if let Some(br) = self.breaker(&f.job_type, b) {
-                br.on_failure(now, b);
-            }
+        self.count_first_attempts(f.tenant.as_deref(), u64::from(f.attempt_number == 1), now, g);
+        if !rate_limited {
+            self.count_calls(&f.job_type, Outcome::Failure, now, g, b);
         }
     }
 
     /// An outcome was recorded.
     pub fn on_outcome(&mut self, a: &Attempt, now: u64, g: &Guardrails, b: &BreakerConfig) {
-        let (job_type, tenant, success) = (a.job_type.as_str(), a.tenant.as_deref(), a.success);
         self.outcomes_seen = true;
         self.in_flight.remove(a.job_id.as_str());
-        if !success {
-            return;
-        }
-        let first = u64::from(a.attempt_number == 1);
-        self.budget.add(now, first, 0);
-        if let (Some(t), true) = (tenant, g.per_tenant_limits) {
-            if let Some(w) = self.tenant_window(t, g) {
-                w.add(now, first, 0);
-            }
-        }
-        if let Some(w) = self.throttle_window(job_type, g) {
-            w.add(now, 1, 1);
-        }
-        self.refresh_health(job_type, now, g);
-        if b.enabled {
-            if let Some(br) = self.breaker(job_type, b) {
-                br.on_success(now, b);
-            }
+        if a.success {
+            self.count_first_attempts(a.tenant.as_deref(), u64::from(a.attempt_number == 1), now, g);
+            self.count_calls(&a.job_type, Outcome::Successes(1), now, g, b);
         }
     }
 
@@ -314,20 +303,9 @@ impl GuardState {
         b: &BreakerConfig,
     ) {
         self.outcomes_seen = true;
-        self.budget.add(now, count, 0);
-        if let (Some(t), true) = (tenant, g.per_tenant_limits) {
-            if let Some(w) = self.tenant_window(t, g) {
-                w.add(now, count, 0);
-            }
-        }
-        if let Some(w) = self.throttle_window(job_type, g) {
-            w.add(now, count, count);
-        }
-        self.refresh_health(job_type, now, g);
-        if b.enabled && count > 0 {
-            if let Some(br) = self.breaker(job_type, b) {
-                br.on_successes(now, count, b);
-            }
+        self.count_first_attempts(tenant, count, now, g);
+        if count > 0 {
+            self.count_calls(job_type, Outcome::Successes(count), now, g, b);
         }
     }
 
@@ -336,14 +314,18 @@ impl GuardState {
         if !b.enabled {
             return Admit::Yes;
         }
-        match self.breakers.get_mut(job_type) {
+        match self.downstreams.get_mut(job_type).and_then(|d| d.breaker.as_mut()) {
             Some(br) => br.admit(now, b, commit),
             None => Admit::Yes,
         }
     }
 
     pub fn breakers(&mut self, now: u64) -> Vec<BreakerSnapshot> {
-        let mut out: Vec<_> = self.breakers.iter_mut().map(|(k, b)| b.snapshot(k, now)).collect();
+        let mut out: Vec<_> = self
+            .downstreams
+            .iter_mut()
+            .filter_map(|(k, d)| d.breaker.as_mut().map(|b| b.snapshot(k, now)))
+            .collect();
         out.sort_by(|a, b| a.key.cmp(&b.key));
         out
     }
@@ -378,15 +360,15 @@ impl GuardState {
         }
         if let (Some(t), true) = (ctx.tenant, g.per_tenant_limits) {
             let tenant_allowed = ((allowed as f64) * g.tenant_max_share).ceil() as u64;
-            let used = self.tenants.get_mut(t).map(|w| w.sum(now).1).unwrap_or(0);
+            let used = self.tenants.get_mut(t).map_or(0, |w| w.sum(now).1);
             if used >= tenant_allowed {
                 return Err(Refusal::Tenant { used, allowed: tenant_allowed });
             }
         }
         let mut throttled = None;
         if g.adaptive_throttle && self.outcomes_seen {
-            if let Some(w) = self.throttle.get_mut(ctx.job_type) {
-                let (requests, accepts) = w.sum(now);
+            if let Some(d) = self.downstreams.get_mut(ctx.job_type) {
+                let (requests, accepts) = d.calls.sum(now);
                 let p =
                     ((requests as f64 - g.throttle_k * accepts as f64) / (requests as f64 + 1.0)).max(0.0);
                 if roll < p {
@@ -397,9 +379,9 @@ impl GuardState {
         if commit {
             self.budget.add(now, 0, 1);
             if let (Some(t), true) = (ctx.tenant, g.per_tenant_limits) {
-                if let Some(w) = self.tenant_window(t, g) {
-                    w.add(now, 0, 1);
-                }
+                self.tenants
+                    .get_or_insert_mut_ref(t, || SlidingWindow::new(g.budget_window_ms))
+                    .add(now, 0, 1);
             }
             if g.max_concurrent_retries.is_some() {
                 let key: Box<str> = match ctx.job_id {
@@ -446,18 +428,6 @@ impl HealthLog {
     fn at(&self, t: u64) -> bool {
         self.since.is_some_and(|s| t >= s) || self.past.iter().any(|&(a, b)| (a..b).contains(&t))
     }
-}
-
-/// The value for `key`, created (evicting the least recently used) when absent.
-fn entry<'a, V>(
-    cache: &'a mut LruCache<Box<str>, V>,
-    key: &str,
-    make: impl FnOnce() -> V,
-) -> Option<&'a mut V> {
-    if !cache.contains(key) {
-        cache.push(key.into(), make());
-    }
-    cache.get_mut(key)
 }
 
 #[cfg(test)]

@@ -26,6 +26,7 @@ pub mod error;
 pub mod guard;
 pub mod model;
 pub mod policy;
+pub mod say;
 pub mod store;
 pub mod time;
 mod window;

@@ -454,7 +454,12 @@ fn check_label(field: &'static str, value: &str, required: bool) -> Result<()> {
     if value.len() > MAX_LABEL_LEN {
         return Err(Error::invalid(field, format!("at most {MAX_LABEL_LEN} bytes, got {}", value.len())));
     }
-    if value.chars().any(char::is_control) {
+    let control = if value.is_ascii() {
+        value.bytes().any(|b| b < 0x20 || b == 0x7f)
+    } else {
+        value.chars().any(char::is_control)
+    };
+    if control {
         return Err(Error::invalid(field, "must not contain control characters"));
     }
     Ok(())
