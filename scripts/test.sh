@@ -20,14 +20,14 @@ for suite in scripts/test-python.sh scripts/test-node.sh; do
 done
 
 # Sum what the runners reported: cargo ("test result: ok. 3 passed; 0 failed"),
-# pytest ("== 12 passed, 1 failed in 2s =="), node --test ("ℹ pass 9" / "ℹ fail 0").
+# pytest ("12 passed, 1 failed in 2.1s", with or without "=="), node --test ("ℹ pass 9").
 passed=0 failed=0
 while IFS= read -r line; do
     case "$line" in
         "test result:"*)
             p=$(sed -n 's/.* \([0-9][0-9]*\) passed.*/\1/p' <<<"$line"); f=$(sed -n 's/.* \([0-9][0-9]*\) failed.*/\1/p' <<<"$line")
             passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0})) ;;
-        "="*" passed"*|"="*" failed"*)
+        *" passed in "*|*" failed in "*|"="*" passed"*|"="*" failed"*)
             p=$(grep -o '[0-9]* passed' <<<"$line" | grep -o '[0-9]*'); f=$(grep -o '[0-9]* failed' <<<"$line" | grep -o '[0-9]*')
             passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0})) ;;
         "ℹ pass "*) passed=$((passed + ${line#ℹ pass })) ;;

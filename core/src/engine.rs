@@ -286,7 +286,7 @@ impl Engine {
             kind,
         };
         let policy = s.policies.matching(&subject);
-        let max_attempts = policy.max_attempts.min(g.max_attempts);
+        let max_attempts = policy.max_attempts.min(g.max_attempts).min(f.max_attempts.unwrap_or(u32::MAX));
         let mut d = Draft {
             retry: true,
             delay_ms: 0,
@@ -365,11 +365,13 @@ impl Engine {
             ));
         }
         if f.attempt_number >= max_attempts {
-            let (method, guard) = if policy.max_attempts <= g.max_attempts {
-                (Method::Rules, None)
-            } else {
-                (Method::Guardrail, Some("max_attempts"))
-            };
+            // The guardrail names itself only when it, not the policy or the caller, binds.
+            let (method, guard) =
+                if g.max_attempts < policy.max_attempts.min(f.max_attempts.unwrap_or(u32::MAX)) {
+                    (Method::Guardrail, Some("max_attempts"))
+                } else {
+                    (Method::Rules, None)
+                };
             return Some((
                 method,
                 guard,

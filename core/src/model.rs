@@ -71,6 +71,10 @@ pub struct Features {
     /// Total time the caller allows from the first failure; no retry may start later.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadline_ms: Option<u64>,
+    /// The caller's own attempt limit (a decorator's `max_attempts`), on top of the
+    /// policy's and the guardrails'.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u32>,
 }
 
 impl Features {
@@ -135,12 +139,11 @@ impl Features {
             time::parse_duration_ms(text).map_err(|r| Error::invalid("since_last_failure", r))?;
         }
         if let Some(text) = &self.retry_after {
-            if crate::classify::parse_retry_after(text, 0).is_none() {
-                return Err(Error::invalid(
-                    "retry_after",
-                    format!("expected delta-seconds or an HTTP-date, got {text:?}"),
-                ));
-            }
+            // A server's header, not the caller's input: an unreadable one is no hint.
+            check_label("retry_after", text, false)?;
+        }
+        if let Some(n) = self.max_attempts {
+            check_attempt("max_attempts", n)?;
         }
         if let Some(text) = &self.avg_processing_time {
             time::parse_duration_ms(text).map_err(|r| Error::invalid("avg_processing_time", r))?;

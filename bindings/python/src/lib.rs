@@ -1,0 +1,392 @@
+//! `smartretry._native`: the Rust engine as Python sees it. Translation only: every
+//! method converts its arguments, calls the same-named `smartretry::Engine` method and
+//! converts the answer back. Decisions, ranges and validation all live in the core.
+//!
+//! Engine calls release the GIL while the core works (`decide` and `record` take a few
+//! microseconds under the engine's locks; previews, statistics and configuration files
+//! longer), so other Python threads run meanwhile. `record_successes` and the small
+//! getters keep it: detaching would cost more than they do.
+
+mod convert;
+mod errors;
+mod fast;
+
+use pyo3::prelude::*;
+use pyo3::types::PyString;
+use smartretry::model::from_value;
+use smartretry::{Attempt, Config, Features, Guardrails, Policy};
+
+use crate::errors::IntoPyResult;
+
+/// The retry engine. One per process is usual; every method is thread-safe.
+#[pyclass(frozen, module = "smartretry._native")]
+struct Engine(smartretry::Engine);
+
+/// The engine's answer to a failure: retry or not, after how long, and why.
+#[pyclass(frozen, module = "smartretry._native")]
+struct Decision(smartretry::Decision);
+
+/// The schedule the engine would follow if every retry failed.
+#[pyclass(frozen, module = "smartretry._native")]
+struct Preview(smartretry::Preview);
+
+/// What the engine has seen for one (job_type, error_class).
+#[pyclass(frozen, module = "smartretry._native")]
+struct Stats(smartretry::Stats);
+
+fn parse<T: serde::de::DeserializeOwned>(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<T> {
+    convert::to_value(obj, "").and_then(from_value).map_py(py)
+}
+
+fn features(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Features> {
+    match fast::features(obj) {
+        Some(f) => Ok(f),
+        None => parse(py, obj),
+    }
+}
+
+fn attempt(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Attempt> {
+    match fast::attempt(obj) {
+        Some(a) => Ok(a),
+        None => parse(py, obj),
+    }
+}
+
+#[pymethods]
+impl Engine {
+    /// `config`: a dict in the configuration file's shape, or a path to such a JSON file.
+    /// `env`: apply `RETRY_*` environment variables over it. `store`: `"memory"` (default).
+    #[new]
+    #[pyo3(signature = (seed = None, config = None, store = None, env = false))]
+    fn new(
+        py: Python<'_>,
+        seed: Option<u64>,
+        config: Option<&Bound<'_, PyAny>>,
+        store: Option<&str>,
+        env: bool,
+    ) -> PyResult<Self> {
+        let mut cfg = match config {
+            None => Config::default(),
+            Some(c) if c.is_instance_of::<PyString>() || c.hasattr("__fspath__")? => {
+                let path: std::path::PathBuf = c.extract()?;
+                py.detach(|| Config::from_file(&path)).map_py(py)?
+            }
+            Some(c) => {
+                let json = convert::to_value(c, "").map_py(py)?.to_string();
+                py.detach(|| Config::from_json(&json)).map_py(py)?
+            }
+        };
+        if env {
+            cfg.apply_env(std::env::vars()).map_py(py)?;
+        }
+        match store {
+            None | Some("memory") => {}
+            Some(other) => {
+                return Err(errors::to_py(
+                    py,
+                    smartretry::Error::config(
+                        "store",
+                        format!("unknown store {other:?}; this build has \"memory\""),
+                    ),
+                ))
+            }
+        }
+        let mut builder = smartretry::Engine::builder().config(cfg);
+        if let Some(seed) = seed {
+            builder = builder.seed(seed);
+        }
+        builder.build().map(Engine).map_py(py)
+    }
+
+    /// The seed every random choice derives from.
+    #[getter]
+    fn seed(&self) -> u64 {
+        self.0.seed()
+    }
+
+    /// Should this failure be retried, and after how long?
+    #[pyo3(signature = (features, now_ms = None))]
+    fn decide(&self, py: Python<'_>, features: &Bound<'_, PyAny>, now_ms: Option<u64>) -> PyResult<Decision> {
+        let f = self::features(py, features)?;
+        py.detach(|| self.0.decide(&f, now_ms)).map(Decision).map_py(py)
+    }
+
+    /// Learn from what happened on an attempt.
+    #[pyo3(signature = (attempt, now_ms = None))]
+    fn record(&self, py: Python<'_>, attempt: &Bound<'_, PyAny>, now_ms: Option<u64>) -> PyResult<()> {
+        let a = self::attempt(py, attempt)?;
+        py.detach(|| self.0.record(&a, now_ms)).map_py(py)
+    }
+
+    /// First attempts that succeeded, counted in one call.
+    #[pyo3(signature = (job_type, tenant = None, count = 1, now_ms = None))]
+    fn record_successes(
+        &self,
+        py: Python<'_>,
+        job_type: &str,
+        tenant: Option<&str>,
+        count: u64,
+        now_ms: Option<u64>,
+    ) -> PyResult<()> {
+        self.0.record_successes(job_type, tenant, count, now_ms).map_py(py)
+    }
+
+    /// The schedule the engine would follow from this failure if every retry failed.
+    #[pyo3(signature = (features, max_attempts = 5, now_ms = None))]
+    fn preview(
+        &self,
+        py: Python<'_>,
+        features: &Bound<'_, PyAny>,
+        max_attempts: u32,
+        now_ms: Option<u64>,
+    ) -> PyResult<Preview> {
+        let f = self::features(py, features)?;
+        py.detach(|| self.0.preview(&f, max_attempts, now_ms)).map(Preview).map_py(py)
+    }
+
+    /// What was seen for (job_type, error_class) over the last `window_ms` (default 24 h).
+    #[pyo3(signature = (job_type, error_class, window_ms = None, now_ms = None))]
+    fn stats(
+        &self,
+        py: Python<'_>,
+        job_type: &str,
+        error_class: &str,
+        window_ms: Option<u64>,
+        now_ms: Option<u64>,
+    ) -> PyResult<Stats> {
+        py.detach(|| self.0.stats(job_type, error_class, window_ms, now_ms)).map(Stats).map_py(py)
+    }
+
+    /// Refit the Bayesian model of one key now.
+    fn refit(&self, py: Python<'_>, job_type: &str, error_class: &str) -> PyResult<()> {
+        py.detach(|| self.0.refit(job_type, error_class)).map_py(py)
+    }
+
+    /// The rules tier's policies, highest priority first.
+    fn policies<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        convert::serialize_to_py(py, &self.0.policies())
+    }
+
+    /// Add (or replace) a policy, given in the API document's shape.
+    fn add_policy(&self, py: Python<'_>, policy: &Bound<'_, PyAny>) -> PyResult<()> {
+        let p: Policy = parse(py, policy)?;
+        self.0.add_policy(p).map_py(py)
+    }
+
+    /// Remove a policy by name and return it.
+    fn remove_policy<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+        let removed = self.0.remove_policy(name).map_py(py)?;
+        convert::serialize_to_py(py, &removed)
+    }
+
+    /// The guardrails in force.
+    fn guardrails<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        convert::serialize_to_py(py, &self.0.guardrails())
+    }
+
+    /// Change some guardrail fields (a partial update); returns the guardrails now in force.
+    fn update_guardrails<'py>(
+        &self,
+        py: Python<'py>,
+        guardrails: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let patch = convert::to_value(guardrails, "guardrails").map_py(py)?;
+        let next: Guardrails = self.0.patch_guardrails(&patch).map_py(py)?;
+        convert::serialize_to_py(py, &next)
+    }
+
+    /// The emergency stop: while on, nothing is retried.
+    #[pyo3(signature = (on = true))]
+    fn emergency_stop(&self, on: bool) {
+        self.0.emergency_stop(on)
+    }
+
+    fn is_emergency_stopped(&self) -> bool {
+        self.0.is_emergency_stopped()
+    }
+
+    /// The strategy in force (policies, guardrails, thresholds).
+    fn strategy<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        convert::serialize_to_py(py, &self.0.strategy())
+    }
+
+    /// Circuit breakers by downstream.
+    #[pyo3(signature = (now_ms = None))]
+    fn breakers<'py>(&self, py: Python<'py>, now_ms: Option<u64>) -> PyResult<Bound<'py, PyAny>> {
+        convert::serialize_to_py(py, &self.0.breakers(now_ms))
+    }
+
+    /// The engine's counters.
+    fn metrics<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        convert::serialize_to_py(py, &self.0.metrics())
+    }
+
+    fn __repr__(&self) -> String {
+        format!("Engine(seed={})", self.0.seed())
+    }
+}
+
+#[pymethods]
+impl Decision {
+    #[getter]
+    fn should_retry(&self) -> bool {
+        self.0.should_retry
+    }
+    #[getter]
+    fn delay_ms(&self) -> u64 {
+        self.0.delay_ms
+    }
+    #[getter]
+    fn max_attempts(&self) -> u32 {
+        self.0.max_attempts
+    }
+    #[getter]
+    fn confidence(&self) -> f64 {
+        self.0.confidence
+    }
+    #[getter]
+    fn rationale(&self) -> &str {
+        &self.0.rationale
+    }
+    #[getter]
+    fn method(&self) -> &'static str {
+        self.0.method.as_str()
+    }
+    #[getter]
+    fn estimated_success(&self) -> f64 {
+        self.0.estimated_success
+    }
+    #[getter]
+    fn next_evaluation(&self) -> &str {
+        &self.0.next_evaluation
+    }
+    #[getter]
+    fn policy_guardrails(&self) -> Vec<&str> {
+        self.0.policy_guardrails.iter().map(|g| g.as_ref()).collect()
+    }
+    #[getter]
+    fn error_class(&self) -> &str {
+        &self.0.error_class
+    }
+    #[getter]
+    fn policy(&self) -> &str {
+        &self.0.policy
+    }
+    /// The API document's JSON shape, as a dict.
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        convert::serialize_to_py(py, &self.0)
+    }
+    fn __repr__(&self) -> String {
+        let d = &self.0;
+        format!(
+            "Decision(should_retry={}, delay_ms={}, method={:?}, confidence={}, rationale={:?})",
+            if d.should_retry { "True" } else { "False" },
+            d.delay_ms,
+            d.method.as_str(),
+            d.confidence,
+            d.rationale
+        )
+    }
+}
+
+#[pymethods]
+impl Preview {
+    #[getter]
+    fn job_id(&self) -> &str {
+        &self.0.job_id
+    }
+    #[getter]
+    fn current_attempt(&self) -> u32 {
+        self.0.current_attempt
+    }
+    #[getter]
+    fn features<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        convert::serialize_to_py(py, &self.0.features)
+    }
+    #[getter]
+    fn recommendations(&self) -> Vec<Decision> {
+        self.0.recommendations.iter().cloned().map(Decision).collect()
+    }
+    #[getter]
+    fn timeline<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        convert::serialize_to_py(py, &self.0.timeline)
+    }
+    #[getter]
+    fn generated_at(&self) -> &str {
+        &self.0.generated_at
+    }
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        convert::serialize_to_py(py, &self.0)
+    }
+    fn __repr__(&self) -> String {
+        format!("Preview(job_id={:?}, retries={})", self.0.job_id, self.0.timeline.len())
+    }
+}
+
+#[pymethods]
+impl Stats {
+    #[getter]
+    fn job_type(&self) -> &str {
+        &self.0.job_type
+    }
+    #[getter]
+    fn error_class(&self) -> &str {
+        &self.0.error_class
+    }
+    #[getter]
+    fn total_attempts(&self) -> u64 {
+        self.0.total_attempts
+    }
+    #[getter]
+    fn successful_retries(&self) -> u64 {
+        self.0.successful_retries
+    }
+    #[getter]
+    fn failed_retries(&self) -> u64 {
+        self.0.failed_retries
+    }
+    #[getter]
+    fn avg_delay_ms(&self) -> f64 {
+        self.0.avg_delay_ms
+    }
+    #[getter]
+    fn success_rate(&self) -> f64 {
+        self.0.success_rate
+    }
+    #[getter]
+    fn last_updated(&self) -> Option<&str> {
+        self.0.last_updated.as_deref()
+    }
+    #[getter]
+    fn window_start(&self) -> &str {
+        &self.0.window_start
+    }
+    #[getter]
+    fn window_end(&self) -> &str {
+        &self.0.window_end
+    }
+    #[getter]
+    fn buckets<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        convert::serialize_to_py(py, &self.0.buckets)
+    }
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        convert::serialize_to_py(py, &self.0)
+    }
+    fn __repr__(&self) -> String {
+        let s = &self.0;
+        format!(
+            "Stats(job_type={:?}, error_class={:?}, total_attempts={}, success_rate={})",
+            s.job_type, s.error_class, s.total_attempts, s.success_rate
+        )
+    }
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Engine>()?;
+    m.add_class::<Decision>()?;
+    m.add_class::<Preview>()?;
+    m.add_class::<Stats>()?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

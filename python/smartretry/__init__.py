@@ -1,0 +1,67 @@
+"""smartretry: a retry library that learns when a failed call will succeed.
+
+The decisions come from a Rust engine (``smartretry._native``); this package adds the
+helpers Python code expects::
+
+    from smartretry import smart_retry
+
+    @smart_retry(job_type="payment_capture", max_attempts=5)
+    def capture(payment_id: str) -> Receipt: ...
+
+    @smart_retry                       # async functions and methods too
+    async def fetch(url: str) -> bytes: ...
+
+    for attempt in retrying(job_type="sync_inventory"):
+        with attempt:
+            sync_inventory()
+
+The engine itself is there for direct use: ``Engine(seed=1).decide({...})``.
+"""
+
+from __future__ import annotations
+
+from ._engine import default_engine, flush_successes, set_default_engine
+from ._native import Decision, Engine, Preview, Stats, __version__
+from ._state import AttemptRecord, RetryCallState
+from .decorators import smart_retry
+from .errors import (
+    ConfigError,
+    Error,
+    InvalidInputError,
+    ModelError,
+    NotFoundError,
+    RetryError,
+    StoreError,
+)
+from .retrying import AttemptContext, Retrying, retrying
+from .testing import is_testing, set_testing, testing
+from .types import AttemptDict, FeaturesDict
+
+__all__ = [
+    "__version__",
+    "Engine",
+    "Decision",
+    "Preview",
+    "Stats",
+    "FeaturesDict",
+    "AttemptDict",
+    "smart_retry",
+    "retrying",
+    "Retrying",
+    "AttemptContext",
+    "RetryCallState",
+    "AttemptRecord",
+    "default_engine",
+    "set_default_engine",
+    "flush_successes",
+    "testing",
+    "set_testing",
+    "is_testing",
+    "Error",
+    "InvalidInputError",
+    "ConfigError",
+    "NotFoundError",
+    "StoreError",
+    "ModelError",
+    "RetryError",
+]
