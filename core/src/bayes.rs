@@ -43,7 +43,6 @@
 //! plan's confidence reaches `bayesian_threshold`.
 
 use std::hash::{BuildHasher, Hasher};
-use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -126,16 +125,15 @@ impl Default for BayesConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fit {
     /// `F(edge[i])`: probability that a failed job has recovered by the bin's upper edge.
-    pub cdf: [f32; BINS],
+    recovered: [u16; BINS],
     /// For a job that failed inside bin `i` with `k + 1` retries left: the bin of the next retry.
     pub next: [[u8; BINS]; PLAN_DEPTH],
     /// When to retry within each bin (ms): where successes landed, else its upper edge.
-    pub at_ms: [u64; BINS],
+    pub at_ms: [u32; BINS],
     /// Evidence weight (decayed sample count).
     pub weight: f32,
-    /// Confidence of each API bucket, as stats report it.
+    /// Confidence of each API bucket (from recent outcomes).
     pub bucket_confidence: [f32; BUCKETS],
-    pub bucket_p: [f32; BUCKETS],
     pub samples: u64,
 }
 
@@ -157,7 +155,6 @@ pub struct Plan {
 #[derive(Debug, Clone)]
 pub struct KeyModel {
     ok: [f32; BINS],
-    fail: [f32; BINS],
     /// Weighted sum of where successes landed in each bin (seconds), to aim inside it.
     ok_at: [f32; BINS],
     /// Weighted number of jobs known unrecovered while passing through each bin…
@@ -168,6 +165,9 @@ pub struct KeyModel {
     weight: f32,
     bucket_ok: [u32; BUCKETS],
     bucket_fail: [u32; BUCKETS],
+    /// The same, fading like the rest of the evidence (for confidence).
+    recent_ok: [f32; BUCKETS],
+    recent_fail: [f32; BUCKETS],
     samples: u64,
     since_fit: u32,
     fit: Option<Box<Fit>>,
@@ -180,17 +180,29 @@ pub struct KeyModel {
     pub last_ms: u64,
 }
 
+impl Fit {
+    /// `F` at the upper edge of bin `i` (kept in 16-bit fixed point: 1/65535 is plenty).
+    pub fn cdf(&self, i: usize) -> f32 {
+        f32::from(self.recovered[i.min(BINS - 1)]) / f32::from(u16::MAX)
+    }
+
+    pub fn curve(&self) -> [f32; BINS] {
+        std::array::from_fn(|i| self.cdf(i))
+    }
+}
+
 impl Default for KeyModel {
     fn default() -> Self {
         KeyModel {
             ok: [0.0; BINS],
-            fail: [0.0; BINS],
             ok_at: [0.0; BINS],
             at_risk: [0.0; BINS],
             events: [0.0; BINS],
             weight: 1.0,
             bucket_ok: [0; BUCKETS],
             bucket_fail: [0; BUCKETS],
+            recent_ok: [0.0; BUCKETS],
+            recent_fail: [0.0; BUCKETS],
             samples: 0,
             since_fit: 0,
             fit: None,
@@ -212,9 +224,10 @@ impl KeyModel {
             self.ok[bin] += self.weight;
             self.ok_at[bin] += self.weight * (x_ms as f32 / 1_000.0);
             self.bucket_ok[bucket] = self.bucket_ok[bucket].saturating_add(1);
+            self.recent_ok[bucket] += self.weight;
         } else {
-            self.fail[bin] += self.weight;
             self.bucket_fail[bucket] = self.bucket_fail[bucket].saturating_add(1);
+            self.recent_fail[bucket] += self.weight;
         }
         // The job was at risk of recovering in every bin from its last failure to now. A
         // success says it recovered somewhere in that interval: spread the recovery over
@@ -226,7 +239,7 @@ impl KeyModel {
         match self.fit.as_deref().filter(|_| success) {
             Some(fit) => {
                 for (i, slot) in share.iter_mut().enumerate().take(bin + 1).skip(first) {
-                    *slot = fit.cdf[i] - if i == 0 { 0.0 } else { fit.cdf[i - 1] };
+                    *slot = fit.cdf(i) - if i == 0 { 0.0 } else { fit.cdf(i - 1) };
                 }
                 let total: f32 = share[first..=bin].iter().sum();
                 if total > 1e-6 {
@@ -253,7 +266,8 @@ impl KeyModel {
             let shrink = 1.0 / self.weight;
             self.ok
                 .iter_mut()
-                .chain(&mut self.fail)
+                .chain(&mut self.recent_ok)
+                .chain(&mut self.recent_fail)
                 .chain(&mut self.ok_at)
                 .chain(&mut self.at_risk)
                 .chain(&mut self.events)
@@ -282,20 +296,20 @@ impl KeyModel {
         // Evidence in units of "recent samples".
         let scale = 1.0 / self.weight.max(f32::MIN_POSITIVE);
         let scaled = |counts: &[f32; BINS]| counts.map(|c| c * scale);
-        let (ok, fail) = (scaled(&self.ok), scaled(&self.fail));
-        let weight: f32 = ok.iter().sum::<f32>() + fail.iter().sum::<f32>();
+        let weight = (self.recent_ok.iter().sum::<f32>() + self.recent_fail.iter().sum::<f32>()) * scale;
         let cdf = recovery_curve(&scaled(&self.events), &scaled(&self.at_risk));
-        let mut at_ms = BIN_EDGES_MS;
+        let mut at_ms = BIN_EDGES_MS.map(|edge| edge.min(u64::from(u32::MAX)) as u32);
         for (i, at) in at_ms.iter_mut().enumerate() {
             if self.ok[i] > 0.0 {
-                let landed = (f64::from(self.ok_at[i] / self.ok[i]) * 1_000.0) as u64;
-                *at = landed.clamp(if i == 0 { 0 } else { BIN_EDGES_MS[i - 1] + 1 }, BIN_EDGES_MS[i]);
+                let landed = (f64::from(self.ok_at[i] / self.ok[i]) * 1_000.0) as u32;
+                let lower = if i == 0 { 0 } else { BIN_EDGES_MS[i - 1] as u32 + 1 };
+                *at = landed.clamp(lower, BIN_EDGES_MS[i] as u32);
             }
         }
         // Re-plan only when the curve or the retry points moved: the plan is a function of
         // both, and a settled key's refits then cost a few hundred instructions.
         let moved = self.fit.as_deref().is_none_or(|old| {
-            old.cdf.iter().zip(&cdf).any(|(a, b)| (a - b).abs() > 0.01)
+            old.curve().iter().zip(&cdf).any(|(a, b)| (a - b).abs() > 0.01)
                 || old.at_ms.iter().zip(&at_ms).any(|(&a, &b)| a.abs_diff(b) * 50 > a.max(1))
         });
         let next = match self.fit.as_deref() {
@@ -303,24 +317,17 @@ impl KeyModel {
             _ => plan_table(&cdf, &at_ms, cfg),
         };
         let penalty = (f64::from(weight) / f64::from(cfg.full_confidence_samples.max(1))).min(1.0).sqrt();
-        let (mut s, mut f) = ([0f32; BUCKETS], [0f32; BUCKETS]);
-        for i in 0..BINS {
-            s[BIN_BUCKET[i]] += ok[i];
-            f[BIN_BUCKET[i]] += fail[i];
-        }
-        let (mut bucket_p, mut bucket_confidence) = ([0f32; BUCKETS], [0f32; BUCKETS]);
-        for b in 0..BUCKETS {
-            let (p, conf) = beta_summary(f64::from(s[b]), f64::from(f[b]), penalty);
-            bucket_p[b] = p as f32;
-            bucket_confidence[b] = conf as f32;
+        let mut bucket_confidence = [0f32; BUCKETS];
+        for (b, conf) in bucket_confidence.iter_mut().enumerate() {
+            let (s, f) = (f64::from(self.recent_ok[b] * scale), f64::from(self.recent_fail[b] * scale));
+            *conf = beta_summary(s, f, penalty).1 as f32;
         }
         self.fit = Some(Box::new(Fit {
-            cdf,
+            recovered: cdf.map(|f| (f.clamp(0.0, 1.0) * f32::from(u16::MAX)).round() as u16),
             next,
             at_ms,
             weight,
             bucket_confidence,
-            bucket_p,
             samples: self.samples,
         }));
     }
@@ -345,13 +352,13 @@ impl KeyModel {
         let depth = (retries_left.clamp(1, PLAN_DEPTH as u32) - 1) as usize;
         let here = bin_of(elapsed_ms);
         let target = usize::from(fit.next[depth][here]).max(here);
-        let mut at = fit.at_ms[target];
+        let mut at = u64::from(fit.at_ms[target]);
         if at <= elapsed_ms {
             // Already past where this bin's successes land: go one bin on.
-            at = fit.at_ms[(target + 1).min(BINS - 1)].max(elapsed_ms + 100);
+            at = u64::from(fit.at_ms[(target + 1).min(BINS - 1)]).max(elapsed_ms + 100);
         }
-        let f_now = f64::from(if here == 0 { 0.0 } else { fit.cdf[here - 1] });
-        let f_at = f64::from(fit.cdf[bin_of(at)]);
+        let f_now = f64::from(if here == 0 { 0.0 } else { fit.cdf(here - 1) });
+        let f_at = f64::from(fit.cdf(bin_of(at)));
         let survive = (1.0 - f_now).max(1e-9);
         let then_at_ms =
             (depth > 0).then(|| usize::from(fit.next[depth - 1][(bin_of(at) + 1).min(BINS - 1)]));
@@ -360,31 +367,16 @@ impl KeyModel {
             p_success: ((f_at - f_now) / survive).clamp(0.0, 1.0),
             recovered_by: f_at,
             confidence: f64::from(fit.bucket_confidence[bucket_of(at)]),
-            then_at_ms: then_at_ms.filter(|&b| b > bin_of(at)).map(|b| fit.at_ms[b]),
+            then_at_ms: then_at_ms.filter(|&b| b > bin_of(at)).map(|b| u64::from(fit.at_ms[b])),
             samples: fit.samples,
         })
     }
 
     /// `F` at clock value `x_ms`, when fitted: the share of failed jobs recovered by then.
     pub fn recovered_by(&self, x_ms: u64) -> Option<f64> {
-        self.fit.as_deref().map(|f| f64::from(f.cdf[bin_of(x_ms)]))
+        self.fit.as_deref().map(|f| f64::from(f.cdf(bin_of(x_ms))))
     }
 }
-
-/// The API bucket each fine bin belongs to (by the bin's upper edge).
-const BIN_BUCKET: [usize; BINS] = {
-    let mut table = [0usize; BINS];
-    let mut i = 0;
-    while i < BINS {
-        let mut b = BUCKETS - 1;
-        while b > 0 && BIN_EDGES_MS[i] - 1 < BUCKET_BOUNDS_MS[b] {
-            b -= 1;
-        }
-        table[i] = b;
-        i += 1;
-    }
-    table
-};
 
 /// Success probability and confidence of one API bucket from raw counts, for `stats`.
 pub fn bucket_summary(successes: u64, failures: u64, key_samples: u64, cfg: &BayesConfig) -> (f64, f64) {
@@ -426,8 +418,8 @@ fn recovery_curve(events: &[f32; BINS], at_risk: &[f32; BINS]) -> [f32; BINS] {
 /// For each bin a job may have failed in and each number of retries left, the bin of
 /// the retry that minimises expected time to success plus retry costs plus the cost of
 /// losing the job, by backward induction over the grid.
-fn plan_table(cdf: &[f32; BINS], at_ms: &[u64; BINS], cfg: &BayesConfig) -> [[u8; BINS]; PLAN_DEPTH] {
-    let t = at_ms.map(|ms| ms as f64);
+fn plan_table(cdf: &[f32; BINS], at_ms: &[u32; BINS], cfg: &BayesConfig) -> [[u8; BINS]; PLAN_DEPTH] {
+    let t = at_ms.map(f64::from);
     let survival = cdf.map(|f| (1.0 - f64::from(f)).max(1e-6));
     let mut lower = [0f64; BINS];
     for i in 1..BINS {
@@ -561,7 +553,9 @@ pub struct Entry {
 /// All learned keys, sharded to keep lock hold times short, each shard an LRU so the
 /// number of keys is capped whatever labels callers send.
 pub struct Learner {
+    /// Grown on demand (an idle engine holds almost nothing), capped at `per_shard`.
     shards: Vec<Mutex<LruCache<u64, Entry>>>,
+    per_shard: usize,
     /// Seeded per engine (foldhash: fast, and keyed so hostile labels cannot aim for collisions).
     hasher: foldhash::fast::RandomState,
     evictions: AtomicU64,
@@ -569,9 +563,9 @@ pub struct Learner {
 
 impl Learner {
     pub fn new(max_keys: usize) -> Self {
-        let per_shard = NonZeroUsize::new(max_keys.div_ceil(SHARDS).max(1)).unwrap_or(NonZeroUsize::MIN);
         Learner {
-            shards: (0..SHARDS).map(|_| Mutex::new(LruCache::new(per_shard))).collect(),
+            shards: (0..SHARDS).map(|_| Mutex::new(LruCache::unbounded())).collect(),
+            per_shard: max_keys.div_ceil(SHARDS).max(1),
             hasher: foldhash::fast::RandomState::default(),
             evictions: AtomicU64::new(0),
         }
@@ -649,11 +643,11 @@ impl Learner {
             model: KeyModel::default(),
         };
         let out = f(&mut entry.model);
-        if let Some((old_key, _)) = shard.push(key, entry) {
-            if old_key != key {
-                self.evictions.fetch_add(1, Ordering::Relaxed);
-            }
+        if shard.len() >= self.per_shard && !shard.contains(&key) {
+            shard.pop_lru();
+            self.evictions.fetch_add(1, Ordering::Relaxed);
         }
+        shard.push(key, entry);
         out
     }
 
@@ -730,9 +724,9 @@ mod tests {
         }
         m.refit(&cfg());
         let f = m.fit().unwrap();
-        assert!((f.cdf[bin_of(10_300)] - 0.72).abs() < 0.05, "{}", f.cdf[bin_of(10_300)]);
-        assert!(f.cdf[bin_of(11_900)] > 0.95, "{}", f.cdf[bin_of(11_900)]);
-        assert!(f.cdf.windows(2).all(|w| w[1] >= w[0]), "monotone");
+        assert!((f.cdf(bin_of(10_300)) - 0.72).abs() < 0.05, "{}", f.cdf(bin_of(10_300)));
+        assert!(f.cdf(bin_of(11_900)) > 0.95, "{}", f.cdf(bin_of(11_900)));
+        assert!(f.curve().windows(2).all(|w| w[1] >= w[0]), "monotone");
     }
 
     /// Jobs recover 6–12 s after the first failure; each is retried at 2, 6, 9, 12 and
@@ -768,8 +762,8 @@ mod tests {
         let later = m.plan(11_000, 1).unwrap();
         assert!(later.delay_ms <= 3_000, "{later:?}");
         let fit = m.fit().unwrap();
-        assert!(fit.bucket_p[1] < 0.2, "retries at 2 s all failed: {:?}", fit.bucket_p);
-        assert!(fit.cdf[bin_of(5_000)] < 0.05 && fit.cdf[bin_of(12_000)] > 0.95, "{:?}", fit.cdf);
+        assert_eq!(m.bucket_counts(1), (0, 60), "every retry at 2 s failed");
+        assert!(fit.cdf(bin_of(5_000)) < 0.05 && fit.cdf(bin_of(12_000)) > 0.95, "{:?}", fit.curve());
     }
 
     #[test]

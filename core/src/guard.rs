@@ -22,7 +22,6 @@
 //! failures alone.
 
 use std::collections::HashMap;
-use std::num::NonZeroUsize;
 
 use lru::LruCache;
 use serde::{Deserialize, Serialize};
@@ -195,6 +194,8 @@ pub struct GuardState {
     budget: SlidingWindow,
     tenants: LruCache<String, SlidingWindow>,
     downstreams: LruCache<String, Downstream>,
+    /// Most tenants and downstreams tracked (the caches grow on demand up to it).
+    max_keys: usize,
     in_flight: HashMap<Box<str>, u64>,
     anonymous: u64,
     outcomes_seen: bool,
@@ -202,11 +203,11 @@ pub struct GuardState {
 
 impl GuardState {
     pub fn new(max_keys: usize, g: &Guardrails) -> Self {
-        let cap = NonZeroUsize::new(max_keys.max(1)).unwrap_or(NonZeroUsize::MIN);
         GuardState {
             budget: SlidingWindow::new(g.budget_window_ms),
-            tenants: LruCache::new(cap),
-            downstreams: LruCache::new(cap),
+            tenants: LruCache::unbounded(),
+            downstreams: LruCache::unbounded(),
+            max_keys: max_keys.max(1),
             in_flight: HashMap::new(),
             anonymous: 0,
             outcomes_seen: false,
@@ -237,7 +238,7 @@ impl GuardState {
 
     /// Calls to a downstream feed adaptive throttling, its health, and its breaker.
     fn count_calls(&mut self, job_type: &str, outcome: Outcome, now: u64, g: &Guardrails, b: &BreakerConfig) {
-        let d = self.downstreams.get_or_insert_mut_ref(job_type, || Downstream {
+        let d = bounded(&mut self.downstreams, self.max_keys, job_type, || Downstream {
             calls: SlidingWindow::new(g.throttle_window_ms),
             health: HealthLog::default(),
             breaker: None,
@@ -428,6 +429,20 @@ impl HealthLog {
     fn at(&self, t: u64) -> bool {
         self.since.is_some_and(|s| t >= s) || self.past.iter().any(|&(a, b)| (a..b).contains(&t))
     }
+}
+
+/// The value for `key` in a cache capped at `cap` entries, created (and the least
+/// recently used dropped) when absent.
+fn bounded<'a, V>(
+    cache: &'a mut LruCache<String, V>,
+    cap: usize,
+    key: &str,
+    make: impl FnOnce() -> V,
+) -> &'a mut V {
+    if cache.len() >= cap && !cache.contains(key) {
+        cache.pop_lru();
+    }
+    cache.get_or_insert_mut_ref(key, make)
 }
 
 #[cfg(test)]
