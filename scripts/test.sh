@@ -20,7 +20,8 @@ for suite in scripts/test-python.sh scripts/test-node.sh; do
 done
 
 # Sum what the runners reported: cargo ("test result: ok. 3 passed; 0 failed"),
-# pytest ("12 passed, 1 failed in 2.1s", with or without "=="), node --test ("ℹ pass 9").
+# pytest ("12 passed, 1 failed in 2.1s", with or without "=="), node --test ("ℹ pass 9",
+# or "# pass 9" in TAP when not on a terminal).
 passed=0 failed=0
 while IFS= read -r line; do
     case "$line" in
@@ -32,6 +33,8 @@ while IFS= read -r line; do
             passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0})) ;;
         "ℹ pass "*) passed=$((passed + ${line#ℹ pass })) ;;
         "ℹ fail "*) failed=$((failed + ${line#ℹ fail })) ;;
+        "# pass "*) passed=$((passed + ${line#\# pass })) ;;
+        "# fail "*) failed=$((failed + ${line#\# fail })) ;;
     esac
 done < "$log"
 [ "$status" -eq 0 ] || [ "$failed" -gt 0 ] || failed=1

@@ -1,0 +1,281 @@
+//! Node bindings for the smartretry engine (napi-rs): conversions only.
+//!
+//! `NativeEngine` wraps `smartretry::Engine` and maps its methods 1:1. Objects cross
+//! the boundary as JSON text in the API document's snake_case shape: the package's
+//! JavaScript layer calls `JSON.stringify`/`JSON.parse`, and the core parses with its
+//! own field-naming errors. That is faster than walking JS objects property by
+//! property through N-API (measurements in `node/README.md`, "Performance").
+//!
+//! Two methods take positional arguments instead of JSON, for the retry loop's hot
+//! path: `decideFailure` (= `decide`) and `recordAttempt` (= `record`). They build the
+//! same core `Features`/`Attempt` and call the same core methods; nothing is decided
+//! here. Numbers from JS become the core's integers only if they are exact
+//! non-negative integers (else `invalid_input` naming the field). Every method catches
+//! panics (`catch_unwind`), so none crosses into Node.
+
+use napi::bindgen_prelude::Env;
+use napi::Result;
+use napi_derive::napi;
+use serde::Serialize;
+use smartretry::model::from_json;
+use smartretry::{Attempt, Config, Engine, Features, Policy};
+
+mod error;
+
+/// A `Float64Array` the caller passes in for small results. An alias, because
+/// `#[napi]` reads a `&mut` argument as a borrowed class instance.
+type OutParams<'a> = &'a mut [f64];
+
+/// The largest integer a JS number holds exactly (`Number.MAX_SAFE_INTEGER`).
+const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
+
+/// A JS number as the core's `u64`, or an `invalid_input` error naming `field`.
+fn int(env: &Env, field: &str, value: f64) -> Result<u64> {
+    if value.is_finite() && value >= 0.0 && value.fract() == 0.0 && value <= MAX_SAFE_INTEGER {
+        Ok(value as u64)
+    } else {
+        Err(error::invalid(env, field, &format!("expected a non-negative integer, got {value}")))
+    }
+}
+
+fn opt_int(env: &Env, field: &str, value: Option<f64>) -> Result<Option<u64>> {
+    value.map(|v| int(env, field, v)).transpose()
+}
+
+fn opt_u32(env: &Env, field: &str, value: Option<f64>) -> Result<Option<u32>> {
+    opt_int(env, field, value)?
+        .map(|v| u32::try_from(v).map_err(|_| error::invalid(env, field, &format!("too large: {v}"))))
+        .transpose()
+}
+
+fn status(env: &Env, value: Option<u32>) -> Result<Option<u16>> {
+    value
+        .map(|s| u16::try_from(s).map_err(|_| error::invalid(env, "http_status", &format!("got {s}"))))
+        .transpose()
+}
+
+fn core<T>(env: &Env, result: smartretry::Result<T>) -> Result<T> {
+    result.map_err(|e| error::to_js(env, e))
+}
+
+fn parse<T: serde::de::DeserializeOwned>(env: &Env, json: &str) -> Result<T> {
+    core(env, from_json(json))
+}
+
+fn json<T: Serialize>(env: &Env, value: &T) -> Result<String> {
+    serde_json::to_string(value)
+        .map_err(|e| error::to_js(env, smartretry::Error::invalid("result", e.to_string())))
+}
+
+/// The retry engine. Use the package's `Engine` class, which converts objects.
+#[napi]
+pub struct NativeEngine(Engine);
+
+#[napi]
+impl NativeEngine {
+    /// `configJson`: the configuration file's JSON; `seed`: makes random choices reproducible.
+    #[napi(constructor, catch_unwind)]
+    pub fn new(env: &Env, seed: Option<f64>, config_json: Option<String>) -> Result<Self> {
+        let config = match config_json {
+            Some(text) => core(env, Config::from_json(&text))?,
+            None => Config::default(),
+        };
+        let mut builder = Engine::builder().config(config);
+        if let Some(seed) = seed {
+            builder = builder.seed(int(env, "seed", seed)?);
+        }
+        Ok(NativeEngine(core(env, builder.build())?))
+    }
+
+    /// `Engine::decide`: Features JSON in, Decision JSON out.
+    #[napi(catch_unwind)]
+    pub fn decide(&self, env: &Env, features_json: String, now_ms: Option<f64>) -> Result<String> {
+        let features: Features = parse(env, &features_json)?;
+        let now = opt_int(env, "now_ms", now_ms)?;
+        json(env, &core(env, self.0.decide(&features, now))?)
+    }
+
+    /// `Engine::decide` with the features a retry loop knows, as arguments. Also writes
+    /// `[should_retry ? 1 : 0, delay_ms]` into `out` (a `Float64Array` of length 2), so
+    /// the loop can act at once and parse the returned Decision JSON only if asked.
+    #[napi(catch_unwind)]
+    #[allow(clippy::too_many_arguments)]
+    pub fn decide_failure(
+        &self,
+        env: &Env,
+        #[napi(ts_arg_type = "Float64Array")] out: OutParams<'_>,
+        job_type: String,
+        attempt_number: u32,
+        job_id: Option<String>,
+        tenant: Option<String>,
+        http_status: Option<u32>,
+        error_class: Option<String>,
+        error_code: Option<String>,
+        retry_after: Option<String>,
+        idempotent: Option<bool>,
+        since_first_failure_ms: Option<f64>,
+        deadline_ms: Option<f64>,
+        max_attempts: Option<f64>,
+        now_ms: Option<f64>,
+    ) -> Result<String> {
+        let features = Features {
+            job_type,
+            attempt_number,
+            job_id,
+            tenant,
+            http_status: status(env, http_status)?,
+            error_class,
+            error_code,
+            retry_after,
+            idempotent,
+            since_first_failure_ms: opt_int(env, "since_first_failure_ms", since_first_failure_ms)?,
+            deadline_ms: opt_int(env, "deadline_ms", deadline_ms)?,
+            max_attempts: opt_u32(env, "max_attempts", max_attempts)?,
+            ..Features::default()
+        };
+        let now = opt_int(env, "now_ms", now_ms)?;
+        let decision = core(env, self.0.decide(&features, now))?;
+        match out {
+            [retry, delay, ..] => {
+                *retry = f64::from(u8::from(decision.should_retry));
+                *delay = decision.delay_ms as f64;
+            }
+            _ => return Err(error::invalid(env, "out", "expected a Float64Array of length 2")),
+        }
+        json(env, &decision)
+    }
+
+    /// `Engine::record`: Attempt JSON in.
+    #[napi(catch_unwind)]
+    pub fn record(&self, env: &Env, attempt_json: String, now_ms: Option<f64>) -> Result<()> {
+        let attempt: Attempt = parse(env, &attempt_json)?;
+        let now = opt_int(env, "now_ms", now_ms)?;
+        core(env, self.0.record(&attempt, now))
+    }
+
+    /// `Engine::record` with the outcome a retry loop knows, as arguments. The failure
+    /// being retried is described by `http_status`, `error_class` and `error_code`, so
+    /// the core learns under the same key it decided under.
+    #[napi(catch_unwind)]
+    #[allow(clippy::too_many_arguments)]
+    pub fn record_attempt(
+        &self,
+        env: &Env,
+        job_id: String,
+        job_type: String,
+        attempt_number: u32,
+        success: bool,
+        delay_ms: f64,
+        tenant: Option<String>,
+        http_status: Option<u32>,
+        error_class: Option<String>,
+        error_code: Option<String>,
+        since_first_failure_ms: Option<f64>,
+        now_ms: Option<f64>,
+    ) -> Result<()> {
+        let attempt = Attempt {
+            job_id,
+            job_type,
+            attempt_number,
+            success,
+            delay_ms: int(env, "delay_ms", delay_ms)?,
+            tenant,
+            http_status: status(env, http_status)?,
+            error_class,
+            error_code,
+            since_first_failure_ms: opt_int(env, "since_first_failure_ms", since_first_failure_ms)?,
+            ..Attempt::default()
+        };
+        let now = opt_int(env, "now_ms", now_ms)?;
+        core(env, self.0.record(&attempt, now))
+    }
+
+    /// `Engine::record_successes`: first attempts that succeeded, in one call.
+    #[napi(catch_unwind)]
+    pub fn record_successes(
+        &self,
+        env: &Env,
+        job_type: String,
+        tenant: Option<String>,
+        count: f64,
+        now_ms: Option<f64>,
+    ) -> Result<()> {
+        let count = int(env, "count", count)?;
+        let now = opt_int(env, "now_ms", now_ms)?;
+        core(env, self.0.record_successes(&job_type, tenant.as_deref(), count, now))
+    }
+
+    /// `Engine::preview`: Features JSON in, Preview JSON out.
+    #[napi(catch_unwind)]
+    pub fn preview(
+        &self,
+        env: &Env,
+        features_json: String,
+        max_attempts: f64,
+        now_ms: Option<f64>,
+    ) -> Result<String> {
+        let features: Features = parse(env, &features_json)?;
+        let max = opt_u32(env, "max_attempts", Some(max_attempts))?.unwrap_or_default();
+        let now = opt_int(env, "now_ms", now_ms)?;
+        json(env, &core(env, self.0.preview(&features, max, now))?)
+    }
+
+    /// `Engine::stats`: Stats JSON out.
+    #[napi(catch_unwind)]
+    pub fn stats(
+        &self,
+        env: &Env,
+        job_type: String,
+        error_class: String,
+        window_ms: Option<f64>,
+        now_ms: Option<f64>,
+    ) -> Result<String> {
+        let window = opt_int(env, "window_ms", window_ms)?;
+        let now = opt_int(env, "now_ms", now_ms)?;
+        json(env, &core(env, self.0.stats(&job_type, &error_class, window, now))?)
+    }
+
+    /// `Engine::policies`: a JSON array of policies.
+    #[napi(catch_unwind)]
+    pub fn policies(&self, env: &Env) -> Result<String> {
+        json(env, &self.0.policies())
+    }
+
+    /// `Engine::add_policy`: Policy JSON in.
+    #[napi(catch_unwind)]
+    pub fn add_policy(&self, env: &Env, policy_json: String) -> Result<()> {
+        let policy: Policy = parse(env, &policy_json)?;
+        core(env, self.0.add_policy(policy))
+    }
+
+    /// `Engine::remove_policy`: the removed policy as JSON.
+    #[napi(catch_unwind)]
+    pub fn remove_policy(&self, env: &Env, name: String) -> Result<String> {
+        json(env, &core(env, self.0.remove_policy(&name))?)
+    }
+
+    /// `Engine::guardrails`: Guardrails JSON out.
+    #[napi(catch_unwind)]
+    pub fn guardrails(&self, env: &Env) -> Result<String> {
+        json(env, &self.0.guardrails())
+    }
+
+    /// `Engine::patch_guardrails`: some guardrail fields as JSON in, all of them out.
+    #[napi(catch_unwind)]
+    pub fn update_guardrails(&self, env: &Env, patch_json: String) -> Result<String> {
+        let patch: serde_json::Value = parse(env, &patch_json)?;
+        json(env, &core(env, self.0.patch_guardrails(&patch))?)
+    }
+
+    /// `Engine::emergency_stop`: while on, nothing is retried.
+    #[napi(catch_unwind)]
+    pub fn emergency_stop(&self, on: bool) {
+        self.0.emergency_stop(on);
+    }
+
+    /// `Engine::is_emergency_stopped`.
+    #[napi(catch_unwind)]
+    pub fn is_emergency_stopped(&self) -> bool {
+        self.0.is_emergency_stopped()
+    }
+}

@@ -1,0 +1,20 @@
+// ESM entry: re-exports the CommonJS build, so `import` and `require` share one
+// module instance (one default engine per process).
+import cjs from './dist/index.js';
+
+export const {
+  retry,
+  wrap,
+  setDefaultClock,
+  historyOf,
+  Engine,
+  defaultEngine,
+  setDefaultEngine,
+  realClock,
+  VirtualClock,
+  testing,
+  describeFailure,
+  AttemptTimeoutError,
+  isEngineError,
+} = cjs;
+export default cjs;

@@ -1,0 +1,204 @@
+import { NativeEngine } from '../native/index.js';
+import type { Clock } from './clock.js';
+import { realClock } from './clock.js';
+import type { Attempt, Config, Decision, Features, Guardrails, Policy, Preview, Stats } from './types.js';
+
+/** Options of `new Engine()`. */
+export interface EngineOptions {
+  /** Makes every random choice (jitter, throttling) reproducible. */
+  seed?: number;
+  /** The configuration file's contents: an object, or its JSON text. */
+  config?: Config | string;
+}
+
+/** First-attempt successes are flushed to the engine after this many… */
+const FLUSH_EVERY = 1024;
+/** …or this long after the first one of a batch (an unref'd timer). */
+const FLUSH_AFTER_MS = 1000;
+
+interface Slot {
+  n: number;
+  clock: Clock;
+}
+
+/** Engines holding unflushed successes, flushed when the process is about to exit. */
+const pendingEngines = new Set<Engine>();
+let exitHooked = false;
+
+function flushAll(): void {
+  for (const engine of pendingEngines) engine.flushSuccesses();
+}
+
+/**
+ * The retry engine: one per process is usual (`defaultEngine()`), and it is safe to
+ * share between any number of concurrent async tasks. Every method is synchronous
+ * and cheap; none waits. Objects use the API document's snake_case field names.
+ * Errors have `code` (`invalid_input`, `config`, `not_found`, `store`, `model`) and
+ * `field`.
+ */
+export class Engine {
+  /** @internal the N-API engine. */
+  readonly native: NativeEngine;
+  // First-attempt successes counted by retry() and not yet told to the engine,
+  // by job type, then tenant ('' = none).
+  private pending = new Map<string, Map<string, Slot>>();
+  private pendingTotal = 0;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  // The slot counted last: a run of calls for one job type skips the map lookups.
+  private lastJobType: string | undefined;
+  private lastTenant: string | undefined;
+  private lastSlot: Slot | undefined;
+
+  constructor(options: EngineOptions = {}) {
+    const { seed, config } = options;
+    const json = config === undefined ? undefined : typeof config === 'string' ? config : JSON.stringify(config);
+    this.native = new NativeEngine(seed, json);
+  }
+
+  /** Should this failure be retried, and after how long? */
+  decide(features: Features, nowMs?: number): Decision {
+    if (this.pendingTotal !== 0) this.flushSuccesses();
+    return JSON.parse(this.native.decide(JSON.stringify(features), nowMs)) as Decision;
+  }
+
+  /** Tells the engine what happened on an attempt, so it learns. */
+  record(attempt: Attempt, nowMs?: number): void {
+    this.native.record(JSON.stringify(attempt), nowMs);
+  }
+
+  /** Counts `count` first attempts of `jobType` that succeeded (the budget's base). */
+  recordSuccesses(jobType: string, tenant?: string | null, count = 1, nowMs?: number): void {
+    this.native.recordSuccesses(jobType, tenant ?? undefined, count, nowMs);
+  }
+
+  /** The schedule the engine would follow from this failure if every retry failed. */
+  preview(features: Features, maxAttempts: number, nowMs?: number): Preview {
+    return JSON.parse(this.native.preview(JSON.stringify(features), maxAttempts, nowMs)) as Preview;
+  }
+
+  /** What was seen for (jobType, errorClass) over the last `windowMs` (default 24 h). */
+  stats(jobType: string, errorClass: string, windowMs?: number, nowMs?: number): Stats {
+    return JSON.parse(this.native.stats(jobType, errorClass, windowMs, nowMs)) as Stats;
+  }
+
+  /** The rules tier's policies, highest priority first. */
+  policies(): Policy[] {
+    return JSON.parse(this.native.policies()) as Policy[];
+  }
+
+  /** Adds a policy; a name already in use is `invalid_input` on `name`. */
+  addPolicy(policy: Policy): void {
+    this.native.addPolicy(JSON.stringify(policy));
+  }
+
+  /** Removes a policy by name and returns it; `code: 'not_found'` if there is none. */
+  removePolicy(name: string): Policy {
+    return JSON.parse(this.native.removePolicy(name)) as Policy;
+  }
+
+  /** The guardrails in force. */
+  guardrails(): Guardrails {
+    return JSON.parse(this.native.guardrails()) as Guardrails;
+  }
+
+  /** Changes some guardrail fields (validated; nothing changes on error) and returns all of them. */
+  updateGuardrails(partial: Partial<Guardrails>): Guardrails {
+    return JSON.parse(this.native.updateGuardrails(JSON.stringify(partial))) as Guardrails;
+  }
+
+  /** The emergency stop: while on, nothing is retried. */
+  emergencyStop(on: boolean): void {
+    this.native.emergencyStop(on);
+  }
+
+  isEmergencyStopped(): boolean {
+    return this.native.isEmergencyStopped();
+  }
+
+  /**
+   * Tells the engine now about the first-attempt successes retry() has counted.
+   * retry() batches them (no native call per success); they are flushed on the
+   * next failure, every 1024 successes, a second after a batch starts (an unref'd
+   * timer) and before the process exits. Invalid labels are dropped here: the
+   * failure path reports them.
+   */
+  flushSuccesses(): void {
+    if (this.timer !== undefined) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    pendingEngines.delete(this);
+    if (this.pendingTotal === 0) return;
+    const pending = this.pending;
+    this.pending = new Map();
+    this.pendingTotal = 0;
+    this.lastSlot = undefined;
+    for (const [jobType, tenants] of pending) {
+      for (const [tenant, slot] of tenants) {
+        try {
+          this.native.recordSuccesses(jobType, tenant === '' ? undefined : tenant, slot.n, slot.clock.now());
+        } catch {
+          // An invalid job type or tenant: the failure path throws a named error for it.
+        }
+      }
+    }
+  }
+
+  /** @internal counts one first-attempt success (no native call). */
+  countSuccess(jobType: string, tenant: string | undefined, clock: Clock): void {
+    let slot = this.lastSlot;
+    if (slot !== undefined && jobType === this.lastJobType && tenant === this.lastTenant) {
+      slot.n++;
+    } else {
+      let tenants = this.pending.get(jobType);
+      if (tenants === undefined) {
+        tenants = new Map();
+        this.pending.set(jobType, tenants);
+      }
+      const key = tenant ?? '';
+      slot = tenants.get(key);
+      if (slot === undefined) {
+        slot = { n: 1, clock };
+        tenants.set(key, slot);
+      } else {
+        slot.n++;
+      }
+      this.lastJobType = jobType;
+      this.lastTenant = tenant;
+      this.lastSlot = slot;
+    }
+    const total = ++this.pendingTotal;
+    if (total >= FLUSH_EVERY) this.flushSuccesses();
+    else if (total === 1) this.armFlush();
+  }
+
+  private armFlush(): void {
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      this.flushSuccesses();
+    }, FLUSH_AFTER_MS);
+    this.timer.unref();
+    pendingEngines.add(this);
+    if (!exitHooked) {
+      exitHooked = true;
+      process.on('beforeExit', flushAll);
+      process.on('exit', flushAll);
+    }
+  }
+}
+
+let defaultInstance: Engine | undefined;
+
+/** The process-wide engine used when retry() is given none (created on first use). */
+export function defaultEngine(): Engine {
+  if (defaultInstance === undefined) defaultInstance = new Engine();
+  return defaultInstance;
+}
+
+/** Replaces the process-wide engine (e.g. one built from a config file). */
+export function setDefaultEngine(engine: Engine): void {
+  defaultInstance?.flushSuccesses();
+  defaultInstance = engine;
+}
+
+export { realClock };

@@ -1,0 +1,37 @@
+/**
+ * smartretry for Node: retry(fn) and wrap(fn) over a Rust engine that learns when a
+ * failed call will succeed. See README.md.
+ */
+export { retry, wrap, setDefaultClock, historyOf } from './retry.js';
+export type {
+  AttemptContext,
+  AttemptRecord,
+  GiveUpInfo,
+  GiveUpReason,
+  RetryFunction,
+  RetryInfo,
+  RetryOptions,
+} from './retry.js';
+export { Engine, defaultEngine, setDefaultEngine } from './engine.js';
+export type { EngineOptions } from './engine.js';
+export { realClock, VirtualClock } from './clock.js';
+export type { Clock } from './clock.js';
+export { testing } from './testing.js';
+export { describeFailure } from './failure.js';
+export type { FailureInfo } from './failure.js';
+export { AttemptTimeoutError, isEngineError } from './errors.js';
+export type { EngineError, EngineErrorCode } from './errors.js';
+export type {
+  Attempt,
+  BackoffStrategy,
+  BucketStats,
+  Config,
+  Decision,
+  Features,
+  Guardrails,
+  Method,
+  Policy,
+  Preview,
+  Stats,
+  TimelineEntry,
+} from './types.js';
