@@ -93,7 +93,17 @@ struct LiveDownstream<'s> {
     seed: u64,
 }
 
-impl LiveDownstream<'_> {
+impl<'s> LiveDownstream<'s> {
+    fn new(scenario: &'s Scenario, jobs: &[Job], seed: u64) -> Self {
+        let until = jobs.last().map_or(scenario.start_ms, |j| j.at_ms) + MAX_SPAN_MS;
+        LiveDownstream {
+            scenario,
+            outages: scenario.outage_windows(until),
+            window_calls: HashMap::new(),
+            seed,
+        }
+    }
+
     fn outage_at(&self, t: u64) -> Option<(u64, u64)> {
         let i = self.outages.partition_point(|w| w.1 <= t);
         self.outages.get(i).copied().filter(|w| w.0 <= t)
@@ -211,13 +221,7 @@ pub fn paired_time_to_success(a: &Run, b: &Run) -> (f64, f64, usize) {
 
 /// Run one policy through one scenario.
 pub fn run(scenario: &Scenario, jobs: &[Job], policy: &mut dyn Policy, seed: u64) -> Run {
-    let until = jobs.last().map_or(scenario.start_ms, |j| j.at_ms) + MAX_SPAN_MS;
-    let mut downstream = LiveDownstream {
-        scenario,
-        outages: scenario.outage_windows(until),
-        window_calls: HashMap::new(),
-        seed,
-    };
+    let mut downstream = LiveDownstream::new(scenario, jobs, seed);
     let mut state = vec![JobState::default(); jobs.len()];
     let mut queue: BinaryHeap<Reverse<(u64, u32, u32)>> =
         jobs.iter().map(|j| Reverse((j.at_ms, j.id, 1))).collect();
@@ -289,13 +293,7 @@ fn measured_jobs(jobs: &[Job], state: &[JobState], warmup: f64) -> Vec<usize> {
 
 /// The oracle: one retry exactly when each job would recover.
 pub fn oracle(scenario: &Scenario, jobs: &[Job], seed: u64) -> Run {
-    let until = jobs.last().map_or(scenario.start_ms, |j| j.at_ms) + MAX_SPAN_MS;
-    let mut downstream = LiveDownstream {
-        scenario,
-        outages: scenario.outage_windows(until),
-        window_calls: HashMap::new(),
-        seed,
-    };
+    let mut downstream = LiveDownstream::new(scenario, jobs, seed);
     let mut state = vec![JobState::default(); jobs.len()];
     for job in jobs {
         if let Outcome::Fail { status, error_class, .. } = downstream.attempt(job, 1, None, job.at_ms) {
