@@ -29,6 +29,8 @@ struct Job {
     retries: u32,
     wasted: u32,
     recovered_after: Option<u64>,
+    /// When the previous attempt ran.
+    last_attempt: u64,
 }
 
 fn main() -> Result<(), smartretry::Error> {
@@ -61,6 +63,7 @@ fn main() -> Result<(), smartretry::Error> {
             retries: 0,
             wasted: 0,
             recovered_after: None,
+            last_attempt: started,
         });
         queue.push(Reverse((started, jobs.len() - 1, 1u32)));
     }
@@ -73,6 +76,7 @@ fn main() -> Result<(), smartretry::Error> {
             let success = job.recovers_after.is_some_and(|r| elapsed >= r);
             let outcome = Attempt {
                 since_first_failure_ms: Some(elapsed),
+                delay_ms: now - job.last_attempt,
                 error_class: Some("service_unavailable".into()),
                 ..Attempt::new(format!("job-{}", job.id), "payment_capture", attempt, success)
             };
@@ -83,6 +87,7 @@ fn main() -> Result<(), smartretry::Error> {
             }
             job.wasted += 1;
         }
+        job.last_attempt = now;
         let failure = Features {
             job_id: Some(format!("job-{}", job.id)),
             error_class: Some("service_unavailable".into()),

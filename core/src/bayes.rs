@@ -405,7 +405,9 @@ fn recovery_curve(events: &[f32; BINS], at_risk: &[f32; BINS]) -> [f32; BINS] {
     let mut survival = 1.0f32;
     for i in 0..BINS {
         let hazard = match last_seen {
-            Some(last) if i <= last => (events[i] + PRIOR * 0.1) / (at_risk[i] + PRIOR * 0.2).max(1e-6),
+            // A bin nobody was exposed in says nothing: no recovery is assumed there.
+            Some(last) if i <= last && at_risk[i] <= 1e-6 => 0.0,
+            Some(last) if i <= last => (events[i] + PRIOR * 0.1) / (at_risk[i] + PRIOR * 0.2),
             Some(_) => EXPLORE_SHARE,
             None => 0.0,
         };
