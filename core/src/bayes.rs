@@ -173,11 +173,6 @@ pub struct KeyModel {
     fit: Option<Box<Fit>>,
     /// When a rate limit is known to reset (from another job's `Retry-After`).
     pub reset_at_ms: u64,
-    /// Lifetime totals for stats.
-    pub attempts: u64,
-    pub attempt_successes: u64,
-    pub delay_sum_ms: u64,
-    pub last_ms: u64,
 }
 
 impl Fit {
@@ -207,10 +202,6 @@ impl Default for KeyModel {
             since_fit: 0,
             fit: None,
             reset_at_ms: 0,
-            attempts: 0,
-            attempt_successes: 0,
-            delay_sum_ms: 0,
-            last_ms: 0,
         }
     }
 }
@@ -371,11 +362,6 @@ impl KeyModel {
             samples: fit.samples,
         })
     }
-
-    /// `F` at clock value `x_ms`, when fitted: the share of failed jobs recovered by then.
-    pub fn recovered_by(&self, x_ms: u64) -> Option<f64> {
-        self.fit.as_deref().map(|f| f64::from(f.cdf(bin_of(x_ms))))
-    }
 }
 
 /// Success probability and confidence of one API bucket from raw counts, for `stats`.
@@ -464,8 +450,8 @@ pub enum Scope<'a> {
     Key,
     Tenant(&'a str),
     Hour(u8),
-    /// Failures that began while the downstream was degraded (`true`) or healthy.
-    Degraded(bool),
+    /// Failures that began while the downstream was degraded (the everyday ones are `Key`).
+    Degraded,
 }
 
 impl<'a> Scope<'a> {
@@ -480,10 +466,7 @@ impl<'a> Scope<'a> {
                 h.write_u8(2);
                 h.write_u8(hour);
             }
-            Scope::Degraded(degraded) => {
-                h.write_u8(3);
-                h.write_u8(u8::from(degraded));
-            }
+            Scope::Degraded => h.write_u8(3),
         }
     }
 
@@ -493,7 +476,7 @@ impl<'a> Scope<'a> {
             Scope::Key => stored.is_empty(),
             Scope::Tenant(t) => stored.strip_prefix("tenant:") == Some(t),
             Scope::Hour(hour) => stored.strip_prefix("hour:").and_then(|h| h.parse().ok()) == Some(hour),
-            Scope::Degraded(degraded) => stored == if degraded { "state:degraded" } else { "state:healthy" },
+            Scope::Degraded => stored == "state:degraded",
         }
     }
 
@@ -512,20 +495,7 @@ impl crate::say::Say for Described<'_> {
             Scope::Key => {}
             Scope::Tenant(t) => crate::say!(out, " for tenant ", t),
             Scope::Hour(h) => crate::say!(out, " for hour ", u32::from(h), " UTC"),
-            Scope::Degraded(true) => out.push_str(" for failures while the downstream is degraded"),
-            Scope::Degraded(false) => out.push_str(" for failures while the downstream is healthy"),
-        }
-    }
-}
-
-impl std::fmt::Display for Described<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0 {
-            Scope::Key => Ok(()),
-            Scope::Tenant(t) => write!(f, " for tenant {t}"),
-            Scope::Hour(h) => write!(f, " for {h:02}:00–{:02}:00 UTC", (h + 1) % 24),
-            Scope::Degraded(true) => f.write_str(" for failures while the downstream is degraded"),
-            Scope::Degraded(false) => f.write_str(" for failures while the downstream is healthy"),
+            Scope::Degraded => out.push_str(" for failures while the downstream is degraded"),
         }
     }
 }
@@ -536,8 +506,7 @@ impl std::fmt::Display for Scope<'_> {
             Scope::Key => Ok(()),
             Scope::Tenant(t) => write!(f, "tenant:{t}"),
             Scope::Hour(h) => write!(f, "hour:{h}"),
-            Scope::Degraded(true) => f.write_str("state:degraded"),
-            Scope::Degraded(false) => f.write_str("state:healthy"),
+            Scope::Degraded => f.write_str("state:degraded"),
         }
     }
 }

@@ -599,7 +599,7 @@ impl Engine {
         let narrow = [
             f.tenant.as_deref().filter(|_| t.tenant_scopes).map(Scope::Tenant),
             (t.state_scopes && self.guard().degraded_at(&f.job_type, first_failure))
-                .then_some(Scope::Degraded(true)),
+                .then_some(Scope::Degraded),
             t.hour_scopes
                 .then(|| Scope::Hour(f.time_of_day.unwrap_or_else(|| time::hour_of_day(first_failure)))),
         ];
@@ -804,21 +804,25 @@ impl Engine {
         let kind =
             classify(attempt.http_status, attempt.error_class.as_deref(), attempt.error_code.as_deref());
         let label = attempt.error_class.as_deref().unwrap_or(kind.as_str());
-        self.guard().on_outcome(attempt, now, &s.strategy.guardrails, &s.strategy.circuit_breaker);
+        // Only retries teach the delay model: a first attempt waited for nothing.
+        let learns = s.adaptive && attempt.attempt_number > 1;
+        let x = attempt.since_first_failure_ms.unwrap_or(attempt.delay_ms);
+        let first_failure = at.saturating_sub(x);
+        let t = &s.tuning;
+        // A failure that began while the downstream was degraded is learned apart from the
+        // key's everyday failures (read under the same lock that counts this outcome).
+        let degraded = {
+            let mut guard = self.guard();
+            guard.on_outcome(attempt, now, &s.strategy.guardrails, &s.strategy.circuit_breaker);
+            learns && t.state_scopes && guard.degraded_at(&attempt.job_type, first_failure)
+        };
         self.metrics.records.fetch_add(1, Ordering::Relaxed);
         if !s.adaptive {
             return Ok(());
         }
-        // Only retries teach the delay model: a first attempt waited for nothing.
-        if attempt.attempt_number > 1 {
-            let x = attempt.since_first_failure_ms.unwrap_or(attempt.delay_ms);
-            let t = &s.tuning;
-            // A failure that began while the downstream was degraded is learned apart from
-            // the key's everyday failures; a tenant's also in its own view.
-            let first_failure = at.saturating_sub(x);
-            let degraded = t.state_scopes && self.guard().degraded_at(&attempt.job_type, first_failure);
+        if learns {
             let scopes = [
-                Some(if degraded { Scope::Degraded(true) } else { Scope::Key }),
+                Some(if degraded { Scope::Degraded } else { Scope::Key }),
                 attempt.tenant.as_deref().filter(|_| t.tenant_scopes).map(Scope::Tenant),
                 t.hour_scopes.then(|| {
                     Scope::Hour(attempt.time_of_day.unwrap_or_else(|| time::hour_of_day(first_failure)))
@@ -826,10 +830,6 @@ impl Engine {
             ];
             for scope in scopes.into_iter().flatten() {
                 let refit = self.learner.update(&attempt.job_type, label, scope, |m| {
-                    m.attempts += 1;
-                    m.attempt_successes += u64::from(attempt.success);
-                    m.delay_sum_ms = m.delay_sum_ms.saturating_add(attempt.delay_ms);
-                    m.last_ms = m.last_ms.max(at);
                     m.observe(x.saturating_sub(attempt.delay_ms), x, attempt.success, &s.bayes)
                 });
                 if refit {
@@ -953,7 +953,7 @@ impl Engine {
         // The key's everyday view and its degraded-period view, merged by raw counts.
         let mut counts = [(0u64, 0u64); BUCKETS];
         let mut samples = 0u64;
-        for scope in [Scope::Key, Scope::Degraded(true)] {
+        for scope in [Scope::Key, Scope::Degraded] {
             self.learner.with(job_type, error_class, scope, |m| {
                 samples += m.samples();
                 for (b, c) in counts.iter_mut().enumerate() {
@@ -1001,7 +1001,7 @@ impl Engine {
     /// Refit the Bayesian model of one key now (the API's `bayesian/update`).
     pub fn refit(&self, job_type: &str, error_class: &str) -> Result<()> {
         let s = self.settings();
-        let refitted = [Scope::Key, Scope::Degraded(true)]
+        let refitted = [Scope::Key, Scope::Degraded]
             .into_iter()
             .filter_map(|scope| self.learner.with_mut(job_type, error_class, scope, |m| m.refit(&s.bayes)))
             .count();
