@@ -24,12 +24,13 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+mod common;
+
+use common::{failure, job_type, outcome, T0};
 use smartretry::{Attempt, Engine, Features, Method, MetricsSnapshot};
 
-/// 2023-11-14T22:13:20Z: any fixed instant will do.
-const T0: u64 = 1_700_000_000_000;
 const KEYS: usize = 10_000;
-const CLASS: &str = "service_unavailable";
+
 /// Retry outcomes fed to each learned key: half fail 2 s after the first failure, half
 /// succeed 6–12 s after it, so the 5–15 s bucket is likely and confident.
 const OUTCOMES_PER_KEY: u64 = 60;
@@ -38,25 +39,6 @@ const BATCH: BatchSize = BatchSize::NumIterations(1_000);
 
 fn engine() -> Engine {
     Engine::builder().seed(1).build().expect("the default engine builds")
-}
-
-fn job_type(i: usize) -> String {
-    format!("job{i}")
-}
-
-/// The `n`-th retry outcome of `job{i}`.
-fn outcome(i: usize, n: u64) -> Attempt {
-    let success = n % 2 == 1;
-    let at = if success { 6_000 + (n % 7) * 1_000 } else { 2_000 + (n % 10) * 50 };
-    Attempt::new(format!("job{i}-{n}"), job_type(i), 2, success)
-        .with_error_class(CLASS)
-        .with_delay_ms(at)
-        .with_since_first_failure_ms(at)
-}
-
-/// The failure that `decide` is asked about for learned key `i`.
-fn failure(i: usize) -> Features {
-    Features::new(job_type(i), 1).with_http_status(503).with_since_first_failure_ms(0)
 }
 
 /// An engine that has learned `keys` keys, and the virtual time reached.

@@ -14,6 +14,9 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{failure, job_type, outcome, T0};
 use smartretry::{Attempt, Config, Engine, Features, MetricsSnapshot};
 
 /// Counts live heap bytes (as requested by `Layout`, not the allocator's rounding) and
@@ -74,8 +77,7 @@ static GLOBAL: Counting = Counting;
 
 /// The goal of the issue.
 const MAX_BYTES_PER_KEY: f64 = 2_048.0;
-const T0: u64 = 1_700_000_000_000;
-const CLASS: &str = "service_unavailable";
+
 /// Retry outcomes per learned key: enough for a fit (10 samples), one refit pending.
 const OUTCOMES_PER_KEY: u64 = 20;
 /// Learner entries and guardrail keys the engine may hold: room for 100,000 keys with
@@ -104,25 +106,6 @@ fn engine(history: bool) -> Engine {
         config.history_capacity = 0;
     }
     Engine::builder().config(config).seed(1).build().expect("the engine builds")
-}
-
-fn job_type(i: usize) -> String {
-    format!("job{i}")
-}
-
-/// The `n`-th retry outcome of `job{i}`: failures 2 s after the first failure, successes
-/// 6–12 s after it.
-fn outcome(i: usize, n: u64) -> Attempt {
-    let success = n % 2 == 1;
-    let at = if success { 6_000 + (n % 7) * 1_000 } else { 2_000 + (n % 10) * 50 };
-    Attempt::new(format!("job{i}-{n}"), job_type(i), 2, success)
-        .with_error_class(CLASS)
-        .with_delay_ms(at)
-        .with_since_first_failure_ms(at)
-}
-
-fn failure(i: usize) -> Features {
-    Features::new(job_type(i), 1).with_http_status(503).with_since_first_failure_ms(0)
 }
 
 /// Teach `keys` keys, one round of outcomes every `step_ms` (and decide once for each
