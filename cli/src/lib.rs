@@ -1,2 +1,5 @@
-//! The `smartretry` command's library: the simulator (and, later, the server and TUI).
+//! The `smartretry` command's library: the HTTP server, its client, the TUI, the load
+//! generator and the simulator. Every retry decision is the core engine's.
+pub mod client;
+pub mod serve;
 pub mod sim;

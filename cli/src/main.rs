@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use smartretry_cli::serve::{self, ServeFlags, ServeOptions};
 use smartretry_cli::sim::{self, report, Scenario};
 
 #[derive(Parser)]
@@ -17,6 +18,25 @@ struct Cli {
 enum Command {
     /// Run jobs against simulated downstreams in virtual time and compare retry policies.
     Simulate(SimulateArgs),
+    /// Serve the HTTP API (recommendations, attempts, policies, guardrails, metrics, alerts).
+    /// Mutating endpoints need `Authorization: Bearer $RETRY_API_TOKEN`.
+    Serve(ServeArgs),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Address to listen on (default: the config file's server.addr, else 127.0.0.1:<api.port>).
+    #[arg(long, env = "RETRY_API_ADDR")]
+    addr: Option<String>,
+    /// JSON config file (the core's configuration plus a `server` section).
+    #[arg(long, env = "RETRY_CONFIG", value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Largest request body accepted (default 65536).
+    #[arg(long, env = "RETRY_MAX_BODY_BYTES")]
+    max_body_bytes: Option<usize>,
+    /// Where alerts are posted as JSON (http://host:port/path).
+    #[arg(long, env = "RETRY_ALERT_WEBHOOK", value_name = "URL")]
+    alert_webhook: Option<String>,
 }
 
 #[derive(Args)]
@@ -46,6 +66,42 @@ struct SimulateArgs {
 fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Simulate(args) => simulate(args),
+        Command::Serve(args) => serve(args),
+    }
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    let flags = ServeFlags {
+        addr: args.addr,
+        config_file: args.config.as_deref(),
+        max_body_bytes: args.max_body_bytes,
+        alert_webhook: args.alert_webhook,
+    };
+    let opts = match ServeOptions::resolve(flags, std::env::vars()) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let base = opts.config.api.path.clone();
+    let served = runtime.block_on(serve::run(opts, |addr| {
+        // Tests and scripts read this line to find the port of `--addr 127.0.0.1:0`.
+        println!("smartretry serve: listening on http://{addr}{base}");
+    }));
+    match served {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -18,7 +18,7 @@ use crate::breaker::{Admit, BreakerSnapshot};
 use crate::classify::{classify, ErrorKind};
 use crate::config::{BayesTuning, Config, Strategy};
 use crate::error::{Error, Result};
-use crate::guard::{GuardState, Guardrails, RetryContext};
+use crate::guard::{BudgetSnapshot, GuardState, Guardrails, RetryContext};
 use crate::model::{Attempt, BucketStats, Decision, Features, Method, Preview, Stats, TimelineEntry};
 use crate::policy::{Policy, PolicySet, Subject};
 use crate::say;
@@ -1081,6 +1081,12 @@ impl Engine {
     /// Circuit breakers by downstream, as of `now_ms`.
     pub fn breakers(&self, now_ms: Option<u64>) -> Vec<BreakerSnapshot> {
         self.guard().breakers(now_ms.unwrap_or_else(time::now_ms))
+    }
+
+    /// The shared retry budget, as of `now_ms`.
+    pub fn retry_budget(&self, now_ms: Option<u64>) -> BudgetSnapshot {
+        let s = self.settings();
+        self.guard().budget(now_ms.unwrap_or_else(time::now_ms), &s.strategy.guardrails)
     }
 
     pub fn metrics(&self) -> MetricsSnapshot {

@@ -188,6 +188,18 @@ enum Outcome {
     Successes(u64),
 }
 
+/// The retry budget as operators see it (`/metrics`, the TUI).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BudgetSnapshot {
+    pub window_ms: u64,
+    /// First attempts seen in the window (the budget grows with them).
+    pub first_attempts: u64,
+    /// Retries granted in the window.
+    pub retries: u64,
+    /// Retries the window allows: the per-second floor plus `max_budget_percent` of first attempts.
+    pub allowed: u64,
+}
+
 /// Mutable guardrail and breaker state, behind one lock in the engine.
 pub struct GuardState {
     /// a = first attempts, b = retries granted.
@@ -321,6 +333,17 @@ impl GuardState {
         }
     }
 
+    /// The shared retry budget at `now`: what was spent and what the window allows.
+    pub fn budget(&mut self, now: u64, g: &Guardrails) -> BudgetSnapshot {
+        let (first_attempts, retries) = self.budget.sum(now);
+        let window_ms = self.budget.window_ms();
+        let window_s = window_ms as f64 / 1_000.0;
+        let allowed = (g.min_retries_per_sec * window_s
+            + g.max_budget_percent / 100.0 * first_attempts as f64)
+            .floor() as u64;
+        BudgetSnapshot { window_ms, first_attempts, retries, allowed }
+    }
+
     pub fn breakers(&mut self, now: u64) -> Vec<BreakerSnapshot> {
         let mut out: Vec<_> = self
             .downstreams
@@ -352,10 +375,7 @@ impl GuardState {
                 return Err(Refusal::Concurrency { in_flight, limit });
             }
         }
-        let (firsts, retries) = self.budget.sum(now);
-        let window_s = self.budget.window_ms() as f64 / 1_000.0;
-        let allowed =
-            (g.min_retries_per_sec * window_s + g.max_budget_percent / 100.0 * firsts as f64).floor() as u64;
+        let BudgetSnapshot { retries, allowed, .. } = self.budget(now, g);
         if retries >= allowed {
             return Err(Refusal::Budget { used: retries, allowed });
         }

@@ -37,7 +37,7 @@ pub use classify::ErrorKind;
 pub use config::{Config, Strategy};
 pub use engine::{Engine, EngineBuilder, MetricsSnapshot};
 pub use error::{Error, Result};
-pub use guard::Guardrails;
+pub use guard::{BudgetSnapshot, Guardrails};
 pub use model::{Attempt, Decision, Features, Method, Preview, Stats, TimelineEntry};
 pub use policy::Policy;
 

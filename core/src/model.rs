@@ -419,6 +419,10 @@ fn from_deserializer<'de, T: DeserializeOwned, D: Deserializer<'de, Error = serd
         let path = e.path().to_string();
         let inner = e.into_inner();
         let message = strip_position(&inner.to_string());
+        // Malformed JSON is the whole body's fault, wherever the parser stopped.
+        if inner.is_syntax() || inner.is_eof() {
+            return Error::invalid("body", format!("not valid JSON: {message}"));
+        }
         // "missing field `x`" is reported at the parent; name the field itself.
         let field = match message.strip_prefix("missing field `").and_then(|m| m.split('`').next()) {
             Some(missing) if path == "." => missing.to_string(),
@@ -525,6 +529,13 @@ mod tests {
         let mut f = Features::new("a", 1);
         f.since_last_failure = Some("soon".into());
         assert_eq!(f.validate().unwrap_err().field(), Some("since_last_failure"));
+    }
+
+    #[test]
+    fn malformed_json_blames_the_body() {
+        for text in ["{not json", "{\"job_type\": \"a\",", ""] {
+            assert_eq!(Features::from_json(text).unwrap_err().field(), Some("body"), "{text}");
+        }
     }
 
     #[test]

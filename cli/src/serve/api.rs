@@ -1,0 +1,306 @@
+//! The routes of the API document under the configured base path (`/api/v1/retry`).
+//! Handlers only translate HTTP to engine calls and back; every decision is the engine's.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::json;
+use smartretry::{time, Attempt, Decision, Features, Method, Policy};
+
+use super::error::ApiError;
+use super::{metrics, App};
+
+type Shared = State<Arc<App>>;
+type ApiResult<T> = Result<T, ApiError>;
+
+/// The guardrails that shed load: when one of them refuses a retry the tiers wanted,
+/// the recommendation is answered 429 ("safety limits exceeded"). Refusals that are the
+/// right answer for the failure itself (permanent error, attempts used up, deadline,
+/// non-idempotent call) stay 200 with `should_retry: false`.
+pub const LOAD_SHEDDING_GUARDRAILS: [&str; 6] = [
+    "emergency_stop",
+    "circuit_breaker",
+    "retry_budget",
+    "tenant_fairness",
+    "adaptive_throttle",
+    "concurrency",
+];
+
+pub fn router(app: Arc<App>) -> Router {
+    let api = Router::new()
+        .route("/recommendation", post(recommendation))
+        .route("/preview", post(preview))
+        .route("/attempt", post(attempt))
+        .route("/stats", get(stats))
+        .route("/policies", get(list_policies).post(add_policy))
+        .route("/policies/{name}", axum::routing::delete(remove_policy))
+        .route("/bayesian/update", post(bayesian_update))
+        .route("/strategy", get(strategy))
+        .route("/guardrails", put(update_guardrails).get(guardrails))
+        .route("/emergency-stop", get(emergency_state).post(emergency_stop))
+        .route("/health", get(health))
+        .route("/analytics", get(analytics))
+        .route("/alerts", get(alerts))
+        .route("/metrics", get(prometheus))
+        .route("/openapi.json", get(openapi));
+    let base = app.base.clone();
+    let api = if base.is_empty() { api } else { Router::new().nest(&base, api) };
+    api.route("/metrics", get(prometheus))
+        .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "Method not allowed",
+                "this endpoint does not take that method",
+            )
+        })
+        .layer(DefaultBodyLimit::max(app.max_body_bytes))
+        .with_state(app)
+}
+
+/// Present on every handler that changes state: a valid `Authorization: Bearer` token.
+pub struct Authorized;
+
+impl FromRequestParts<Arc<App>> for Authorized {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> ApiResult<Self> {
+        let Some(expected) = app.token.as_deref() else {
+            return Err(ApiError::forbidden(
+                "this server has no API token configured (RETRY_API_TOKEN), so it accepts no changes",
+            ));
+        };
+        let header = parts
+            .headers
+            .get(AUTHORIZATION)
+            .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer <token>"))?;
+        let given = header
+            .to_str()
+            .ok()
+            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+            .map(str::trim)
+            .ok_or_else(|| ApiError::unauthorized("the Authorization header must be \"Bearer <token>\""))?;
+        if !same_secret(given.as_bytes(), expected.as_bytes()) {
+            return Err(ApiError::forbidden("the bearer token is not valid for this server"));
+        }
+        Ok(Authorized)
+    }
+}
+
+/// Compare without leaking where the first difference is.
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// A JSON body parsed by the core (errors name the field), within the size limit.
+pub struct Body<T>(pub T);
+
+impl<T: DeserializeOwned> FromRequest<Arc<App>> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, app: &Arc<App>) -> ApiResult<Self> {
+        let bytes = Bytes::from_request(req, app).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "Request body too large",
+                    format!("body: larger than this server's limit of {} bytes", app.max_body_bytes),
+                )
+            } else {
+                ApiError::invalid("body", rejection.body_text())
+            }
+        })?;
+        let text =
+            std::str::from_utf8(&bytes).map_err(|_| ApiError::invalid("body", "must be UTF-8 JSON"))?;
+        if text.trim().is_empty() {
+            return Err(ApiError::invalid("body", "a JSON object is required"));
+        }
+        Ok(Body(smartretry::model::from_json(text)?))
+    }
+}
+
+async fn recommendation(
+    State(app): Shared,
+    _: Authorized,
+    Body(f): Body<Features>,
+) -> ApiResult<Json<Decision>> {
+    let started = Instant::now();
+    let decision = app.engine.decide(&f, None);
+    app.metrics.decision_latency.observe(started.elapsed());
+    let decision = decision?;
+    if is_load_shed(&decision) {
+        app.metrics.refused_429.fetch_add(1, Ordering::Relaxed);
+        return Err(ApiError::refused(decision));
+    }
+    Ok(Json(decision))
+}
+
+/// Whether a load-shedding guardrail, rather than the failure itself, said no.
+pub fn is_load_shed(d: &Decision) -> bool {
+    !d.should_retry
+        && matches!(d.method, Method::Guardrail | Method::Breaker)
+        && d.policy_guardrails.iter().any(|g| LOAD_SHEDDING_GUARDRAILS.contains(&g.as_ref()))
+}
+
+#[derive(Deserialize)]
+struct PreviewRequest {
+    features: Features,
+    max_attempts: Option<u32>,
+}
+
+async fn preview(State(app): Shared, Body(req): Body<PreviewRequest>) -> ApiResult<Response> {
+    let max = req.max_attempts.unwrap_or_else(|| app.engine.guardrails().max_attempts);
+    Ok(Json(app.engine.preview(&req.features, max, None)?).into_response())
+}
+
+async fn attempt(State(app): Shared, _: Authorized, Body(a): Body<Attempt>) -> ApiResult<Response> {
+    app.engine.record(&a, None)?;
+    Ok((StatusCode::ACCEPTED, Json(json!({ "recorded": true, "job_id": a.job_id }))).into_response())
+}
+
+async fn stats(State(app): Shared, Query(q): Query<HashMap<String, String>>) -> ApiResult<Response> {
+    let required = |field: &'static str| {
+        q.get(field)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| ApiError::invalid(field, "query parameter is required"))
+    };
+    let (job_type, error_class) = (required("job_type")?, required("error_class")?);
+    let window = match q.get("window") {
+        Some(w) => Some(time::parse_duration_ms(w).map_err(|reason| ApiError::invalid("window", reason))?),
+        None => None,
+    };
+    Ok(Json(app.engine.stats(job_type, error_class, window, None)?).into_response())
+}
+
+async fn list_policies(State(app): Shared) -> Json<serde_json::Value> {
+    Json(json!({ "policies": app.engine.policies() }))
+}
+
+async fn add_policy(State(app): Shared, _: Authorized, Body(p): Body<Policy>) -> ApiResult<Response> {
+    app.engine.add_policy(p.clone())?;
+    Ok((StatusCode::CREATED, Json(p)).into_response())
+}
+
+async fn remove_policy(State(app): Shared, _: Authorized, Path(name): Path<String>) -> ApiResult<Response> {
+    let removed = app.engine.remove_policy(&name)?;
+    Ok(Json(json!({ "removed": removed })).into_response())
+}
+
+#[derive(Deserialize)]
+struct KeyRequest {
+    job_type: String,
+    error_class: String,
+}
+
+async fn bayesian_update(
+    State(app): Shared,
+    _: Authorized,
+    Body(k): Body<KeyRequest>,
+) -> ApiResult<Response> {
+    app.engine.refit(&k.job_type, &k.error_class)?;
+    let stats = app.engine.stats(&k.job_type, &k.error_class, None, None)?;
+    Ok(Json(json!({ "updated": true, "job_type": k.job_type, "error_class": k.error_class, "stats": stats }))
+        .into_response())
+}
+
+async fn strategy(State(app): Shared) -> Response {
+    Json(app.engine.strategy()).into_response()
+}
+
+async fn guardrails(State(app): Shared) -> Response {
+    Json(app.engine.guardrails()).into_response()
+}
+
+async fn update_guardrails(
+    State(app): Shared,
+    _: Authorized,
+    Body(patch): Body<serde_json::Value>,
+) -> ApiResult<Response> {
+    Ok(Json(app.engine.patch_guardrails(&patch)?).into_response())
+}
+
+async fn emergency_state(State(app): Shared) -> Json<serde_json::Value> {
+    Json(json!({ "emergency_stop": app.engine.is_emergency_stopped() }))
+}
+
+#[derive(Deserialize)]
+struct EmergencyRequest {
+    enabled: bool,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+async fn emergency_stop(
+    State(app): Shared,
+    _: Authorized,
+    Body(r): Body<EmergencyRequest>,
+) -> Json<serde_json::Value> {
+    app.engine.emergency_stop(r.enabled);
+    let reason = r.reason.as_deref().unwrap_or("no reason given");
+    let state = if r.enabled { "ON: all retries halted" } else { "off" };
+    eprintln!("{} emergency stop {state} ({reason})", time::format_rfc3339(time::now_ms()));
+    Json(json!({ "emergency_stop": r.enabled, "reason": r.reason }))
+}
+
+async fn health(State(app): Shared) -> Json<serde_json::Value> {
+    let now = time::now_ms();
+    let m = app.engine.metrics();
+    let open =
+        app.engine.breakers(Some(now)).iter().filter(|b| b.state == smartretry::BreakerState::Open).count();
+    Json(json!({
+        "status": if m.emergency_stop { "emergency_stop" } else { "ok" },
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_seconds": now.saturating_sub(app.started_ms) / 1000,
+        "emergency_stop": m.emergency_stop,
+        "learned_keys": m.learned_keys,
+        "open_breakers": open,
+        "timestamp": time::format_rfc3339(now),
+    }))
+}
+
+/// Everything the TUI's analytics panel shows, in one call.
+async fn analytics(State(app): Shared) -> Json<serde_json::Value> {
+    let now = time::now_ms();
+    Json(json!({
+        "metrics": app.engine.metrics(),
+        "breakers": app.engine.breakers(Some(now)),
+        "retry_budget": app.engine.retry_budget(Some(now)),
+        "refused_429": app.metrics.refused_429.load(Ordering::Relaxed),
+        "timestamp": time::format_rfc3339(now),
+    }))
+}
+
+async fn alerts(State(app): Shared) -> Json<serde_json::Value> {
+    Json(json!({ "alerts": app.alerts.recent() }))
+}
+
+async fn prometheus(State(app): Shared) -> Response {
+    let body = metrics::render(&app.engine, &app.metrics, time::now_ms());
+    ([(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
+}
+
+/// The OpenAPI 3.1 document of this API, with the configured base path as its server.
+async fn openapi(State(app): Shared) -> Response {
+    static DOC: &str = include_str!("openapi.json");
+    match serde_json::from_str::<serde_json::Value>(DOC) {
+        Ok(mut doc) => {
+            doc["servers"] = json!([{ "url": app.base }]);
+            Json(doc).into_response()
+        }
+        Err(e) => {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal error", e.to_string()).into_response()
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! `/metrics` in the Prometheus text exposition format (version 0.0.4), rendered from
+//! the engine's counters and the server's own decision-latency histogram.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use smartretry::{BreakerState, Engine};
+
+/// Upper bounds of the latency buckets, in microseconds (10 µs … 100 ms).
+const BOUNDS_US: [u64; 14] =
+    [10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 1_000_000];
+
+/// A lock-free latency histogram (cumulative on render, like Prometheus wants).
+#[derive(Default)]
+pub struct Histogram {
+    buckets: [AtomicU64; BOUNDS_US.len() + 1],
+    sum_ns: AtomicU64,
+}
+
+impl Histogram {
+    pub fn observe(&self, elapsed: std::time::Duration) {
+        let us = elapsed.as_micros() as u64;
+        let i = BOUNDS_US.iter().position(|&b| us <= b).unwrap_or(BOUNDS_US.len());
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.sum_ns.fetch_add(elapsed.as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (i, bound) in BOUNDS_US.iter().enumerate() {
+            cumulative += self.buckets[i].load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{}\"}} {cumulative}", *bound as f64 / 1e6);
+        }
+        cumulative += self.buckets[BOUNDS_US.len()].load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
+        let _ = writeln!(out, "{name}_sum {}", self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9);
+        let _ = writeln!(out, "{name}_count {cumulative}");
+    }
+}
+
+/// Counters the server keeps beside the engine's.
+#[derive(Default)]
+pub struct ServerMetrics {
+    pub decision_latency: Histogram,
+    pub refused_429: AtomicU64,
+    pub alerts: AtomicU64,
+}
+
+/// Escape a label value (backslash, quote, newline).
+fn label(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+fn metric(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// Everything an operator graphs or alerts on, as of `now_ms`.
+pub fn render(engine: &Engine, server: &ServerMetrics, now_ms: u64) -> String {
+    let m = engine.metrics();
+    let mut out = String::with_capacity(4096);
+
+    metric(
+        &mut out,
+        "smartretry_recommendations_total",
+        "counter",
+        "Retry decisions made, by the tier that decided.",
+    );
+    for (method, n) in &m.decisions_by_method {
+        let _ = writeln!(out, "smartretry_recommendations_total{{method=\"{}\"}} {n}", method.as_str());
+    }
+    metric(&mut out, "smartretry_retries_granted_total", "counter", "Decisions that said retry.");
+    let _ = writeln!(out, "smartretry_retries_granted_total {}", m.retries_total);
+    metric(&mut out, "smartretry_retries_refused_total", "counter", "Decisions that said do not retry.");
+    let _ = writeln!(out, "smartretry_retries_refused_total {}", m.refusals_total);
+    metric(
+        &mut out,
+        "smartretry_guardrail_refusals_http_total",
+        "counter",
+        "Recommendations answered 429 (a guardrail refused).",
+    );
+    let _ = writeln!(
+        out,
+        "smartretry_guardrail_refusals_http_total {}",
+        server.refused_429.load(std::sync::atomic::Ordering::Relaxed)
+    );
+
+    metric(
+        &mut out,
+        "smartretry_guardrail_triggers_total",
+        "counter",
+        "Decisions a guardrail changed, by guardrail.",
+    );
+    for (name, n) in &m.guardrail_triggers {
+        let _ = writeln!(out, "smartretry_guardrail_triggers_total{{guardrail=\"{name}\"}} {n}");
+    }
+
+    let breakers = engine.breakers(Some(now_ms));
+    metric(
+        &mut out,
+        "smartretry_circuit_breaker_state",
+        "gauge",
+        "Circuit breaker per downstream (job type): 1 for its current state.",
+    );
+    for b in &breakers {
+        for (state, name) in [
+            (BreakerState::Closed, "closed"),
+            (BreakerState::Open, "open"),
+            (BreakerState::HalfOpen, "half_open"),
+        ] {
+            let _ = writeln!(
+                out,
+                "smartretry_circuit_breaker_state{{job_type=\"{}\",state=\"{name}\"}} {}",
+                label(&b.key),
+                u8::from(b.state == state)
+            );
+        }
+    }
+    metric(
+        &mut out,
+        "smartretry_downstream_failure_rate",
+        "gauge",
+        "Failure rate per downstream over the breaker window.",
+    );
+    for b in &breakers {
+        let _ = writeln!(
+            out,
+            "smartretry_downstream_failure_rate{{job_type=\"{}\"}} {}",
+            label(&b.key),
+            b.failure_rate
+        );
+    }
+
+    let budget = engine.retry_budget(Some(now_ms));
+    metric(&mut out, "smartretry_retry_budget_used", "gauge", "Retries granted in the budget window.");
+    let _ = writeln!(out, "smartretry_retry_budget_used {}", budget.retries);
+    metric(&mut out, "smartretry_retry_budget_allowed", "gauge", "Retries the budget window allows.");
+    let _ = writeln!(out, "smartretry_retry_budget_allowed {}", budget.allowed);
+    metric(&mut out, "smartretry_retry_budget_ratio", "gauge", "Share of the retry budget spent (0-1).");
+    let ratio =
+        if budget.allowed == 0 { 1.0 } else { (budget.retries as f64 / budget.allowed as f64).min(1.0) };
+    let _ = writeln!(out, "smartretry_retry_budget_ratio {ratio}");
+
+    metric(&mut out, "smartretry_learned_keys", "gauge", "(job_type, error_class) keys with learned state.");
+    let _ = writeln!(out, "smartretry_learned_keys {}", m.learned_keys);
+    metric(
+        &mut out,
+        "smartretry_key_evictions_total",
+        "counter",
+        "Learned keys evicted at the key cap (LRU).",
+    );
+    let _ = writeln!(out, "smartretry_key_evictions_total {}", m.key_evictions_total);
+    metric(&mut out, "smartretry_attempts_recorded_total", "counter", "Attempt outcomes recorded.");
+    let _ = writeln!(out, "smartretry_attempts_recorded_total {}", m.records_total);
+    metric(&mut out, "smartretry_bayesian_refits_total", "counter", "Bayesian model refits.");
+    let _ = writeln!(out, "smartretry_bayesian_refits_total {}", m.refits_total);
+    metric(&mut out, "smartretry_emergency_stop", "gauge", "1 while the emergency stop is on.");
+    let _ = writeln!(out, "smartretry_emergency_stop {}", u8::from(m.emergency_stop));
+    metric(&mut out, "smartretry_alerts_total", "counter", "Alerts fired (after cooldown).");
+    let _ =
+        writeln!(out, "smartretry_alerts_total {}", server.alerts.load(std::sync::atomic::Ordering::Relaxed));
+
+    server.decision_latency.render(
+        &mut out,
+        "smartretry_decision_latency_seconds",
+        "Time the engine took to decide one recommendation.",
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn histogram_is_cumulative_and_counts_everything() {
+        let h = Histogram::default();
+        h.observe(Duration::from_micros(5));
+        h.observe(Duration::from_micros(300));
+        h.observe(Duration::from_secs(3));
+        let mut out = String::new();
+        h.render(&mut out, "x", "help");
+        assert!(out.contains("x_bucket{le=\"0.00001\"} 1\n"), "{out}");
+        assert!(out.contains("x_bucket{le=\"0.0005\"} 2\n"), "{out}");
+        assert!(out.contains("x_bucket{le=\"1\"} 2\n"), "{out}");
+        assert!(out.contains("x_bucket{le=\"+Inf\"} 3\n"), "{out}");
+        assert!(out.contains("x_count 3\n"), "{out}");
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}

@@ -1,0 +1,234 @@
+//! `smartretry serve`: the API document's HTTP API on top of one shared [`Engine`],
+//! with bearer-token auth on every endpoint that changes state, a request-size limit,
+//! Prometheus metrics, an OpenAPI document and alerts.
+//!
+//! Settings come from flags, then `RETRY_*` environment variables, then the config file
+//! (the core's JSON document; this command reads its own `server` section), then defaults.
+
+pub mod alerts;
+mod api;
+pub mod error;
+pub mod metrics;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::Deserialize;
+use smartretry::{Config, Engine, Error};
+
+pub use alerts::AlertConfig;
+
+/// Default limit of a request body: far above any real Features or Policy document.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// The config file's `server` section (everything optional).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ServerSection {
+    addr: Option<String>,
+    max_body_bytes: Option<usize>,
+    alerts: AlertConfig,
+}
+
+/// Everything `serve` needs, resolved from flags, environment and file.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    pub addr: String,
+    pub config: Config,
+    /// Bearer token required by mutating endpoints; `None` refuses them all (403).
+    pub token: Option<String>,
+    pub max_body_bytes: usize,
+    pub alerts: AlertConfig,
+}
+
+/// What the command line gave (each `None` falls through to env/file/default).
+#[derive(Debug, Default)]
+pub struct ServeFlags<'a> {
+    pub addr: Option<String>,
+    pub config_file: Option<&'a Path>,
+    pub max_body_bytes: Option<usize>,
+    pub alert_webhook: Option<String>,
+}
+
+impl ServeOptions {
+    /// Resolve flags > environment (`vars`) > config file > defaults; errors name the field.
+    pub fn resolve<I, K, V>(flags: ServeFlags<'_>, vars: I) -> Result<ServeOptions, Error>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let (mut config, section) = match flags.config_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| Error::config("config_file", format!("{}: {e}", path.display())))?;
+                let config = Config::from_json(&text)?;
+                let mut doc: serde_json::Value = serde_json::from_str(&text)
+                    .map_err(|e| Error::config("config_file", format!("{}: {e}", path.display())))?;
+                let section = match doc.get_mut("server").map(serde_json::Value::take) {
+                    Some(v) => {
+                        smartretry::model::from_value::<ServerSection>(v).map_err(|e| e.within("server"))?
+                    }
+                    None => ServerSection::default(),
+                };
+                (config, section)
+            }
+            None => (Config::default(), ServerSection::default()),
+        };
+        let vars: Vec<(String, String)> =
+            vars.into_iter().map(|(k, v)| (k.as_ref().to_string(), v.as_ref().to_string())).collect();
+        config.apply_env(vars.iter().map(|(k, v)| (k, v)))?;
+        let env = |name: &str| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.trim().to_string());
+        let addr = flags
+            .addr
+            .or_else(|| env("RETRY_API_ADDR"))
+            .or(section.addr)
+            .unwrap_or_else(|| format!("127.0.0.1:{}", config.api.port));
+        addr.parse::<SocketAddr>()
+            .map_err(|e| Error::config("addr", format!("{addr:?} is not host:port ({e})")))?;
+        let max_body_bytes = match flags.max_body_bytes {
+            Some(n) => n,
+            None => match env("RETRY_MAX_BODY_BYTES") {
+                Some(v) => v.parse().map_err(|_| {
+                    Error::config("RETRY_MAX_BODY_BYTES", format!("expected a number of bytes, got {v:?}"))
+                })?,
+                None => section.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),
+            },
+        };
+        if !(256..=64 * 1024 * 1024).contains(&max_body_bytes) {
+            return Err(Error::config("max_body_bytes", "must be 256 B – 64 MiB"));
+        }
+        let mut alerts = section.alerts;
+        if let Some(url) = flags.alert_webhook.or_else(|| env("RETRY_ALERT_WEBHOOK")) {
+            alerts.webhook_url = Some(url);
+        }
+        alerts.validate().map_err(|e| e.within("server.alerts"))?;
+        let token = env("RETRY_API_TOKEN").filter(|t| !t.is_empty());
+        Ok(ServeOptions { addr, config, token, max_body_bytes, alerts })
+    }
+}
+
+/// The state every handler shares.
+pub struct App {
+    pub engine: Engine,
+    pub token: Option<String>,
+    pub metrics: metrics::ServerMetrics,
+    pub alerts: alerts::Alerts,
+    pub base: String,
+    pub max_body_bytes: usize,
+    started_ms: u64,
+}
+
+impl App {
+    pub fn new(opts: &ServeOptions) -> Result<App, Error> {
+        Ok(App {
+            engine: Engine::from_config(opts.config.clone())?,
+            token: opts.token.clone(),
+            metrics: metrics::ServerMetrics::default(),
+            alerts: alerts::Alerts::new(opts.alerts.clone())?,
+            base: opts.config.api.path.trim_end_matches('/').to_string(),
+            max_body_bytes: opts.max_body_bytes,
+            started_ms: smartretry::time::now_ms(),
+        })
+    }
+}
+
+/// The HTTP routes of one app.
+pub fn router(app: Arc<App>) -> axum::Router {
+    api::router(app)
+}
+
+/// Bind, report the address through `on_ready`, and serve until Ctrl-C / SIGTERM.
+pub async fn run(opts: ServeOptions, on_ready: impl FnOnce(SocketAddr)) -> Result<(), String> {
+    let app = Arc::new(App::new(&opts).map_err(|e| e.to_string())?);
+    let listener = tokio::net::TcpListener::bind(&opts.addr)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", opts.addr))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    if app.token.is_none() {
+        eprintln!("warning: RETRY_API_TOKEN is not set: every mutating endpoint answers 403");
+    }
+    tokio::spawn(alerts::watch(Arc::clone(&app)));
+    on_ready(local);
+    axum::serve(listener, router(app)).with_graceful_shutdown(shutdown()).await.map_err(|e| e.to_string())
+}
+
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(flags: ServeFlags<'_>, vars: &[(&str, &str)]) -> Result<ServeOptions, Error> {
+        ServeOptions::resolve(flags, vars.iter().copied())
+    }
+
+    #[test]
+    fn flags_beat_env_beat_file_beat_defaults() {
+        let dir = std::env::temp_dir().join(format!("smartretry-serve-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("config.json");
+        std::fs::write(
+            &file,
+            r#"{"api":{"port":9100},"server":{"addr":"127.0.0.1:9200","max_body_bytes":4096}}"#,
+        )
+        .unwrap();
+        let o = resolve(ServeFlags::default(), &[]).unwrap();
+        assert_eq!(
+            (o.addr.as_str(), o.max_body_bytes, o.token),
+            ("127.0.0.1:8080", DEFAULT_MAX_BODY_BYTES, None)
+        );
+        let with_file = || ServeFlags { config_file: Some(&file), ..Default::default() };
+        assert_eq!(resolve(with_file(), &[]).unwrap().addr, "127.0.0.1:9200");
+        let o =
+            resolve(with_file(), &[("RETRY_API_ADDR", "127.0.0.1:9300"), ("RETRY_API_TOKEN", "s")]).unwrap();
+        assert_eq!(
+            (o.addr.as_str(), o.token.as_deref(), o.max_body_bytes),
+            ("127.0.0.1:9300", Some("s"), 4096)
+        );
+        let flags = ServeFlags { addr: Some("127.0.0.1:9400".into()), ..with_file() };
+        assert_eq!(resolve(flags, &[("RETRY_API_ADDR", "127.0.0.1:9300")]).unwrap().addr, "127.0.0.1:9400");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn bad_settings_name_their_field() {
+        let bad =
+            |flags, vars: &[(&str, &str)]| resolve(flags, vars).unwrap_err().field().map(str::to_string);
+        assert_eq!(
+            bad(ServeFlags { addr: Some("nowhere".into()), ..Default::default() }, &[]).as_deref(),
+            Some("addr")
+        );
+        assert_eq!(
+            bad(ServeFlags::default(), &[("RETRY_MAX_BODY_BYTES", "lots")]).as_deref(),
+            Some("RETRY_MAX_BODY_BYTES")
+        );
+        assert_eq!(
+            bad(ServeFlags { max_body_bytes: Some(1), ..Default::default() }, &[]).as_deref(),
+            Some("max_body_bytes")
+        );
+        assert_eq!(
+            bad(ServeFlags::default(), &[("RETRY_BAYESIAN_THRESHOLD", "2")]).as_deref(),
+            Some("RETRY_BAYESIAN_THRESHOLD")
+        );
+        let webhook = ServeFlags { alert_webhook: Some("ftp://x".into()), ..Default::default() };
+        assert_eq!(bad(webhook, &[]).as_deref(), Some("server.alerts.webhook_url"));
+    }
+}

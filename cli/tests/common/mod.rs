@@ -1,0 +1,81 @@
+//! A real `smartretry serve` on a free 127.0.0.1 port, stopped when dropped.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use smartretry_cli::client::Client;
+
+pub const TOKEN: &str = "test-token-7f3a";
+
+pub struct Server {
+    child: Child,
+    /// `http://127.0.0.1:PORT/api/v1/retry`
+    pub url: String,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Server {
+    /// Start with the test token and extra arguments/environment.
+    pub fn start(args: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_smartretry"));
+        cmd.args(["serve", "--addr", "127.0.0.1:0"]).args(args);
+        cmd.env_remove("RETRY_API_TOKEN").env_remove("RETRY_CONFIG").env_remove("RETRY_API_ADDR");
+        cmd.env("RETRY_API_TOKEN", TOKEN);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child =
+            cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn smartretry serve");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let mut err_pipe = child.stderr.take().unwrap();
+        let sink = Arc::clone(&stderr);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = err_pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let url = match line.trim().strip_prefix("smartretry serve: listening on ") {
+            Some(url) => url.to_string(),
+            None => {
+                let _ = child.wait();
+                panic!("server did not start: {line}{}", stderr.lock().unwrap());
+            }
+        };
+        Server { child, url, stderr }
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(&self.url).unwrap().with_token(Some(TOKEN.into()))
+    }
+
+    pub fn anonymous(&self) -> Client {
+        Client::new(&self.url).unwrap()
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("smartretry-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
