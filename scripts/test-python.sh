@@ -1,21 +1,13 @@
 #!/usr/bin/env bash
-# The Python package: build and install the wheel into .venv (created if missing), then
+# The Python package: build and install the wheel into .venv (scripts/venv.sh), then
 # mypy --strict on the examples and the package, the stub check of the native module, and pytest.
 # Needs only python3 (>= 3.9) and cargo; safe to run again. Ends with pytest's summary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PYTHON=${PYTHON:-python3}
-VENV=.venv
-if [ ! -x "$VENV/bin/python" ]; then
-    echo "::: creating $VENV"
-    "$PYTHON" -m venv "$VENV"
-fi
-PY="$VENV/bin/python"
+scripts/venv.sh >/dev/null
+PY=.venv/bin/python
 export PIP_DISABLE_PIP_VERSION_CHECK=1
-
-echo "::: installing build and test tools"
-"$PY" -m pip install -q "maturin>=1.9.4,<2" "pytest>=8" "pytest-asyncio>=0.23" "mypy>=1.10"
 
 echo "::: building and installing ./python (release wheel, shared cargo target/)"
 "$PY" -m pip install -q --force-reinstall --no-deps ./python

@@ -14,6 +14,17 @@ run() {
     [ "$rc" -eq 0 ] || { echo "::: FAILED ($rc): $*"; status=1; }
 }
 
+# The Python environment first: the ML tier's tests load ONNX Runtime from its wheel and
+# make their models with scikit-learn. Under this script they must run, not skip.
+echo "::: scripts/venv.sh"
+if ort_lib=$(scripts/venv.sh); then
+    export ORT_DYLIB_PATH="${ORT_DYLIB_PATH:-$ort_lib}"
+    echo "::: ORT_DYLIB_PATH=$ORT_DYLIB_PATH"
+else
+    echo "::: FAILED: scripts/venv.sh"; status=1
+fi
+export SMARTRETRY_REQUIRE_ML=1
+
 run cargo test --workspace
 for suite in scripts/test-python.sh scripts/test-node.sh; do
     [ -x "$suite" ] && run "$suite"

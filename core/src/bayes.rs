@@ -403,6 +403,18 @@ fn recovery_curve(events: &[f32; BINS], at_risk: &[f32; BINS]) -> [f32; BINS] {
     cdf
 }
 
+/// The objective's two prices, in ms of waiting, for a key whose failed jobs are half
+/// recovered after `median_ms`: one retry, and a lost job (no retries left). Shared by
+/// the Bayesian plan and the ML tier, so both choose delays by the same trade-off.
+pub fn plan_costs(median_ms: f64, cfg: &BayesConfig) -> (f64, f64) {
+    let retry = (cfg.retry_cost * median_ms).max(cfg.min_retry_cost_ms as f64);
+    // A lost job is expensive in absolute terms too (a dead letter, a person): at least
+    // MIN_LOST_COST_MS, so a key that recovered fast until now does not spend its last
+    // attempts in quick hops when recovery suddenly slows.
+    let lost = (cfg.lost_job_cost * median_ms).max(MIN_LOST_COST_MS).max(retry);
+    (retry, lost)
+}
+
 /// For each bin a job may have failed in and each number of retries left, the bin of
 /// the retry that minimises expected time to success plus retry costs plus the cost of
 /// losing the job, by backward induction over the grid.
@@ -416,11 +428,7 @@ fn plan_table(cdf: &[f32; BINS], at_ms: &[u32; BINS], cfg: &BayesConfig) -> [[u8
     // One retry costs a share of this key's typical recovery time (where F reaches ½):
     // the same trade-off whether recovery takes 300 ms or 15 minutes.
     let median = t[cdf.iter().position(|&f| f >= 0.5).unwrap_or(BINS - 1)];
-    let retry = (cfg.retry_cost * median).max(cfg.min_retry_cost_ms as f64);
-    // A lost job is expensive in absolute terms too (a dead letter, a person): at least
-    // MIN_LOST_COST_MS, so a key that recovered fast until now does not spend its last
-    // attempts in quick hops when recovery suddenly slows.
-    let lost = (cfg.lost_job_cost * median).max(MIN_LOST_COST_MS).max(retry);
+    let (retry, lost) = plan_costs(median, cfg);
     // after[i]: expected cost once unrecovered at the start of bin i with one retry
     // fewer; `BINS` is past the grid. With no retries left, the job is lost.
     let mut after = [lost; BINS + 1];

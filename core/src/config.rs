@@ -31,6 +31,10 @@ pub struct Config {
     pub max_keys: usize,
     /// Attempts kept in memory for windowed statistics.
     pub history_capacity: usize,
+    /// The ONNX Runtime library for the ML tier (default: `ORT_DYLIB_PATH`, else an
+    /// installed `onnxruntime` wheel or `onnxruntime-node`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ml_runtime_path: Option<std::path::PathBuf>,
 }
 
 impl Default for Config {
@@ -46,6 +50,7 @@ impl Default for Config {
             seed: None,
             max_keys: 100_000,
             history_capacity: 100_000,
+            ml_runtime_path: None,
         }
     }
 }

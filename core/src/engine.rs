@@ -19,6 +19,7 @@ use crate::classify::{classify, ErrorKind};
 use crate::config::{BayesTuning, Config, Strategy};
 use crate::error::{Error, Result};
 use crate::guard::{BudgetSnapshot, GuardState, Guardrails, RetryContext};
+use crate::ml::{Advice, Deployment, MlSnapshot, MlStatus, MlTier, ModelInfo, Sidecar};
 use crate::model::{Attempt, BucketStats, Decision, Features, Method, Preview, Stats, TimelineEntry};
 use crate::policy::{Policy, PolicySet, Subject};
 use crate::say;
@@ -101,6 +102,12 @@ pub struct MetricsSnapshot {
     pub learned_keys: u64,
     pub key_evictions_total: u64,
     pub emergency_stop: bool,
+    /// Model inferences that failed (each decision then came from the tier below).
+    #[serde(default)]
+    pub ml_errors_total: u64,
+    /// Decisions the ML tier should have taken part in while it was unavailable.
+    #[serde(default)]
+    pub ml_unavailable_total: u64,
 }
 
 /// Builds an [`Engine`] from a config, a seed and hooks.
@@ -133,6 +140,12 @@ impl EngineBuilder {
         self
     }
 
+    /// The ONNX Runtime library for the ML tier (see [`crate::ml`] for the default search).
+    pub fn ml_runtime(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.config.ml_runtime_path = Some(path.into());
+        self
+    }
+
     pub fn max_keys(mut self, max_keys: usize) -> Self {
         self.config.max_keys = max_keys;
         self
@@ -161,6 +174,7 @@ impl EngineBuilder {
             counter: AtomicU64::new(0),
             metrics: Metrics::default(),
             audit: self.audit,
+            ml: MlTier::new(self.config.ml_runtime_path.clone()),
         })
     }
 }
@@ -176,6 +190,7 @@ pub struct Engine {
     counter: AtomicU64,
     metrics: Metrics,
     audit: Option<AuditHook>,
+    ml: MlTier,
 }
 
 impl Default for Engine {
@@ -300,10 +315,14 @@ impl Engine {
         if s.adaptive && mode == Mode::Live {
             self.remember_reset(f, label, now);
         }
+        let mut advice = Advice::default();
         if let Some((method, guard, why)) = self.hard_refusal(f, kind, label, policy, max_attempts, g) {
             d.refuse(method, guard, why);
         } else {
-            self.choose_delay(f, kind, label, policy, max_attempts, now, s, bits, &mut d);
+            advice = self.choose_delay(f, kind, label, policy, max_attempts, now, s, bits, mode, &mut d);
+            if d.method != Method::Ml {
+                self.ml_note(&advice, mode, &mut d);
+            }
         }
 
         let mut guard_state = self.guard();
@@ -316,7 +335,7 @@ impl Engine {
         }
         drop(guard_state);
 
-        Decision {
+        let decision = Decision {
             should_retry: d.retry,
             delay_ms: d.delay_ms,
             max_attempts,
@@ -328,6 +347,53 @@ impl Engine {
             policy_guardrails: d.guards,
             error_class: label.to_string(),
             policy: policy.name.clone(),
+        };
+        if mode == Mode::Live && s.strategy.ml_enabled {
+            self.ml.observe(f, &decision, &advice);
+        }
+        decision
+    }
+
+    /// Say why the ML tier did not decide, when it should have; count failures.
+    fn ml_note(&self, advice: &Advice, mode: Mode, d: &mut Draft) {
+        let live = mode == Mode::Live;
+        if let Some(why) = &advice.unavailable {
+            if live {
+                self.ml.unavailable.fetch_add(1, Ordering::Relaxed);
+            }
+            say!(&mut d.rationale, "; ", why.as_ref(), ", so the tier below decided");
+            return;
+        }
+        if let Some(Err(_)) = &advice.shadow {
+            if live {
+                self.ml.errors.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        match &advice.serve {
+            Some(Err(why)) => {
+                if live {
+                    self.ml.errors.fetch_add(1, Ordering::Relaxed);
+                }
+                say!(&mut d.rationale, "; ML tier: ", why.as_str(), ", so the tier below decided");
+            }
+            Some(Ok(p)) => {
+                let m = &p.model.sidecar;
+                say!(
+                    &mut d.rationale,
+                    "; model ",
+                    m.name,
+                    " ",
+                    m.version,
+                    " would retry in ",
+                    Ms(p.choice.delay_ms),
+                    " (",
+                    Pct(p.choice.p_success),
+                    " likely, confidence ",
+                    Two(p.confidence),
+                    "): earlier than the rules needs confidence and retries to spare"
+                );
+            }
+            None => {}
         }
     }
 
@@ -405,8 +471,9 @@ impl Engine {
         now: u64,
         s: &Settings,
         bits: u64,
+        mode: Mode,
         d: &mut Draft,
-    ) {
+    ) -> Advice {
         let elapsed = f.since_first_failure_ms.unwrap_or(0);
         let backoff = policy.backoff(kind);
         let prev = f.since_last_failure_ms().unwrap_or(policy.base_delay_ms);
@@ -439,8 +506,51 @@ impl Engine {
                 ": ",
                 whose
             );
-            return;
+            return Advice::default();
         }
+        let advice = if s.adaptive && s.strategy.ml_enabled {
+            self.ml.advise(f, now, retries_left, &s.bayes, bits, mode == Mode::Live)
+        } else {
+            Advice::default()
+        };
+        if let Some(Ok(p)) = &advice.serve {
+            // The Bayesian tier's rule: later than the rules at any confidence, earlier only
+            // when confident and not on the final attempt.
+            let may_be_earlier = p.confidence >= s.bayes.threshold && retries_left > 1;
+            if p.choice.p_success >= MIN_PLAN_SUCCESS && (p.choice.delay_ms >= rules_delay || may_be_earlier)
+            {
+                let spread = (p.choice.delay_ms as f64 * 0.1 * rand01(mix64(bits ^ 0x5eed))) as u64;
+                d.method = Method::Ml;
+                d.delay_ms = p.choice.delay_ms + spread;
+                d.confidence = p.confidence;
+                d.estimated = p.choice.p_success;
+                say!(&mut d.rationale, "Retry ", retry, " of ", max_attempts, " in ", Ms(d.delay_ms), ": ");
+                p.describe(&mut d.rationale);
+                return advice;
+            }
+        }
+        self.learned_or_rules(f, label, policy, backoff, rules_delay, max_attempts, learned, s, bits, d);
+        advice
+    }
+
+    /// The Bayesian tier's plan when it may be followed, else the rules' backoff.
+    #[allow(clippy::too_many_arguments)]
+    fn learned_or_rules(
+        &self,
+        f: &Features,
+        label: &str,
+        policy: &Policy,
+        backoff: crate::backoff::Backoff,
+        rules_delay: u64,
+        max_attempts: u32,
+        learned: Option<Learned<'_>>,
+        s: &Settings,
+        bits: u64,
+        d: &mut Draft,
+    ) {
+        let elapsed = f.since_first_failure_ms.unwrap_or(0);
+        let retry = f.attempt_number + 1;
+        let retries_left = max_attempts.saturating_sub(f.attempt_number).max(1);
         if let Some(Learned { scope, plan: Some(plan), .. }) = &learned {
             let useful = plan.p_success >= MIN_PLAN_SUCCESS;
             // Earlier than the rules needs confidence, and never for the final attempt: a
@@ -817,6 +927,9 @@ impl Engine {
             learns && t.state_scopes && guard.degraded_at(&attempt.job_type, first_failure)
         };
         self.metrics.records.fetch_add(1, Ordering::Relaxed);
+        if s.strategy.ml_enabled {
+            self.ml.outcome(&attempt.job_id, attempt.attempt_number, attempt.success);
+        }
         if !s.adaptive {
             return Ok(());
         }
@@ -1108,7 +1221,97 @@ impl Engine {
             learned_keys: self.learner.len() as u64,
             key_evictions_total: self.learner.evictions(),
             emergency_stop: self.is_emergency_stopped(),
+            ml_errors_total: self.ml.errors.load(Ordering::Relaxed),
+            ml_unavailable_total: self.ml.unavailable.load(Ordering::Relaxed),
         }
+    }
+
+    /// Add a model version to the registry: an ONNX file and its sidecar. The model is
+    /// loaded once to prove it matches its feature contract and runs; a mismatch is
+    /// refused with an error naming it, and nothing deployed changes.
+    pub fn register_model(&self, onnx: Vec<u8>, sidecar: Sidecar, now_ms: Option<u64>) -> Result<ModelInfo> {
+        self.ml.register(onnx, sidecar, now_ms.unwrap_or_else(time::now_ms))
+    }
+
+    /// [`register_model`](Self::register_model) from files: `model.onnx` and its sidecar
+    /// (`sidecar`, else `model.json` beside it).
+    pub fn register_model_files(
+        &self,
+        model: impl AsRef<std::path::Path>,
+        sidecar: Option<&std::path::Path>,
+        now_ms: Option<u64>,
+    ) -> Result<ModelInfo> {
+        self.ml.register_files(model.as_ref(), sidecar, now_ms.unwrap_or_else(time::now_ms))
+    }
+
+    /// Registered versions, with their training metrics and deployment state.
+    pub fn models(&self) -> Vec<ModelInfo> {
+        self.ml.versions()
+    }
+
+    /// Serve `version` to `canary_percent` % of jobs (0–100, sticky per `job_id`; 100 is
+    /// a full rollout), and turn the ML tier on (`strategy.ml_enabled`). The previous
+    /// deployment is kept for [`rollback_model`](Self::rollback_model).
+    pub fn deploy_model(
+        &self,
+        version: &str,
+        canary_percent: f64,
+        now_ms: Option<u64>,
+    ) -> Result<Deployment> {
+        let d = self.ml.deploy(version, canary_percent, now_ms.unwrap_or_else(time::now_ms))?;
+        self.enable_ml()?;
+        Ok(d)
+    }
+
+    /// Run `version` in shadow: it decides alongside every decision, its choice is
+    /// compared with the one served (agreement, and both predictions scored on the
+    /// outcomes), and it is never served. `None` stops the shadow.
+    pub fn shadow_model(&self, version: Option<&str>, now_ms: Option<u64>) -> Result<Deployment> {
+        let d = self.ml.shadow(version, now_ms.unwrap_or_else(time::now_ms))?;
+        self.enable_ml()?;
+        Ok(d)
+    }
+
+    /// Return to the previous deployment (its models stay loaded: instant).
+    pub fn rollback_model(&self, now_ms: Option<u64>) -> Result<Deployment> {
+        self.ml.rollback(now_ms.unwrap_or_else(time::now_ms))
+    }
+
+    /// No model serves or watches any more: decisions come from the Bayesian tier.
+    pub fn rollback_to_bayesian(&self, now_ms: Option<u64>) -> Result<Deployment> {
+        self.ml.rollback_to_bayesian(now_ms.unwrap_or_else(time::now_ms))
+    }
+
+    /// The ML tier: runtime, deployment, versions, ML-vs-Bayesian comparison, failures.
+    pub fn ml_status(&self) -> MlStatus {
+        self.ml.status(self.settings().strategy.ml_enabled)
+    }
+
+    /// The registry as plain data, for a store to persist.
+    pub fn ml_snapshot(&self) -> MlSnapshot {
+        self.ml.snapshot()
+    }
+
+    /// Replace the registry from a snapshot (see [`MlTier::restore`](crate::ml)): versions
+    /// are checked; a deployment that cannot be loaded here is kept and reported
+    /// unavailable while decisions come from the Bayesian tier.
+    pub fn restore_ml(&self, snapshot: MlSnapshot) -> Result<()> {
+        let deployed = snapshot.deployment.serving.is_some() || snapshot.deployment.shadow.is_some();
+        self.ml.restore(snapshot)?;
+        if deployed {
+            self.enable_ml()?;
+        }
+        Ok(())
+    }
+
+    fn enable_ml(&self) -> Result<()> {
+        if self.settings().strategy.ml_enabled {
+            return Ok(());
+        }
+        self.update_settings(|s| {
+            s.strategy.ml_enabled = true;
+            Ok(())
+        })
     }
 
     fn update_settings(&self, change: impl FnOnce(&mut Settings) -> Result<()>) -> Result<()> {

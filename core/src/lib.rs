@@ -1,7 +1,7 @@
 //! smartretry: a retry engine that learns when a failed job will succeed.
 //!
 //! A failure goes through `classify` → rules tier (`policy`) → Bayesian tier (`bayes`)
-//! → guardrails (`guard`, `breaker`) and comes out as a [`Decision`]: retry or not,
+//! → ML tier (`ml`, an ONNX model, when one is deployed) → guardrails (`guard`, `breaker`) and comes out as a [`Decision`]: retry or not,
 //! after how long, with a confidence, the tier that decided and a one-sentence reason.
 //!
 //! ```
@@ -24,6 +24,7 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod guard;
+pub mod ml;
 pub mod model;
 pub mod policy;
 pub mod say;
@@ -38,6 +39,7 @@ pub use config::{Config, Strategy};
 pub use engine::{Engine, EngineBuilder, MetricsSnapshot};
 pub use error::{Error, Result};
 pub use guard::{BudgetSnapshot, Guardrails};
+pub use ml::{Deployment, MlSnapshot, MlStatus, ModelInfo, Sidecar};
 pub use model::{Attempt, Decision, Features, Method, Preview, Stats, TimelineEntry};
 pub use policy::Policy;
 

@@ -454,7 +454,7 @@ fn string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D
     }))
 }
 
-fn check_label(field: &'static str, value: &str, required: bool) -> Result<()> {
+pub(crate) fn check_label(field: &'static str, value: &str, required: bool) -> Result<()> {
     if required && value.trim().is_empty() {
         return Err(Error::invalid(field, "must not be empty"));
     }
