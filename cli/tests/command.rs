@@ -42,7 +42,9 @@ fn a_user_scenario_yields_table_csv_chart_and_history() {
         "{stdout}"
     );
     let csv = std::fs::read_to_string(dir.join("report.csv")).unwrap();
-    assert!(csv.starts_with("scenario,policy,") && csv.lines().count() == 8, "{csv}");
+    // Four baselines, smartretry rules-only and learning, the best-schedule bound, the oracle.
+    assert!(csv.starts_with("scenario,policy,") && csv.lines().count() == 9, "{csv}");
+    assert!(csv.contains(",best_schedule_bound,") && stdout.contains("bound: "), "{csv}");
     assert!(std::fs::read_to_string(dir.join("report.svg")).unwrap().contains("<svg"));
     let history = std::fs::read_to_string(dir.join("history.jsonl")).unwrap();
     let attempts: Vec<smartretry::Attempt> =

@@ -102,3 +102,26 @@ fn user_scenarios_are_validated_with_the_field_named() {
     let ok = Scenario::from_json(&serde_json::to_string(&sim::builtin()[1]).unwrap()).unwrap();
     assert_eq!(ok.name, "db_maintenance");
 }
+
+/// The best-schedule bound: what no policy blind to a job's own recovery time can beat.
+#[test]
+fn the_bound_shows_where_the_goal_is_out_of_reach_and_how_close_smartretry_comes() {
+    for scenario in sim::builtin() {
+        let Some(bound) = sim::bound(&scenario, 1) else { continue };
+        let runs = sim::compare(&scenario, 1);
+        let find = |name: &str| runs.iter().find(|r| r.figures.policy == name).map(|r| &r.figures);
+        let (smart, bounded, oracle) =
+            (find("smartretry").unwrap(), find("best_schedule_bound").unwrap(), find("oracle").unwrap());
+        assert!(bound.retries_per_recovered <= sim::BOUND_RETRY_CAP + 1e-9, "{}", scenario.name);
+        assert!(bounded.mean_time_to_success_ms >= oracle.mean_time_to_success_ms, "{}", scenario.name);
+        // Learning stays within a quarter of the oracle's time of the bound at its own
+        // retries per recovered job: a regression guard on the quality of the curve.
+        let at_its_retries = bound.ratio_at(smart.retries_per_recovered_job).unwrap();
+        let ratio = smart.mean_time_to_success_ms / oracle.mean_time_to_success_ms;
+        assert!(ratio <= at_its_retries + 0.25, "{}: {ratio:.2} vs bound {at_its_retries:.2}", scenario.name);
+    }
+    // 85 % within 6–12 s, 12 % within 12–30 s, 3 % never: no blind policy reaches 1.2× the
+    // oracle with 1.5 retries per recovered job.
+    let payment = sim::bound(&sim::builtin()[0], 1).unwrap();
+    assert!(payment.ratio > 1.2, "{:.3}", payment.ratio);
+}

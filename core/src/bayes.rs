@@ -58,6 +58,14 @@ pub const BUCKET_LABELS: [&str; BUCKETS] =
 pub const BINS: usize = 48;
 /// Upper edge of each fine bin, ms: 100 ms growing by 25 % per bin (the last is ~1 h).
 pub const BIN_EDGES_MS: [u64; BINS] = bin_edges();
+/// The share of an interval-censored recovery spread evenly over its interval.
+const INTERVAL_SPREAD: f32 = 0.1;
+/// Outcomes averaged in the surprise (about this many recent ones).
+const SURPRISE_SPAN: f32 = 16.0;
+/// Mean |outcome − prediction| beyond which the curve is taken to be stale…
+const DRIFT_SURPRISE: f32 = 0.15;
+/// …and old evidence fades this many times faster.
+const DRIFT_SPEEDUP: f32 = 8.0;
 const PRIOR: f32 = 0.5;
 /// Share of still-failing jobs assumed to recover in each unexplored bin past the data.
 pub const EXPLORE_SHARE: f32 = 0.2;
@@ -170,6 +178,9 @@ pub struct KeyModel {
     recent_fail: [f32; BUCKETS],
     samples: u64,
     since_fit: u32,
+    /// Recent outcomes minus what the curve predicted for them (a moving average): far
+    /// from 0, the downstream changed and old evidence should fade faster.
+    surprise: f32,
     fit: Option<Box<Fit>>,
     /// When a rate limit is known to reset (from another job's `Retry-After`).
     pub reset_at_ms: u64,
@@ -200,6 +211,7 @@ impl Default for KeyModel {
             recent_fail: [0.0; BUCKETS],
             samples: 0,
             since_fit: 0,
+            surprise: 0.0,
             fit: None,
             reset_at_ms: 0,
         }
@@ -211,6 +223,13 @@ impl KeyModel {
     /// `prev_ms` (its previous failure; 0 for the first retry). Returns whether it refit.
     pub fn observe(&mut self, prev_ms: u64, x_ms: u64, success: bool, cfg: &BayesConfig) -> bool {
         let (bin, bucket) = (bin_of(x_ms), bucket_of(x_ms));
+        let first = if prev_ms == 0 { 0 } else { (bin_of(prev_ms) + 1).min(bin) };
+        if let Some(fit) = self.fit.as_deref() {
+            let before = if first == 0 { 0.0 } else { fit.cdf(first - 1) };
+            let predicted = (fit.cdf(bin) - before) / (1.0 - before).max(1e-6);
+            let outcome = if success { 1.0 } else { 0.0 };
+            self.surprise += (outcome - predicted.clamp(0.0, 1.0) - self.surprise) / SURPRISE_SPAN;
+        }
         if success {
             self.ok[bin] += self.weight;
             self.ok_at[bin] += self.weight * (x_ms as f32 / 1_000.0);
@@ -225,7 +244,6 @@ impl KeyModel {
         // the interval by the current curve (a streaming step of Turnbull's
         // self-consistency for interval-censored data), and count the job at risk in each
         // bin with the probability it had not yet recovered there.
-        let first = if prev_ms == 0 { 0 } else { (bin_of(prev_ms) + 1).min(bin) };
         let mut share = [0f32; BINS];
         match self.fit.as_deref().filter(|_| success) {
             Some(fit) => {
@@ -241,6 +259,14 @@ impl KeyModel {
             }
             None => share[bin] = 1.0,
         }
+        // Inside one interval the data cannot tell where the recovery happened, and the
+        // curve learned so far came from the same intervals: following it alone keeps
+        // the mass wherever the first fit put it (at the retry times of the rules). A
+        // share spread evenly over the interval keeps every point of it in play.
+        if success && bin > first {
+            let even = INTERVAL_SPREAD / (bin + 1 - first) as f32;
+            share[first..=bin].iter_mut().for_each(|m| *m = *m * (1.0 - INTERVAL_SPREAD) + even);
+        }
         let mut still_failing = 1.0f32;
         let bins =
             self.at_risk[first..=bin].iter_mut().zip(&mut self.events[first..=bin]).zip(&share[first..=bin]);
@@ -252,7 +278,14 @@ impl KeyModel {
             }
         }
         // Instead of shrinking every old count, grow the next observation's weight.
-        self.weight *= 2f32.powf(1.0 / cfg.half_life_samples.max(1) as f32);
+        // A curve that keeps mispredicting describes a downstream that is gone: then
+        // evidence fades DRIFT_SPEEDUP times faster until the predictions agree again.
+        let half_life = if self.surprise.abs() > DRIFT_SURPRISE {
+            (cfg.half_life_samples as f32 / DRIFT_SPEEDUP).max(1.0)
+        } else {
+            cfg.half_life_samples.max(1) as f32
+        };
+        self.weight *= 2f32.powf(1.0 / half_life);
         if self.weight > 1e6 {
             let shrink = 1.0 / self.weight;
             self.ok
@@ -768,6 +801,58 @@ mod tests {
         m.refit(&cfg());
         let plan = m.plan(0, 2).unwrap();
         assert!(plan.delay_ms >= 25_000, "{plan:?}");
+    }
+
+    /// One job retried by the model's own plan (the rules' 2 s doubling until it has
+    /// one), as the engine does: the model learns from the retries it chose, and one
+    /// planned retry in 32 is brought forward to 40–100 % of its delay (exploration).
+    fn follow_plan(m: &mut KeyModel, recovery: u64) {
+        let mut elapsed = 0;
+        for attempt in 1..=5u32 {
+            let explore =
+                (m.samples() % 32 == 7).then(|| 0.4 + 0.6 * ((m.samples() * 7_919) % 100) as f64 / 100.0);
+            let delay = m
+                .plan(elapsed, 6 - attempt)
+                .map_or(2_000 << (attempt - 1), |p| (p.delay_ms as f64 * explore.unwrap_or(1.0)) as u64);
+            let x = elapsed + delay;
+            let ok = x >= recovery;
+            m.observe(elapsed, x, ok, &cfg());
+            if ok {
+                return;
+            }
+            elapsed = x;
+        }
+    }
+
+    #[test]
+    fn recovery_earlier_than_the_first_retries_is_found() {
+        // Jobs recover in 2–4 s; the rules retry at 2 s (fails) then 6 s (succeeds), so
+        // every first success only says "between 2 and 6 s". Spreading part of each such
+        // recovery over its interval lets the plan move inside it instead of repeating 6 s.
+        let mut m = KeyModel::default();
+        for i in 0..400u64 {
+            follow_plan(&mut m, 2_000 + (i * 7_919) % 2_000);
+        }
+        let plan = m.plan(0, 3).unwrap();
+        assert!(plan.delay_ms <= 4_500, "{plan:?}");
+    }
+
+    #[test]
+    fn a_curve_that_keeps_mispredicting_fades_faster_than_the_half_life() {
+        let mut m = KeyModel::default();
+        for i in 0..400u64 {
+            follow_plan(&mut m, 2_000 + (i * 7_919) % 2_000);
+        }
+        assert!(m.surprise.abs() < DRIFT_SURPRISE, "settled: {}", m.surprise);
+        // Recovery now takes 10–20 s: the planned retries keep failing, and the weight
+        // of new evidence grows faster than the half-life alone would make it.
+        let (weight, samples) = (m.weight, m.samples);
+        for i in 0..40u64 {
+            follow_plan(&mut m, 10_000 + (i * 7_919) % 10_000);
+        }
+        let plain = 2f32.powf((m.samples - samples) as f32 / cfg().half_life_samples as f32);
+        assert!(m.surprise < -DRIFT_SURPRISE, "{}", m.surprise);
+        assert!(m.weight / weight > 2.0 * plain, "{} vs {plain}", m.weight / weight);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! time, measured the same way. smartretry's policies call the real engine (`core`);
 //! nothing here decides a delay for it.
 
+pub mod bound;
 pub mod policies;
 pub mod report;
 pub mod scenario;
@@ -373,6 +374,19 @@ pub fn compare(scenario: &Scenario, seed: u64) -> Vec<Run> {
     for p in &mut policies {
         rows.push(run(scenario, &jobs, p.as_mut(), seed));
     }
+    if let Some(bound) = bound::Bound::find(scenario, &jobs, BOUND_RETRY_CAP, BOUND_TARGET) {
+        rows.push(run(scenario, &jobs, &mut bound.policy(), seed));
+    }
     rows.push(oracle(scenario, &jobs, seed));
     rows
 }
+
+/// The best-schedule bound of a scenario whose jobs recover on their own clocks.
+pub fn bound(scenario: &Scenario, seed: u64) -> Option<bound::Bound> {
+    bound::Bound::find(scenario, &scenario.jobs(seed), BOUND_RETRY_CAP, BOUND_TARGET)
+}
+
+/// The goal the bound is measured against: time to success within this multiple of the
+/// oracle's, with at most this many retries per recovered job.
+pub const BOUND_TARGET: f64 = 1.2;
+pub const BOUND_RETRY_CAP: f64 = 1.5;

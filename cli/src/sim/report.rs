@@ -2,6 +2,7 @@
 
 use std::fmt::Write as _;
 
+use super::bound::Bound;
 use super::{paired_time_to_success, Figures, Run};
 
 fn secs(ms: f64) -> String {
@@ -113,6 +114,27 @@ pub fn claims(scenario: &str, runs: &[Run]) -> String {
         }
         _ => {}
     }
+    out
+}
+
+/// What the best-schedule bound says about the goal (≤ target × oracle, ≤ cap retries).
+pub fn bound(b: &Bound, runs: &[Run]) -> String {
+    let needed = b.retries_for_target.map_or_else(
+        || format!("no schedule reaches {:.1}× at all", b.target),
+        |r| format!("reaching {:.1}× needs {r:.2} retries per recovered job", b.target),
+    );
+    let mut out = format!(
+        "bound: with at most {:.1} retries per recovered job, no policy blind to each job's own recovery time \
+         gets below {:.2}× oracle; {needed}",
+        b.retry_cap, b.ratio
+    );
+    if let Some(smart) = runs.iter().find(|r| r.figures.policy == "smartretry") {
+        let retries = smart.figures.retries_per_recovered_job;
+        if let Some(best) = b.ratio_at(retries) {
+            let _ = write!(out, "; at smartretry's {retries:.2} retries the bound is {best:.2}×");
+        }
+    }
+    out.push('\n');
     out
 }
 
