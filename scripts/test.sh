@@ -25,6 +25,13 @@ else
 fi
 export SMARTRETRY_REQUIRE_ML=1
 
+# The TUI test drives `smartretry tui` in a real tmux.
+if ! command -v tmux >/dev/null; then
+    echo "::: installing tmux (the TUI test drives the TUI in it)"
+    if [ "$(id -u)" -eq 0 ]; then apt-get install -y -q tmux || { apt-get update -q && apt-get install -y -q tmux; }
+    else sudo apt-get install -y -q tmux || { sudo apt-get update -q && sudo apt-get install -y -q tmux; }; fi
+fi
+
 run cargo test --workspace
 for suite in scripts/test-python.sh scripts/test-node.sh; do
     [ -x "$suite" ] && run "$suite"

@@ -21,6 +21,47 @@ enum Command {
     /// Serve the HTTP API (recommendations, attempts, policies, guardrails, metrics, alerts).
     /// Mutating endpoints need `Authorization: Bearer $RETRY_API_TOKEN`.
     Serve(ServeArgs),
+    /// A keyboard-driven terminal view of a running server (strategy, live recommendations
+    /// with their next-retry timeline, analytics, alerts).
+    Tui(TuiArgs),
+    /// A bounded load test over loopback: recommendations/s, latency percentiles and the
+    /// server's memory (starts its own server unless --url is given).
+    Loadtest(LoadtestArgs),
+}
+
+#[derive(Args)]
+struct LoadtestArgs {
+    /// A running server's API base URL (its token from RETRY_API_TOKEN); default: start one.
+    #[arg(long)]
+    url: Option<String>,
+    /// How long to run (e.g. 30s, 5m).
+    #[arg(long, default_value = "10s")]
+    duration: String,
+    /// Concurrent keep-alive connections.
+    #[arg(long, default_value_t = 16)]
+    connections: usize,
+    /// Threads of the load generator (the rest of the machine is the server's).
+    #[arg(long, default_value_t = 1)]
+    client_threads: usize,
+    /// Distinct job types in the traffic.
+    #[arg(long, default_value_t = 200)]
+    job_types: usize,
+    /// Print the report as JSON too.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct TuiArgs {
+    /// The server's API base URL.
+    #[arg(long, env = "RETRY_API_URL", default_value = "http://127.0.0.1:8080/api/v1/retry")]
+    url: String,
+    /// Seconds between refreshes.
+    #[arg(long, default_value_t = 1.0)]
+    refresh: f64,
+    /// Where Ctrl+E writes the exported configuration.
+    #[arg(long, default_value = ".", value_name = "DIR")]
+    export_dir: PathBuf,
 }
 
 #[derive(Args)]
@@ -67,6 +108,68 @@ fn main() -> ExitCode {
     match Cli::parse().command {
         Command::Simulate(args) => simulate(args),
         Command::Serve(args) => serve(args),
+        Command::Tui(args) => tui(args),
+        Command::Loadtest(args) => loadtest(args),
+    }
+}
+
+fn loadtest(args: LoadtestArgs) -> ExitCode {
+    let duration = match smartretry::time::parse_duration_ms(&args.duration) {
+        Ok(ms) if ms >= 100 => std::time::Duration::from_millis(ms),
+        Ok(_) => {
+            eprintln!("error: --duration: at least 100ms");
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            eprintln!("error: --duration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if !(1..=4096).contains(&args.connections) {
+        eprintln!("error: --connections: must be 1–4096");
+        return ExitCode::from(2);
+    }
+    let opts = smartretry_cli::loadtest::LoadOptions {
+        url: args.url,
+        token: std::env::var("RETRY_API_TOKEN").ok(),
+        duration,
+        connections: args.connections,
+        client_threads: args.client_threads,
+        job_types: args.job_types,
+        sample_every: std::time::Duration::from_secs(1),
+    };
+    match smartretry_cli::loadtest::run(&opts) {
+        Ok(report) => {
+            print!("{}", report.summary());
+            if args.json {
+                println!("{}", serde_json::to_string(&report).unwrap_or_default());
+            }
+            if report.errors > 0 {
+                eprintln!("error: {} requests failed", report.errors);
+                return ExitCode::FAILURE;
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn tui(args: TuiArgs) -> ExitCode {
+    if !(args.refresh.is_finite() && (0.1..=3600.0).contains(&args.refresh)) {
+        eprintln!("error: --refresh: must be 0.1–3600 seconds, got {}", args.refresh);
+        return ExitCode::from(2);
+    }
+    let token = std::env::var("RETRY_API_TOKEN").ok();
+    let every = std::time::Duration::from_secs_f64(args.refresh);
+    match smartretry_cli::tui::run(&args.url, token, every, args.export_dir) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -49,6 +49,11 @@ async fn recommendation_and_preview_have_the_documents_shapes() {
     assert_eq!(d["should_retry"], true);
     assert_eq!(d["policy"], "rate_limit");
     assert_eq!(d["max_attempts"], 5);
+    let recent = c.get("/recommendations").await.unwrap().json();
+    let recent = recent["recommendations"].as_array().unwrap();
+    assert_eq!(recent.len(), 1);
+    assert_eq!(recent[0]["features"]["job_type"], "email_send");
+    assert_eq!(recent[0]["decision"]["delay_ms"], d["delay_ms"]);
 
     let r = c
         .post(
@@ -140,11 +145,22 @@ async fn mutating_endpoints_need_the_bearer_token() {
     let policies = anonymous.get("/policies").await.unwrap().json();
     assert_eq!(policies["policies"].as_array().unwrap().len(), 4);
     // Reads and the what-if preview need no token.
-    for path in
-        ["/strategy", "/guardrails", "/health", "/policies", "/metrics", "/openapi.json", "/analytics"]
-    {
+    for path in [
+        "/strategy",
+        "/guardrails",
+        "/health",
+        "/policies",
+        "/metrics",
+        "/openapi.json",
+        "/analytics",
+        "/recommendations",
+        "/alerts",
+        "/emergency-stop",
+    ] {
         assert_eq!(anonymous.get(path).await.unwrap().status, 200, "{path}");
     }
+    let preview = json!({"features": {"job_type": "a", "attempt_number": 1}});
+    assert_eq!(anonymous.post("/preview", &preview).await.unwrap().status, 200);
 }
 
 #[tokio::test]
@@ -381,6 +397,7 @@ async fn the_openapi_document_lists_every_endpoint() {
         ("/health", "get"),
         ("/metrics", "get"),
         ("/emergency-stop", "post"),
+        ("/recommendations", "get"),
     ] {
         assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} undocumented");
     }

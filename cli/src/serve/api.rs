@@ -41,6 +41,7 @@ pub const LOAD_SHEDDING_GUARDRAILS: [&str; 6] = [
 pub fn router(app: Arc<App>) -> Router {
     let api = Router::new()
         .route("/recommendation", post(recommendation))
+        .route("/recommendations", get(recent_recommendations))
         .route("/preview", post(preview))
         .route("/attempt", post(attempt))
         .route("/stats", get(stats))
@@ -140,6 +141,7 @@ async fn recommendation(
     let decision = app.engine.decide(&f, None);
     app.metrics.decision_latency.observe(started.elapsed());
     let decision = decision?;
+    app.remember(f, decision.clone());
     if is_load_shed(&decision) {
         app.metrics.refused_429.fetch_add(1, Ordering::Relaxed);
         return Err(ApiError::refused(decision));
@@ -152,6 +154,20 @@ pub fn is_load_shed(d: &Decision) -> bool {
     !d.should_retry
         && matches!(d.method, Method::Guardrail | Method::Breaker)
         && d.policy_guardrails.iter().any(|g| LOAD_SHEDDING_GUARDRAILS.contains(&g.as_ref()))
+}
+
+/// The last recommendations made (`?limit=`, default 50), newest first.
+async fn recent_recommendations(
+    State(app): Shared,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Response> {
+    let limit = match q.get("limit") {
+        Some(v) => v
+            .parse::<usize>()
+            .map_err(|_| ApiError::invalid("limit", format!("expected a count, got {v:?}")))?,
+        None => 50,
+    };
+    Ok(Json(json!({ "recommendations": app.recent(limit) })).into_response())
 }
 
 #[derive(Deserialize)]

@@ -10,12 +10,13 @@ mod api;
 pub mod error;
 pub mod metrics;
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use serde::Deserialize;
-use smartretry::{Config, Engine, Error};
+use serde::{Deserialize, Serialize};
+use smartretry::{Config, Decision, Engine, Error, Features};
 
 pub use alerts::AlertConfig;
 
@@ -109,9 +110,21 @@ impl ServeOptions {
     }
 }
 
+/// Recommendations kept for `GET /recommendations` (the TUI's live view).
+pub const RECENT_RECOMMENDATIONS: usize = 200;
+
+/// One recommendation the server made: what failed and what it said.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Recent {
+    pub features: Features,
+    pub decision: Decision,
+    pub at: String,
+}
+
 /// The state every handler shares.
 pub struct App {
     pub engine: Engine,
+    pub recent: Mutex<VecDeque<Recent>>,
     pub token: Option<String>,
     pub metrics: metrics::ServerMetrics,
     pub alerts: alerts::Alerts,
@@ -124,6 +137,7 @@ impl App {
     pub fn new(opts: &ServeOptions) -> Result<App, Error> {
         Ok(App {
             engine: Engine::from_config(opts.config.clone())?,
+            recent: Mutex::new(VecDeque::with_capacity(RECENT_RECOMMENDATIONS)),
             token: opts.token.clone(),
             metrics: metrics::ServerMetrics::default(),
             alerts: alerts::Alerts::new(opts.alerts.clone())?,
@@ -131,6 +145,21 @@ impl App {
             max_body_bytes: opts.max_body_bytes,
             started_ms: smartretry::time::now_ms(),
         })
+    }
+
+    fn remember(&self, features: Features, decision: Decision) {
+        let at = smartretry::time::format_rfc3339(smartretry::time::now_ms());
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        if recent.len() == RECENT_RECOMMENDATIONS {
+            recent.pop_front();
+        }
+        recent.push_back(Recent { features, decision, at });
+    }
+
+    /// The last `limit` recommendations, newest first.
+    pub fn recent(&self, limit: usize) -> Vec<Recent> {
+        let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        recent.iter().rev().take(limit).cloned().collect()
     }
 }
 
@@ -151,6 +180,10 @@ pub async fn run(opts: ServeOptions, on_ready: impl FnOnce(SocketAddr)) -> Resul
     }
     tokio::spawn(alerts::watch(Arc::clone(&app)));
     on_ready(local);
+    // Small JSON answers on keep-alive connections: no Nagle delay.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, router(app)).with_graceful_shutdown(shutdown()).await.map_err(|e| e.to_string())
 }
 

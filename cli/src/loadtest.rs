@@ -1,0 +1,253 @@
+//! `smartretry loadtest`: a bounded, closed-loop load test of a server over loopback —
+//! recommendations per second, latency percentiles, and the server's memory over time.
+//!
+//! Each connection sends recommendation requests back to back (and records an outcome
+//! every fourth one, so the engine keeps learning); labels come from a fixed set (job
+//! types × error classes × tenants), as in a real fleet, so a flat memory line means
+//! nothing grows per request.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::json;
+
+use crate::client::Client;
+
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// `None`: start `smartretry serve` as a child process (and watch its memory).
+    pub url: Option<String>,
+    pub token: Option<String>,
+    pub duration: Duration,
+    pub connections: usize,
+    pub client_threads: usize,
+    pub job_types: usize,
+    /// Seconds between memory samples.
+    pub sample_every: Duration,
+}
+
+/// What one run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoadReport {
+    pub seconds: f64,
+    pub connections: usize,
+    pub recommendations: u64,
+    pub recommendations_per_sec: f64,
+    pub attempts_recorded: u64,
+    /// Recommendations answered 200 / 429 (guardrail refusal) / anything else.
+    pub ok: u64,
+    pub refused_429: u64,
+    pub errors: u64,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+    /// The server's resident memory (kB) sampled over the run, when it was spawned here.
+    pub rss_kb: Vec<u64>,
+}
+
+struct Worker {
+    latencies_us: Vec<u32>,
+    ok: u64,
+    refused: u64,
+    errors: u64,
+    attempts: u64,
+}
+
+/// Start `smartretry serve` on a free port; returns the child and its API URL.
+pub fn spawn_server(token: &str) -> Result<(Child, String), String> {
+    use std::io::{BufRead, BufReader};
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut child = Command::new(exe)
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .env("RETRY_API_TOKEN", token)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start the server: {e}"))?;
+    let mut line = String::new();
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    BufReader::new(stdout).read_line(&mut line).map_err(|e| e.to_string())?;
+    match line.trim().strip_prefix("smartretry serve: listening on ") {
+        Some(url) => Ok((child, url.to_string())),
+        None => {
+            let _ = child.kill();
+            Err(format!("the server did not start: {line:?}"))
+        }
+    }
+}
+
+/// Resident set size of a process, from /proc (Linux).
+pub fn rss_kb(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+pub fn run(opts: &LoadOptions) -> Result<LoadReport, String> {
+    let token = opts.token.clone().unwrap_or_else(|| "loadtest".into());
+    let (mut child, url) = match &opts.url {
+        Some(url) => (None, url.clone()),
+        None => {
+            let (child, url) = spawn_server(&token)?;
+            (Some(child), url)
+        }
+    };
+    let pid = child.as_ref().map(Child::id);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(opts.client_threads.max(1))
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let result = runtime.block_on(drive(opts, &url, &token, pid));
+    if let Some(c) = child.as_mut() {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    result
+}
+
+async fn drive(opts: &LoadOptions, url: &str, token: &str, pid: Option<u32>) -> Result<LoadReport, String> {
+    // Fail fast on a wrong URL or token rather than measuring errors.
+    let mut probe = Client::new(url).map_err(|e| e.to_string())?.with_token(Some(token.into()));
+    let r = probe
+        .post("/recommendation", &json!({"job_type": "probe", "attempt_number": 1}))
+        .await
+        .map_err(|e| e.to_string())?;
+    if r.status != 200 && r.status != 429 {
+        return Err(format!("the server answered {}: {}", r.status, r.body));
+    }
+    let deadline = Instant::now() + opts.duration;
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for id in 0..opts.connections {
+        let client = Client::new(url).map_err(|e| e.to_string())?.with_token(Some(token.into()));
+        tasks.push(tokio::spawn(connection(client, id, opts.job_types.max(1), deadline)));
+    }
+    let mut rss = Vec::new();
+    if let Some(pid) = pid {
+        rss.extend(rss_kb(pid));
+        while Instant::now() + opts.sample_every < deadline {
+            tokio::time::sleep(opts.sample_every).await;
+            rss.extend(rss_kb(pid));
+        }
+    }
+    let mut all = Vec::new();
+    let (mut ok, mut refused, mut errors, mut attempts) = (0, 0, 0, 0);
+    for t in tasks {
+        let w = t.await.map_err(|e| e.to_string())?;
+        all.extend_from_slice(&w.latencies_us);
+        (ok, refused, errors, attempts) =
+            (ok + w.ok, refused + w.refused, errors + w.errors, attempts + w.attempts);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    if let Some(pid) = pid {
+        rss.extend(rss_kb(pid));
+    }
+    all.sort_unstable();
+    let pct = |p: f64| -> f64 {
+        if all.is_empty() {
+            return 0.0;
+        }
+        let i = ((all.len() as f64 * p).ceil() as usize).clamp(1, all.len()) - 1;
+        f64::from(all[i]) / 1000.0
+    };
+    let recommendations = all.len() as u64;
+    Ok(LoadReport {
+        seconds,
+        connections: opts.connections,
+        recommendations,
+        recommendations_per_sec: recommendations as f64 / seconds,
+        attempts_recorded: attempts,
+        ok,
+        refused_429: refused,
+        errors,
+        p50_ms: pct(0.50),
+        p90_ms: pct(0.90),
+        p99_ms: pct(0.99),
+        p999_ms: pct(0.999),
+        max_ms: all.last().map_or(0.0, |&m| f64::from(m) / 1000.0),
+        rss_kb: rss,
+    })
+}
+
+const ERRORS: [(&str, u16); 4] =
+    [("timeout", 504), ("service_unavailable", 503), ("rate_limit", 429), ("connection_reset", 502)];
+
+/// One keep-alive connection sending until the deadline.
+async fn connection(mut client: Client, id: usize, job_types: usize, deadline: Instant) -> Worker {
+    let mut w =
+        Worker { latencies_us: Vec::with_capacity(1 << 16), ok: 0, refused: 0, errors: 0, attempts: 0 };
+    let mut n: usize = id.wrapping_mul(7919);
+    while Instant::now() < deadline {
+        n = n.wrapping_add(1);
+        let job_type = format!("job_{}", n % job_types);
+        let (error_class, status) = ERRORS[(n / 7) % ERRORS.len()];
+        let attempt = 1 + (n / 3) % 3;
+        let features = json!({
+            "job_type": job_type, "error_class": error_class, "http_status": status,
+            "attempt_number": attempt, "tenant": format!("tenant_{}", n % 16),
+            "job_id": format!("c{id}-{n}"), "since_first_failure_ms": attempt * 2000,
+        });
+        let sent = Instant::now();
+        match client.post("/recommendation", &features).await {
+            Ok(r) => {
+                w.latencies_us.push(sent.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
+                match r.status {
+                    200 => w.ok += 1,
+                    429 => w.refused += 1,
+                    _ => w.errors += 1,
+                }
+            }
+            Err(_) => w.errors += 1,
+        }
+        if n % 4 == 0 {
+            let outcome = json!({
+                "job_id": format!("c{id}-{n}"), "job_type": job_type, "error_class": error_class,
+                "attempt_number": attempt + 1, "delay_ms": 1000 + (n % 20) * 500,
+                "since_first_failure_ms": attempt * 2000 + 1000 + (n % 20) * 500, "success": n % 3 != 0,
+            });
+            if client.post("/attempt", &outcome).await.is_ok_and(|r| r.status == 202) {
+                w.attempts += 1;
+            }
+        }
+    }
+    w
+}
+
+impl LoadReport {
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "{:.1} s, {} connections: {} recommendations ({:.0}/s), {} outcomes recorded\n\
+             answers: {} ok, {} refused (429), {} errors\n\
+             latency: p50 {:.3} ms, p90 {:.3} ms, p99 {:.3} ms, p99.9 {:.3} ms, max {:.3} ms\n",
+            self.seconds,
+            self.connections,
+            self.recommendations,
+            self.recommendations_per_sec,
+            self.attempts_recorded,
+            self.ok,
+            self.refused_429,
+            self.errors,
+            self.p50_ms,
+            self.p90_ms,
+            self.p99_ms,
+            self.p999_ms,
+            self.max_ms
+        );
+        if let (Some(first), Some(last), Some(max)) =
+            (self.rss_kb.first(), self.rss_kb.last(), self.rss_kb.iter().max())
+        {
+            s.push_str(&format!(
+                "server memory (RSS): {:.1} MB at start, {:.1} MB at end, {:.1} MB max ({} samples)\n",
+                *first as f64 / 1024.0,
+                *last as f64 / 1024.0,
+                *max as f64 / 1024.0,
+                self.rss_kb.len()
+            ));
+        }
+        s
+    }
+}

@@ -1,0 +1,431 @@
+//! `smartretry tui`: a keyboard-driven view of a running server — the strategy and its
+//! guardrails, live recommendations with the next-retry timeline and rationale,
+//! analytics and alerts — with the product document's shortcuts:
+//!
+//! | key | action |
+//! |---|---|
+//! | Ctrl+R | retrain (refit the selected job's Bayesian model) |
+//! | Ctrl+P | preview the selected job's schedule |
+//! | Ctrl+O | override the selected job type's delay (type ms, Enter; Esc cancels) |
+//! | Ctrl+E | export the configuration (strategy JSON) to a file |
+//! | Ctrl+A | view alerts |
+//! | Tab | switch panels (wide layout) |
+//! | 1–4 | switch tabs (narrow layout) |
+//! | Space | refresh now |
+//! | Enter | apply the selected recommendation (pin its delay for the job type) |
+//! | Esc | cancel override / close alerts |
+//! | ↑ ↓ / j k | select a job; q or Ctrl+C quits |
+
+mod view;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use ratatui::crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use smartretry::breaker::BreakerSnapshot;
+use smartretry::{BudgetSnapshot, MetricsSnapshot, Policy, Preview, Strategy};
+
+use crate::client::{Client, ClientError};
+use crate::serve::alerts::Alert;
+use crate::serve::Recent;
+
+/// Below this width the panels become tabs.
+pub const NARROW_WIDTH: u16 = 100;
+/// Priority of operator overrides: above every default policy.
+const OVERRIDE_PRIORITY: i32 = 1000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Panel {
+    Strategy,
+    Live,
+    Analytics,
+    Alerts,
+}
+
+impl Panel {
+    pub const TABS: [Panel; 4] = [Panel::Strategy, Panel::Live, Panel::Analytics, Panel::Alerts];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Panel::Strategy => "Strategy",
+            Panel::Live => "Live recommendations",
+            Panel::Analytics => "Analytics",
+            Panel::Alerts => "Alerts",
+        }
+    }
+}
+
+/// What the server said on the last refresh.
+#[derive(Default)]
+pub struct Data {
+    pub strategy: Option<Strategy>,
+    pub metrics: Option<MetricsSnapshot>,
+    pub breakers: Vec<BreakerSnapshot>,
+    pub budget: Option<BudgetSnapshot>,
+    pub refused_429: u64,
+    pub recent: Vec<Recent>,
+    pub alerts: Vec<Alert>,
+    pub policies: Vec<Policy>,
+}
+
+#[derive(serde::Deserialize)]
+struct Analytics {
+    metrics: MetricsSnapshot,
+    breakers: Vec<BreakerSnapshot>,
+    retry_budget: BudgetSnapshot,
+    refused_429: u64,
+}
+
+/// The whole screen state; keys change it, `view::draw` shows it.
+pub struct Tui {
+    client: Client,
+    runtime: tokio::runtime::Runtime,
+    pub url: String,
+    pub data: Data,
+    /// Index into `data.recent` (newest first).
+    pub selected: usize,
+    /// Focused panel (wide) / shown tab (narrow).
+    pub panel: Panel,
+    pub show_alerts: bool,
+    pub preview: Option<Preview>,
+    /// `Some` while typing an override delay.
+    pub override_input: Option<String>,
+    pub status: String,
+    pub error: Option<String>,
+    export_dir: PathBuf,
+    quit: bool,
+}
+
+impl Tui {
+    pub fn new(url: &str, token: Option<String>, export_dir: PathBuf) -> Result<Tui, String> {
+        let client = Client::new(url)
+            .map_err(|e| e.to_string())?
+            .with_token(token)
+            .with_timeout(Duration::from_secs(3));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the runtime: {e}"))?;
+        Ok(Tui {
+            client,
+            runtime,
+            url: url.to_string(),
+            data: Data::default(),
+            selected: 0,
+            panel: Panel::Live,
+            show_alerts: false,
+            preview: None,
+            override_input: None,
+            status: "Space refresh · Ctrl+P preview · Ctrl+O override · Enter apply · Ctrl+R retrain · Ctrl+E export · Ctrl+A alerts · q quit".into(),
+            error: None,
+            export_dir,
+            quit: false,
+        })
+    }
+
+    fn get<T: DeserializeOwned>(&mut self, path: &str) -> Result<T, String> {
+        let r = self.runtime.block_on(self.client.get(path)).map_err(|e: ClientError| e.to_string())?;
+        if r.status != 200 {
+            return Err(error_text(&r));
+        }
+        serde_json::from_str(&r.body).map_err(|e| format!("{path}: unexpected answer: {e}"))
+    }
+
+    fn send(
+        &mut self,
+        method: hyper::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<crate::client::Response, String> {
+        let bytes = body.map(|b| b.to_string().into());
+        self.runtime.block_on(self.client.send(method, path, bytes)).map_err(|e| e.to_string())
+    }
+
+    /// Reload everything shown (Space, and every tick).
+    pub fn refresh(&mut self) {
+        let result = (|| -> Result<(), String> {
+            let strategy: Strategy = self.get("/strategy")?;
+            let analytics: Analytics = self.get("/analytics")?;
+            #[derive(serde::Deserialize)]
+            struct Recents {
+                recommendations: Vec<Recent>,
+            }
+            #[derive(serde::Deserialize)]
+            struct Alerts {
+                alerts: Vec<Alert>,
+            }
+            let recent: Recents = self.get("/recommendations?limit=100")?;
+            let alerts: Alerts = self.get("/alerts")?;
+            let selected_key = self.selected_job().map(|r| (r.features.job_id.clone(), r.at.clone()));
+            self.data = Data {
+                policies: strategy.policies.clone(),
+                strategy: Some(strategy),
+                metrics: Some(analytics.metrics),
+                breakers: analytics.breakers,
+                budget: Some(analytics.retry_budget),
+                refused_429: analytics.refused_429,
+                recent: recent.recommendations,
+                alerts: alerts.alerts,
+            };
+            // Keep the same job selected while new ones arrive on top.
+            if let Some(key) = selected_key {
+                if let Some(i) =
+                    self.data.recent.iter().position(|r| (r.features.job_id.clone(), r.at.clone()) == key)
+                {
+                    self.selected = i;
+                }
+            }
+            self.selected = self.selected.min(self.data.recent.len().saturating_sub(1));
+            Ok(())
+        })();
+        self.error = result.err();
+    }
+
+    pub fn selected_job(&self) -> Option<&Recent> {
+        self.data.recent.get(self.selected)
+    }
+
+    fn say(&mut self, result: Result<String, String>) {
+        match result {
+            Ok(s) => self.status = s,
+            Err(e) => self.status = format!("error: {e}"),
+        }
+    }
+
+    /// Ctrl+P: the schedule the engine would follow for the selected job.
+    fn preview_selected(&mut self) {
+        let Some(job) = self.selected_job().cloned() else {
+            return self.say(Err("no job selected: no recommendations yet".into()));
+        };
+        let body = json!({ "features": job.features });
+        let result = self.send(hyper::Method::POST, "/preview", Some(body)).and_then(|r| {
+            if r.status != 200 {
+                return Err(error_text(&r));
+            }
+            serde_json::from_str::<Preview>(&r.body).map_err(|e| e.to_string())
+        });
+        match result {
+            Ok(p) => {
+                self.status =
+                    format!("preview of {}: {} retries planned", job.features.job_type, p.timeline.len());
+                self.preview = Some(p);
+            }
+            Err(e) => self.say(Err(e)),
+        }
+    }
+
+    /// Ctrl+R: refit the selected job's Bayesian model now.
+    fn retrain(&mut self) {
+        let Some(job) = self.selected_job().cloned() else {
+            return self.say(Err("no job selected: nothing to retrain".into()));
+        };
+        let key = json!({ "job_type": job.features.job_type, "error_class": job.decision.error_class });
+        let result =
+            self.send(hyper::Method::POST, "/bayesian/update", Some(key)).and_then(|r| match r.status {
+                200 => Ok(format!("retrained {} / {}", job.features.job_type, job.decision.error_class)),
+                _ => Err(error_text(&r)),
+            });
+        self.say(result);
+        self.refresh();
+    }
+
+    /// Enter in override mode / on a job: pin a delay for the selected job type
+    /// (an operator policy above the defaults); an empty delay removes the override.
+    fn apply_override(&mut self, delay_ms: Option<u64>) {
+        let Some(job) = self.selected_job().cloned() else {
+            return self.say(Err("no job selected".into()));
+        };
+        let job_type = job.features.job_type.clone();
+        let name = format!("override_{job_type}");
+        let exists = self.data.policies.iter().any(|p| p.name == name);
+        let result = (|| -> Result<String, String> {
+            if exists {
+                let r = self.send(hyper::Method::DELETE, &format!("/policies/{name}"), None)?;
+                if r.status != 200 {
+                    return Err(error_text(&r));
+                }
+            }
+            let Some(delay) = delay_ms else {
+                return Ok(format!("override for {job_type} removed"));
+            };
+            let mut policy = Policy::new(name.clone(), job.decision.max_attempts.max(2), delay, delay);
+            policy.job_type_patterns = vec![regex_escape(&job_type)];
+            policy.jitter_percent = 0.0;
+            policy.priority = OVERRIDE_PRIORITY;
+            policy.strategy = Some(smartretry::BackoffStrategy::Constant);
+            let r = self.send(hyper::Method::POST, "/policies", serde_json::to_value(&policy).ok())?;
+            if r.status != 201 {
+                return Err(error_text(&r));
+            }
+            Ok(format!("override applied: {job_type} retries after {}", smartretry::engine::fmt_ms(delay)))
+        })();
+        self.say(result);
+        self.refresh();
+    }
+
+    /// Ctrl+E: write the strategy in force to a JSON file.
+    fn export(&mut self) {
+        let result = self.get::<serde_json::Value>("/strategy").and_then(|strategy| {
+            let stamp = smartretry::time::format_rfc3339(smartretry::time::now_ms()).replace([':', '.'], "-");
+            let path = self.export_dir.join(format!("smartretry-strategy-{stamp}.json"));
+            let text = serde_json::to_string_pretty(&strategy).map_err(|e| e.to_string())?;
+            std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+            Ok(format!("configuration exported to {}", path.display()))
+        });
+        self.say(result);
+    }
+
+    /// One key press.
+    pub fn on_key(&mut self, key: KeyEvent) {
+        if key.kind != KeyEventKind::Press {
+            return;
+        }
+        let ctrl = key.modifiers.contains(KeyModifiers::CONTROL);
+        if let Some(input) = self.override_input.as_mut() {
+            match key.code {
+                KeyCode::Esc => {
+                    self.override_input = None;
+                    self.status = "override cancelled".into();
+                }
+                KeyCode::Enter => {
+                    let text = self.override_input.take().unwrap_or_default();
+                    match text.trim() {
+                        "" => self.apply_override(None),
+                        t => match smartretry::time::parse_duration_ms(t) {
+                            Ok(ms) => self.apply_override(Some(ms)),
+                            Err(e) => self.status = format!("error: delay {t:?}: {e}"),
+                        },
+                    }
+                }
+                KeyCode::Backspace => {
+                    input.pop();
+                }
+                KeyCode::Char('c') if ctrl => self.quit = true,
+                KeyCode::Char(c) if !ctrl && input.len() < 16 => input.push(c),
+                _ => {}
+            }
+            return;
+        }
+        match key.code {
+            KeyCode::Char('c') if ctrl => self.quit = true,
+            KeyCode::Char('r') if ctrl => self.retrain(),
+            KeyCode::Char('p') if ctrl => self.preview_selected(),
+            KeyCode::Char('o') if ctrl => {
+                if let Some(job) = self.selected_job() {
+                    let name = job.features.job_type.clone();
+                    self.override_input = Some(String::new());
+                    self.status = format!("override delay for {name}: type e.g. 5000 or 5s, Enter applies, empty removes, Esc cancels");
+                } else {
+                    self.say(Err("no job selected: nothing to override".into()));
+                }
+            }
+            KeyCode::Char('e') if ctrl => self.export(),
+            KeyCode::Char('a') if ctrl => {
+                self.show_alerts = !self.show_alerts;
+                self.panel = if self.show_alerts { Panel::Alerts } else { Panel::Live };
+            }
+            KeyCode::Char('q') => self.quit = true,
+            KeyCode::Tab => {
+                let order = [Panel::Strategy, Panel::Live, Panel::Analytics];
+                let i = order.iter().position(|p| *p == self.panel).map_or(0, |i| (i + 1) % order.len());
+                self.panel = order[i];
+                self.show_alerts = false;
+            }
+            KeyCode::Char(c @ '1'..='4') => {
+                self.panel = Panel::TABS[(c as u8 - b'1') as usize];
+                self.show_alerts = self.panel == Panel::Alerts;
+            }
+            KeyCode::Char(' ') => {
+                self.refresh();
+                self.status =
+                    format!("refreshed at {}", smartretry::time::format_rfc3339(smartretry::time::now_ms()));
+            }
+            KeyCode::Enter => {
+                match self.selected_job().map(|j| (j.decision.should_retry, j.decision.delay_ms)) {
+                    Some((true, delay)) => self.apply_override(Some(delay)),
+                    Some((false, _)) => {
+                        self.say(Err("the selected recommendation is not to retry: nothing to apply".into()))
+                    }
+                    None => self.say(Err("no job selected".into())),
+                }
+            }
+            KeyCode::Esc => {
+                self.show_alerts = false;
+                if self.panel == Panel::Alerts {
+                    self.panel = Panel::Live;
+                }
+                self.preview = None;
+            }
+            KeyCode::Down | KeyCode::Char('j') => self.select(self.selected.saturating_add(1)),
+            KeyCode::Up | KeyCode::Char('k') => self.select(self.selected.saturating_sub(1)),
+            _ => {}
+        }
+    }
+
+    fn select(&mut self, i: usize) {
+        let i = i.min(self.data.recent.len().saturating_sub(1));
+        if i != self.selected {
+            self.selected = i;
+            self.preview = None;
+        }
+    }
+}
+
+fn error_text(r: &crate::client::Response) -> String {
+    let e = r.json();
+    match (e["status"].as_u64(), e["details"].as_str()) {
+        (Some(status), Some(details)) => format!("{status}: {details}"),
+        _ => format!("HTTP {}: {}", r.status, r.body),
+    }
+}
+
+/// A job type as a whole-string regular expression.
+fn regex_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if "\\.+*?()|[]{}^$#&-~".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Run until q / Ctrl+C, refreshing every `every`.
+pub fn run(url: &str, token: Option<String>, every: Duration, export_dir: PathBuf) -> Result<(), String> {
+    let mut tui = Tui::new(url, token, export_dir)?;
+    tui.refresh();
+    let mut terminal = ratatui::try_init().map_err(|e| format!("cannot open the terminal: {e}"))?;
+    let result = (|| -> Result<(), String> {
+        let mut last = Instant::now();
+        while !tui.quit {
+            terminal.draw(|f| view::draw(f, &tui)).map_err(|e| e.to_string())?;
+            let wait = every.saturating_sub(last.elapsed());
+            if event::poll(wait).map_err(|e| e.to_string())? {
+                if let Event::Key(key) = event::read().map_err(|e| e.to_string())? {
+                    tui.on_key(key);
+                }
+            }
+            if last.elapsed() >= every {
+                tui.refresh();
+                last = Instant::now();
+            }
+        }
+        Ok(())
+    })();
+    ratatui::restore();
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn job_types_become_literal_patterns() {
+        assert_eq!(regex_escape("email_send"), "email_send");
+        assert_eq!(regex_escape("a.b+c"), "a\\.b\\+c");
+    }
+}
