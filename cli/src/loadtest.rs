@@ -46,6 +46,12 @@ pub struct LoadReport {
     pub max_ms: f64,
     /// The server's resident memory (kB) sampled over the run, when it was spawned here.
     pub rss_kb: Vec<u64>,
+    /// CPU time the server used per recommendation (with its share of the recorded
+    /// outcomes), when it was spawned here: the cost that does not depend on how busy
+    /// the machine is.
+    pub server_cpu_us_per_recommendation: Option<f64>,
+    /// The same for this load generator.
+    pub client_cpu_us_per_recommendation: f64,
 }
 
 struct Worker {
@@ -77,6 +83,16 @@ pub fn spawn_server(token: &str) -> Result<(Child, String), String> {
             Err(format!("the server did not start: {line:?}"))
         }
     }
+}
+
+/// CPU time (user + system) a process has used, from /proc (Linux), in seconds.
+pub fn cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
 }
 
 /// Resident set size of a process, from /proc (Linux).
@@ -119,6 +135,8 @@ async fn drive(opts: &LoadOptions, url: &str, token: &str, pid: Option<u32>) -> 
     if r.status != 200 && r.status != 429 {
         return Err(format!("the server answered {}: {}", r.status, r.body));
     }
+    let server_cpu = |pid: Option<u32>| pid.and_then(|p| cpu_seconds(&p.to_string()));
+    let (server_before, client_before) = (server_cpu(pid), cpu_seconds("self").unwrap_or(0.0));
     let deadline = Instant::now() + opts.duration;
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -143,9 +161,12 @@ async fn drive(opts: &LoadOptions, url: &str, token: &str, pid: Option<u32>) -> 
             (ok + w.ok, refused + w.refused, errors + w.errors, attempts + w.attempts);
     }
     let seconds = started.elapsed().as_secs_f64();
+    let (server_after, client_after) = (server_cpu(pid), cpu_seconds("self").unwrap_or(0.0));
     if let Some(pid) = pid {
         rss.extend(rss_kb(pid));
     }
+    let count = all.len().max(1) as f64;
+    let per_recommendation = |cpu: f64| cpu * 1e6 / count;
     all.sort_unstable();
     let pct = |p: f64| -> f64 {
         if all.is_empty() {
@@ -170,6 +191,10 @@ async fn drive(opts: &LoadOptions, url: &str, token: &str, pid: Option<u32>) -> 
         p999_ms: pct(0.999),
         max_ms: all.last().map_or(0.0, |&m| f64::from(m) / 1000.0),
         rss_kb: rss,
+        server_cpu_us_per_recommendation: server_before
+            .zip(server_after)
+            .map(|(b, a)| per_recommendation(a - b)),
+        client_cpu_us_per_recommendation: per_recommendation(client_after - client_before),
     })
 }
 
@@ -248,6 +273,13 @@ impl LoadReport {
                 self.rss_kb.len()
             ));
         }
+        if let Some(cpu) = self.server_cpu_us_per_recommendation {
+            s.push_str(&format!("server CPU: {cpu:.1} µs per recommendation; "));
+        }
+        s.push_str(&format!(
+            "load generator CPU: {:.1} µs per recommendation\n",
+            self.client_cpu_us_per_recommendation
+        ));
         s
     }
 }

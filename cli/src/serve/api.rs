@@ -128,7 +128,13 @@ impl<T: DeserializeOwned> FromRequest<Arc<App>> for Body<T> {
         if text.trim().is_empty() {
             return Err(ApiError::invalid("body", "a JSON object is required"));
         }
-        Ok(Body(smartretry::model::from_json(text)?))
+        // Fast path without path tracking; on error, parse again to name the field.
+        match serde_json::from_str(text) {
+            Ok(value) => Ok(Body(value)),
+            Err(_) => Err(smartretry::model::from_json::<T>(text)
+                .err()
+                .map_or_else(|| ApiError::invalid("body", "could not be parsed"), ApiError::from)),
+        }
     }
 }
 
