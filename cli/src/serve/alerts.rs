@@ -33,6 +33,9 @@ pub struct AlertConfig {
     /// Guardrail interventions per minute above which operators should look at the
     /// recommendations (the documents' `rate(guardrail_overrides[5m]) > 10`/s).
     pub guardrail_overrides_per_minute: f64,
+    /// The serving model's drift score (see `/metrics` `smartretry_model_drift`) above
+    /// which it should be retrained (the documents' `model_drift_score > 0.3`).
+    pub model_drift: f64,
 }
 
 impl Default for AlertConfig {
@@ -45,6 +48,7 @@ impl Default for AlertConfig {
             failure_rate_min_calls: 20,
             breaker_open: true,
             guardrail_overrides_per_minute: 600.0,
+            model_drift: 0.3,
         }
     }
 }
@@ -64,6 +68,9 @@ impl AlertConfig {
         }
         if !(self.guardrail_overrides_per_minute.is_finite() && self.guardrail_overrides_per_minute > 0.0) {
             return Err(Error::config("guardrail_overrides_per_minute", "must be a number > 0"));
+        }
+        if !(self.model_drift.is_finite() && self.model_drift > 0.0) {
+            return Err(Error::config("model_drift", "must be a number > 0"));
         }
         Ok(())
     }
@@ -158,6 +165,33 @@ impl Alerts {
                     1.0,
                 );
             }
+        }
+        let ml = engine.ml_status();
+        if let (Some(drift), Some(version)) = (super::ml::drift(&ml), ml.deployment.serving.as_deref()) {
+            if drift > c.model_drift {
+                alert(
+                    "model_drift",
+                    "warning",
+                    version,
+                    format!(
+                        "model {version} is {:.0}% worse calibrated than in training: consider retraining",
+                        drift * 100.0
+                    ),
+                    drift,
+                    c.model_drift,
+                );
+            }
+        }
+        if ml.enabled && !ml.available {
+            let why = ml.reason.clone().unwrap_or_else(|| "unknown".into());
+            alert(
+                "ml_unavailable",
+                "critical",
+                "ml",
+                format!("retry system degraded to the Bayesian tier: {why}"),
+                1.0,
+                1.0,
+            );
         }
         let overrides: u64 = engine.metrics().guardrail_triggers.iter().map(|(_, n)| n).sum();
         let mut state = self.state();

@@ -20,7 +20,7 @@ use serde_json::json;
 use smartretry::{time, Attempt, Decision, Features, Method, Policy};
 
 use super::error::ApiError;
-use super::{metrics, App};
+use super::{metrics, ml, App};
 
 type Shared = State<Arc<App>>;
 type ApiResult<T> = Result<T, ApiError>;
@@ -48,6 +48,11 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/policies", get(list_policies).post(add_policy))
         .route("/policies/{name}", axum::routing::delete(remove_policy))
         .route("/bayesian/update", post(bayesian_update))
+        .route("/ml/train", post(ml::train))
+        .route("/ml/deploy", post(ml::deploy))
+        .route("/ml/rollback", post(ml::rollback))
+        .route("/ml/models", get(ml::models).post(ml::register))
+        .route("/ml/status", get(ml::status))
         .route("/strategy", get(strategy))
         .route("/guardrails", put(update_guardrails).get(guardrails))
         .route("/emergency-stop", get(emergency_state).post(emergency_stop))

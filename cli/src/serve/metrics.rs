@@ -161,6 +161,42 @@ pub fn render(engine: &Engine, server: &ServerMetrics, now_ms: u64) -> String {
     let _ =
         writeln!(out, "smartretry_alerts_total {}", server.alerts.load(std::sync::atomic::Ordering::Relaxed));
 
+    let ml = engine.ml_status();
+    metric(&mut out, "smartretry_ml_available", "gauge", "1 while the ML tier can take part in decisions.");
+    let _ = writeln!(out, "smartretry_ml_available {}", u8::from(ml.enabled && ml.available));
+    metric(
+        &mut out,
+        "smartretry_ml_errors_total",
+        "counter",
+        "Model inferences that failed (the tier below decided).",
+    );
+    let _ = writeln!(out, "smartretry_ml_errors_total {}", ml.errors_total);
+    metric(
+        &mut out,
+        "smartretry_model_accuracy",
+        "gauge",
+        "Hold-out accuracy of the serving model, as its trainer measured it.",
+    );
+    if let Some((version, accuracy)) = super::ml::accuracy(&ml) {
+        let _ = writeln!(out, "smartretry_model_accuracy{{version=\"{}\"}} {accuracy}", label(&version));
+    }
+    metric(
+        &mut out,
+        "smartretry_model_brier_live",
+        "gauge",
+        "Brier score of the served model's predictions on recorded outcomes.",
+    );
+    let _ = writeln!(out, "smartretry_model_brier_live {}", ml.comparison.ml.brier);
+    metric(
+        &mut out,
+        "smartretry_model_drift",
+        "gauge",
+        "Live Brier score over the training one, minus 1 (0 = as calibrated as in training).",
+    );
+    if let Some(drift) = super::ml::drift(&ml) {
+        let _ = writeln!(out, "smartretry_model_drift {drift}");
+    }
+
     server.decision_latency.render(
         &mut out,
         "smartretry_decision_latency_seconds",

@@ -9,6 +9,7 @@ pub mod alerts;
 mod api;
 pub mod error;
 pub mod metrics;
+pub mod ml;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
