@@ -4,11 +4,13 @@
 //! Each connection sends recommendation requests back to back (and records an outcome
 //! every fourth one, so the engine keeps learning); labels come from a fixed set (job
 //! types × error classes × tenants), as in a real fleet, so a flat memory line means
-//! nothing grows per request.
+//! nothing grows per request. Request bodies are built before the clock starts.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use hyper::body::Bytes;
+use hyper::Method;
 use serde::Serialize;
 use serde_json::json;
 
@@ -135,14 +137,15 @@ async fn drive(opts: &LoadOptions, url: &str, token: &str, pid: Option<u32>) -> 
     if r.status != 200 && r.status != 429 {
         return Err(format!("the server answered {}: {}", r.status, r.body));
     }
+    let plans: Vec<Vec<Step>> = (0..opts.connections).map(|id| traffic(id, opts.job_types.max(1))).collect();
     let server_cpu = |pid: Option<u32>| pid.and_then(|p| cpu_seconds(&p.to_string()));
     let (server_before, client_before) = (server_cpu(pid), cpu_seconds("self").unwrap_or(0.0));
     let deadline = Instant::now() + opts.duration;
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for id in 0..opts.connections {
+    for steps in plans {
         let client = Client::new(url).map_err(|e| e.to_string())?.with_token(Some(token.into()));
-        tasks.push(tokio::spawn(connection(client, id, opts.job_types.max(1), deadline)));
+        tasks.push(tokio::spawn(connection(client, steps, deadline)));
     }
     let mut rss = Vec::new();
     if let Some(pid) = pid {
@@ -200,24 +203,53 @@ async fn drive(opts: &LoadOptions, url: &str, token: &str, pid: Option<u32>) -> 
 
 const ERRORS: [(&str, u16); 4] =
     [("timeout", 504), ("service_unavailable", 503), ("rate_limit", 429), ("connection_reset", 502)];
+/// Distinct request bodies, built before the clock starts so the generator spends its
+/// time sending, not formatting JSON (job ids repeat after this many requests).
+const BODIES: usize = 8192;
+
+/// One step of the traffic: a failure to ask about, and every fourth step the outcome
+/// of an earlier retry to record.
+struct Step {
+    recommendation: Bytes,
+    outcome: Option<Bytes>,
+}
+
+fn traffic(id: usize, job_types: usize) -> Vec<Step> {
+    (0..BODIES)
+        .map(|i| {
+            let n = id.wrapping_mul(7919).wrapping_add(i);
+            let job_type = format!("job_{}", n % job_types);
+            let (error_class, status) = ERRORS[(n / 7) % ERRORS.len()];
+            let attempt = 1 + (n / 3) % 3;
+            let recommendation = json!({
+                "job_type": job_type, "error_class": error_class, "http_status": status,
+                "attempt_number": attempt, "tenant": format!("tenant_{}", n % 16),
+                "job_id": format!("c{id}-{i}"), "since_first_failure_ms": attempt * 2000,
+            });
+            let outcome = (i % 4 == 0).then(|| {
+                json!({
+                    "job_id": format!("c{id}-{i}"), "job_type": job_type, "error_class": error_class,
+                    "attempt_number": attempt + 1, "delay_ms": 1000 + (n % 20) * 500,
+                    "since_first_failure_ms": attempt * 2000 + 1000 + (n % 20) * 500, "success": n % 3 != 0,
+                })
+                .to_string()
+                .into()
+            });
+            Step { recommendation: recommendation.to_string().into(), outcome }
+        })
+        .collect()
+}
 
 /// One keep-alive connection sending until the deadline.
-async fn connection(mut client: Client, id: usize, job_types: usize, deadline: Instant) -> Worker {
+async fn connection(mut client: Client, steps: Vec<Step>, deadline: Instant) -> Worker {
     let mut w =
         Worker { latencies_us: Vec::with_capacity(1 << 16), ok: 0, refused: 0, errors: 0, attempts: 0 };
-    let mut n: usize = id.wrapping_mul(7919);
-    while Instant::now() < deadline {
-        n = n.wrapping_add(1);
-        let job_type = format!("job_{}", n % job_types);
-        let (error_class, status) = ERRORS[(n / 7) % ERRORS.len()];
-        let attempt = 1 + (n / 3) % 3;
-        let features = json!({
-            "job_type": job_type, "error_class": error_class, "http_status": status,
-            "attempt_number": attempt, "tenant": format!("tenant_{}", n % 16),
-            "job_id": format!("c{id}-{n}"), "since_first_failure_ms": attempt * 2000,
-        });
+    for step in steps.iter().cycle() {
+        if Instant::now() >= deadline {
+            break;
+        }
         let sent = Instant::now();
-        match client.post("/recommendation", &features).await {
+        match client.send(Method::POST, "/recommendation", Some(step.recommendation.clone())).await {
             Ok(r) => {
                 w.latencies_us.push(sent.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
                 match r.status {
@@ -228,13 +260,12 @@ async fn connection(mut client: Client, id: usize, job_types: usize, deadline: I
             }
             Err(_) => w.errors += 1,
         }
-        if n % 4 == 0 {
-            let outcome = json!({
-                "job_id": format!("c{id}-{n}"), "job_type": job_type, "error_class": error_class,
-                "attempt_number": attempt + 1, "delay_ms": 1000 + (n % 20) * 500,
-                "since_first_failure_ms": attempt * 2000 + 1000 + (n % 20) * 500, "success": n % 3 != 0,
-            });
-            if client.post("/attempt", &outcome).await.is_ok_and(|r| r.status == 202) {
+        if let Some(outcome) = &step.outcome {
+            if client
+                .send(Method::POST, "/attempt", Some(outcome.clone()))
+                .await
+                .is_ok_and(|r| r.status == 202)
+            {
                 w.attempts += 1;
             }
         }

@@ -101,7 +101,7 @@ async fn models_are_registered_deployed_measured_and_rolled_back() {
         .unwrap()
         .json();
     assert_ne!(d["method"], "ml", "{d}");
-    assert!(server.stderr().contains("model rollback"));
+    assert!(server.logged("model rollback"));
 }
 
 #[tokio::test]

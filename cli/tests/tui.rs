@@ -136,11 +136,10 @@ async fn the_tui_shows_the_server_and_its_shortcuts_act_on_it() {
         .await
         .unwrap()
         .json();
-    assert_eq!(
-        (d["policy"].as_str(), d["delay_ms"].as_u64()),
-        (Some("override_payments"), Some(7000)),
-        "{d}"
-    );
+    // The override sets the rules tier's delay; guardrails (here possibly adaptive
+    // throttling, as payments only ever failed) still apply on top.
+    assert_eq!(d["policy"], "override_payments", "{d}");
+    assert!(d["rationale"].as_str().unwrap().contains("constant backoff gives 7s"), "{d}");
 
     // Esc cancels an override being typed: nothing changes.
     tmux.keys(&["C-o"]);

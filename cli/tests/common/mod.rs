@@ -64,6 +64,17 @@ impl Server {
     pub fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }
+
+    /// Whether the server's log shows `needle` (it is read by a thread: allow it to arrive).
+    pub fn logged(&self, needle: &str) -> bool {
+        for _ in 0..100 {
+            if self.stderr().contains(needle) {
+                return true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        false
+    }
 }
 
 impl Drop for Server {
