@@ -19,10 +19,21 @@ pub struct Server {
 
 impl Server {
     /// Start with the test token and extra arguments/environment.
+    /// Start in a directory of its own (servers of parallel tests share no state file).
     pub fn start(args: &[&str], env: &[(&str, &str)]) -> Server {
+        static SERVERS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = SERVERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Server::start_in(&temp_dir(&format!("server-{n}")), args, env)
+    }
+
+    /// Start in `cwd` (where the default ./smartretry.db goes).
+    pub fn start_in(cwd: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_smartretry"));
+        cmd.current_dir(cwd);
         cmd.args(["serve", "--addr", "127.0.0.1:0"]).args(args);
-        cmd.env_remove("RETRY_API_TOKEN").env_remove("RETRY_CONFIG").env_remove("RETRY_API_ADDR");
+        for var in ["RETRY_API_TOKEN", "RETRY_CONFIG", "RETRY_API_ADDR", "RETRY_DB", "RETRY_STORE"] {
+            cmd.env_remove(var);
+        }
         cmd.env("RETRY_API_TOKEN", TOKEN);
         for (k, v) in env {
             cmd.env(k, v);
