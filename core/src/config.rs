@@ -1,14 +1,17 @@
 //! Configuration in the shape of the API document's configuration example, from a JSON
 //! file and `RETRY_*` environment variables, validated with errors naming the field.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use crate::bayes::BayesConfig;
 use crate::breaker::BreakerConfig;
+use crate::contexts::{Context, ContextSet};
 use crate::error::{Error, Result};
 use crate::guard::Guardrails;
+use crate::health::HealthConfig;
 use crate::policy::{Policy, PolicySet};
 use crate::time::parse_duration_ms;
 
@@ -35,6 +38,10 @@ pub struct Config {
     /// installed `onnxruntime` wheel or `onnxruntime-node`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ml_runtime_path: Option<std::path::PathBuf>,
+    /// Defaults per service / operation, keyed by job type or a prefix of it
+    /// (`session_manager`, `session_manager.create_session`); see [`crate::contexts`].
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub contexts: BTreeMap<String, Context>,
 }
 
 impl Default for Config {
@@ -51,6 +58,7 @@ impl Default for Config {
             max_keys: 100_000,
             history_capacity: 100_000,
             ml_runtime_path: None,
+            contexts: BTreeMap::new(),
         }
     }
 }
@@ -68,6 +76,8 @@ pub struct Strategy {
     pub data_collection: DataCollection,
     pub circuit_breaker: BreakerConfig,
     pub bayesian: BayesTuning,
+    /// Health-aware backoff of rules-tier delays.
+    pub health: HealthConfig,
 }
 
 impl Default for Strategy {
@@ -82,6 +92,7 @@ impl Default for Strategy {
             data_collection: DataCollection::default(),
             circuit_breaker: BreakerConfig::default(),
             bayesian: BayesTuning::default(),
+            health: HealthConfig::default(),
         }
     }
 }
@@ -210,6 +221,7 @@ impl Strategy {
         PolicySet::new(self.policies.clone()).map_err(as_config)?;
         self.guardrails.validate().map_err(|e| e.within("guardrails"))?;
         self.circuit_breaker.validate().map_err(|e| e.within("circuit_breaker"))?;
+        self.health.validate().map_err(|e| e.within("health"))?;
         let dc = &self.data_collection;
         if !(0.0..=1.0).contains(&dc.sample_rate) {
             return Err(Error::config("data_collection.sample_rate", "must be 0–1"));
@@ -301,6 +313,7 @@ impl Config {
         if !self.api.path.starts_with('/') {
             return Err(Error::config("api.path", "must start with '/'"));
         }
+        ContextSet::new(&self.contexts, &self.strategy.circuit_breaker)?;
         Ok(())
     }
 }

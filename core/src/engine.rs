@@ -17,15 +17,24 @@ use crate::bayes::{BayesConfig, Learner, Plan, Scope, BUCKETS, BUCKET_BOUNDS_MS,
 use crate::breaker::{Admit, BreakerSnapshot};
 use crate::classify::{classify, ErrorKind};
 use crate::config::{BayesTuning, Config, Strategy};
+use crate::contexts::{self, ContextSet, ContextState};
 use crate::error::{Error, Result};
-use crate::guard::{BudgetSnapshot, GuardState, Guardrails, RetryContext};
+use crate::events::{Event, EventBus, EventKind, Subscription};
+use crate::guard::{BudgetSnapshot, GuardState, Guardrails, RetryContext, Transition};
+use crate::health::{self, HealthReport, Signals};
 use crate::ml::{Advice, Deployment, MlSnapshot, MlStatus, MlTier, ModelInfo, Sidecar};
-use crate::model::{Attempt, BucketStats, Decision, Features, Method, Preview, Stats, TimelineEntry};
+use crate::model::{
+    Attempt, BucketStats, Decision, Features, Method, Preview, Priority, Stats, TimelineEntry,
+};
+use crate::overrides::{Override, OverrideSet, Resolved as Overrides};
 use crate::policy::{Policy, PolicySet, Subject};
 use crate::say;
 use crate::say::{Ms, Pct, Two};
 use crate::store::{HistoryRecord, HistoryStore, MemoryHistory};
 use crate::time;
+
+mod controls;
+use controls::{adjust_for_health, clamp_to_overrides, fixed_delay, reserved, Controls};
 
 /// Confidence reported for a static rules-tier delay: a heuristic, not a measurement.
 pub const RULES_CONFIDENCE: f64 = 0.5;
@@ -37,7 +46,7 @@ pub const DEFAULT_STATS_WINDOW_MS: u64 = 86_400_000;
 pub const MAX_PREVIEW_ATTEMPTS: u32 = 100;
 
 /// Every guardrail name that can appear in `policy_guardrails`.
-pub const GUARDRAILS: [&str; 13] = [
+pub const GUARDRAILS: [&str; 14] = [
     "emergency_stop",
     "never_retry",
     "non_idempotent",
@@ -51,6 +60,7 @@ pub const GUARDRAILS: [&str; 13] = [
     "tenant_fairness",
     "adaptive_throttle",
     "concurrency",
+    "override",
 ];
 
 /// Called with a sample of decisions (`data_collection.sample_rate`): the audit trail.
@@ -62,6 +72,8 @@ struct Settings {
     bayes: BayesConfig,
     tuning: BayesTuning,
     adaptive: bool,
+    overrides: OverrideSet,
+    contexts: Arc<ContextSet>,
 }
 
 impl Settings {
@@ -72,9 +84,16 @@ impl Settings {
             bayes: strategy.bayes(),
             tuning: strategy.bayesian,
             adaptive: config.enabled && strategy.enabled && strategy.data_collection.enabled,
+            overrides: OverrideSet::default(),
+            contexts: Arc::new(ContextSet::new(&config.contexts, &strategy.circuit_breaker)?),
             policies,
             strategy,
         })
+    }
+
+    /// The breaker settings of `job_type`'s downstream (its context's, else the strategy's).
+    fn breaker_for(&self, job_type: &str) -> &crate::breaker::BreakerConfig {
+        self.contexts.get(job_type).map_or(&self.strategy.circuit_breaker, |c| &c.breaker)
     }
 }
 
@@ -108,6 +127,11 @@ pub struct MetricsSnapshot {
     /// Decisions the ML tier should have taken part in while it was unavailable.
     #[serde(default)]
     pub ml_unavailable_total: u64,
+    /// Lifecycle events by kind (counted whether or not anybody subscribes).
+    pub events_total: Vec<(String, u64)>,
+    /// Events a full subscriber queue dropped.
+    pub events_dropped_total: u64,
+    pub overrides_active: u64,
 }
 
 /// Builds an [`Engine`] from a config, a seed and hooks.
@@ -175,6 +199,8 @@ impl EngineBuilder {
             metrics: Metrics::default(),
             audit: self.audit,
             ml: MlTier::new(self.config.ml_runtime_path.clone()),
+            events: Arc::new(EventBus::default()),
+            context_state: Mutex::new(ContextState::default()),
         })
     }
 }
@@ -191,6 +217,9 @@ pub struct Engine {
     metrics: Metrics,
     audit: Option<AuditHook>,
     ml: MlTier,
+    events: Arc<EventBus>,
+    /// Counts of the contexts' own caps (locked only for contexts that have caps).
+    context_state: Mutex<ContextState>,
 }
 
 impl Default for Engine {
@@ -216,6 +245,11 @@ struct Draft {
     estimated: f64,
     guards: Vec<Cow<'static, str>>,
     rationale: String,
+    /// The learning tiers may answer (the engine's and the context's switch).
+    adaptive: bool,
+    /// Set when the rules tier's backoff gave the delay: its bounds, within which
+    /// health-aware backoff may move it.
+    rules_bounds: Option<(u64, u64)>,
 }
 
 impl Draft {
@@ -234,8 +268,15 @@ impl Draft {
 
     fn clip(&mut self, guard: &'static str, delay_ms: u64, note: std::fmt::Arguments<'_>) {
         self.delay_ms = delay_ms;
-        self.guards.push(Cow::Borrowed(guard));
+        self.name(guard);
         let _ = write!(self.rationale, "; {note}");
+    }
+
+    /// Name a guardrail once.
+    fn name(&mut self, guard: &'static str) {
+        if !self.guards.iter().any(|g| g == guard) {
+            self.guards.push(Cow::Borrowed(guard));
+        }
     }
 }
 
@@ -281,6 +322,7 @@ impl Engine {
         let bits = mix64(self.seed ^ mix64(self.counter.fetch_add(1, Ordering::Relaxed)));
         let decision = self.evaluate(features, now, &settings, bits, Mode::Live);
         self.count(&decision);
+        self.emit_decision(features, &decision, now);
         if let Some(hook) = &self.audit {
             if rand01(mix64(bits ^ 0xa5a5)) < settings.strategy.data_collection.sample_rate {
                 hook(features, &decision, now);
@@ -300,8 +342,17 @@ impl Engine {
             http_status: f.http_status,
             kind,
         };
-        let policy = s.policies.matching(&subject);
-        let max_attempts = policy.max_attempts.min(g.max_attempts).min(f.max_attempts.unwrap_or(u32::MAX));
+        let context = s.contexts.get(&f.job_type);
+        let ov = if s.overrides.is_empty() { Overrides::default() } else { s.overrides.resolve(f, now) };
+        let matched = s.policies.matching(&subject);
+        let policy: Cow<'_, Policy> = match (ov.policy.and_then(|(name, _)| s.policies.get(name)), context) {
+            (Some(named), _) => Cow::Borrowed(named),
+            (None, Some(c)) => c.context.shape(matched),
+            (None, None) => Cow::Borrowed(matched),
+        };
+        let policy = policy.as_ref();
+        let policy_max = ov.max_attempts.map_or(policy.max_attempts, |(n, _)| n);
+        let max_attempts = policy_max.min(g.max_attempts).min(f.max_attempts.unwrap_or(u32::MAX));
         let mut d = Draft {
             retry: true,
             delay_ms: 0,
@@ -310,30 +361,56 @@ impl Engine {
             estimated: 0.5,
             guards: Vec::new(),
             rationale: String::with_capacity(256),
+            adaptive: s.adaptive && context.is_none_or(|c| c.learning()),
+            rules_bounds: None,
         };
 
         if s.adaptive && mode == Mode::Live {
             self.remember_reset(f, label, now);
         }
         let mut advice = Advice::default();
-        if let Some((method, guard, why)) = self.hard_refusal(f, kind, label, policy, max_attempts, g) {
+        if let Some((method, guard, why)) =
+            self.hard_refusal(f, kind, label, policy, policy_max, max_attempts, g)
+        {
             d.refuse(method, guard, why);
+        } else if let Some((true, o)) = ov.retries_disabled {
+            d.refuse(
+                Method::Guardrail,
+                Some("override"),
+                format!("Not retrying: retries are disabled for {}", o.scope()),
+            );
         } else {
             advice = self.choose_delay(f, kind, label, policy, max_attempts, now, s, bits, mode, &mut d);
             if d.method != Method::Ml {
                 self.ml_note(&advice, mode, &mut d);
             }
+            fixed_delay(&ov, f, max_attempts, &mut d);
+        }
+        if let Some(c) = context.filter(|_| d.retry) {
+            say!(&mut d.rationale, "; settings of the ", c.name.as_str(), " context");
         }
 
         let mut guard_state = self.guard();
+        let breaker = s.breaker_for(&f.job_type);
         if mode == Mode::Live {
             let rate_limited = kind == ErrorKind::RateLimit;
-            guard_state.on_failure(f, rate_limited, now, g, &s.strategy.circuit_breaker);
+            guard_state.on_failure(f, rate_limited, now, g, breaker);
+        }
+        if d.retry && d.rules_bounds.is_some() {
+            adjust_for_health(f, s, context, &mut guard_state, now, &mut d);
         }
         if d.retry {
-            self.apply_guardrails(f, now, s, mix64(bits), mode, &mut guard_state, &mut d);
+            clamp_to_overrides(&ov, &mut d);
+            let controls = Controls { context, overrides: &ov };
+            self.apply_guardrails(f, now, s, mix64(bits), mode, &mut guard_state, &mut d, &controls);
         }
+        let transitions = guard_state.take_transitions();
         drop(guard_state);
+        self.emit_transitions(transitions);
+        if !ov.is_empty() && !d.guards.iter().any(|g| g == "emergency_stop") {
+            d.name("override");
+            ov.describe(&mut d.rationale);
+        }
 
         let decision = Decision {
             should_retry: d.retry,
@@ -398,12 +475,14 @@ impl Engine {
     }
 
     /// Cases that are never retried, whatever any tier thinks.
+    #[allow(clippy::too_many_arguments)]
     fn hard_refusal(
         &self,
         f: &Features,
         kind: ErrorKind,
         label: &str,
         policy: &Policy,
+        policy_max: u32,
         max_attempts: u32,
         g: &Guardrails,
     ) -> Option<(Method, Option<&'static str>, String)> {
@@ -423,7 +502,7 @@ impl Engine {
             let method = if guard.is_some() { Method::Guardrail } else { Method::Rules };
             return Some((method, guard, why));
         }
-        if !policy.retries() {
+        if !policy.retries() && policy_max <= 1 {
             return Some((
                 Method::Rules,
                 None,
@@ -432,12 +511,11 @@ impl Engine {
         }
         if f.attempt_number >= max_attempts {
             // The guardrail names itself only when it, not the policy or the caller, binds.
-            let (method, guard) =
-                if g.max_attempts < policy.max_attempts.min(f.max_attempts.unwrap_or(u32::MAX)) {
-                    (Method::Guardrail, Some("max_attempts"))
-                } else {
-                    (Method::Rules, None)
-                };
+            let (method, guard) = if g.max_attempts < policy_max.min(f.max_attempts.unwrap_or(u32::MAX)) {
+                (Method::Guardrail, Some("max_attempts"))
+            } else {
+                (Method::Rules, None)
+            };
             return Some((
                 method,
                 guard,
@@ -480,7 +558,7 @@ impl Engine {
         let rules_delay = backoff.delay(f.attempt_number, prev, rand01(bits));
         let retries_left = max_attempts.saturating_sub(f.attempt_number).max(1);
         let learned =
-            if s.adaptive { self.learned_plan(f, label, elapsed, retries_left, now, s) } else { None };
+            if d.adaptive { self.learned_plan(f, label, elapsed, retries_left, now, s) } else { None };
         let retry = f.attempt_number + 1;
         let respect = s.strategy.guardrails.respect_retry_after;
         let own = f.retry_after_ms(now).filter(|_| respect);
@@ -508,7 +586,7 @@ impl Engine {
             );
             return Advice::default();
         }
-        let advice = if s.adaptive && s.strategy.ml_enabled {
+        let advice = if d.adaptive && s.strategy.ml_enabled {
             self.ml.advise(f, now, retries_left, &s.bayes, bits, mode == Mode::Live)
         } else {
             Advice::default()
@@ -621,6 +699,7 @@ impl Engine {
             }
         }
         d.delay_ms = rules_delay;
+        d.rules_bounds = Some((backoff.min_ms, backoff.max_ms));
         say!(
             &mut d.rationale,
             "The ",
@@ -636,7 +715,7 @@ impl Engine {
             " of ",
             max_attempts
         );
-        if !s.adaptive {
+        if !d.adaptive {
             d.rationale.push_str(" (adaptive tiers disabled)");
             return;
         }
@@ -747,11 +826,11 @@ impl Engine {
         mode: Mode,
         state: &mut GuardState,
         d: &mut Draft,
+        controls: &Controls<'_>,
     ) {
         let g = &s.strategy.guardrails;
         let commit = mode == Mode::Live;
-        if let Admit::Wait(wait) = state.breaker_admit(&f.job_type, now, &s.strategy.circuit_breaker, commit)
-        {
+        if let Admit::Wait(wait) = state.breaker_admit(&f.job_type, now, s.breaker_for(&f.job_type), commit) {
             if wait > g.max_delay_ms {
                 return d.refuse(
                     Method::Breaker,
@@ -809,10 +888,10 @@ impl Engine {
                 format_args!("capped at the {} max delay", Ms(g.max_delay_ms)),
             );
         }
-        let deadline = match (f.deadline_ms, g.max_total_ms) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let deadline = [f.deadline_ms, g.max_total_ms, controls.overrides.deadline_ms.map(|(d, _)| d)]
+            .into_iter()
+            .flatten()
+            .min();
         let elapsed = f.since_first_failure_ms.unwrap_or(0);
         let past_deadline = |delay: u64| deadline.filter(|&limit| elapsed.saturating_add(delay) > limit);
         let refuse_deadline = |d: &mut Draft, limit: u64| {
@@ -830,13 +909,35 @@ impl Engine {
         if let Some(limit) = past_deadline(d.delay_ms) {
             return refuse_deadline(d, limit);
         }
+        let priority = f.priority.or(controls.context.and_then(|c| c.context.priority));
+        let bypass_global = priority == Some(Priority::Critical)
+            && controls.context.is_some_and(|c| c.context.respect_global_backpressure == Some(false));
         let ctx = RetryContext {
             job_type: &f.job_type,
             tenant: f.tenant.as_deref(),
             job_id: f.job_id.as_deref(),
             retry_at_ms: now.saturating_add(d.delay_ms),
+            share: g.priority_shares.of(priority),
+            bypass_global,
         };
-        match state.admit_retry(&ctx, now, rand01(bits), g, commit) {
+        if let Err((guard, why)) = self.admit_context(controls, &ctx, priority, now, g, false) {
+            return d.refuse(Method::Guardrail, Some(guard), why);
+        }
+        let admitted = state.admit_retry(&ctx, now, rand01(bits), g, commit);
+        if admitted.is_ok() && commit {
+            let _ = self.admit_context(controls, &ctx, priority, now, g, true);
+        }
+        if let Ok(crate::guard::Admitted { bypassed: Some(limit), .. }) = admitted {
+            say!(
+                &mut d.rationale,
+                "; critical priority went past the global ",
+                limit.replace('_', " "),
+                " (the ",
+                controls.context.map_or("", |c| c.name.as_str()),
+                " context does not respect global backpressure)"
+            );
+        }
+        match admitted.map(|a| a.throttled) {
             Ok(None) => {}
             Ok(Some(probability)) => {
                 let defer = g.throttle_window_ms / 2;
@@ -873,15 +974,17 @@ impl Engine {
             Err(refusal) => {
                 use crate::guard::Refusal::*;
                 let why = match refusal {
-                    Concurrency { in_flight, limit } => {
-                        format!("Not retrying: {in_flight} retries are already in flight (limit {limit}).")
-                    }
+                    Concurrency { in_flight, allowed, limit } => format!(
+                        "Not retrying: {in_flight} retries are already in flight (limit {limit}{}).",
+                        reserved(priority, allowed, u64::from(limit))
+                    ),
                     Tenant { used, allowed } => format!(
                         "Not retrying: tenant {} used {used} of its {allowed} retries in the budget window.",
                         f.tenant.as_deref().unwrap_or("?")
                     ),
-                    Budget { used, allowed } => format!(
-                        "Not retrying: the retry budget is spent ({used} of {allowed} retries in the window)."
+                    Budget { used, allowed, total } => format!(
+                        "Not retrying: the retry budget is spent ({used} of {total} retries in the window{}).",
+                        reserved(priority, allowed, total)
                     ),
                 };
                 d.refuse(Method::Guardrail, Some(refusal.guardrail()), why);
@@ -921,15 +1024,19 @@ impl Engine {
         let t = &s.tuning;
         // A failure that began while the downstream was degraded is learned apart from the
         // key's everyday failures (read under the same lock that counts this outcome).
-        let degraded = {
+        let (degraded, transitions) = {
             let mut guard = self.guard();
-            guard.on_outcome(attempt, now, &s.strategy.guardrails, &s.strategy.circuit_breaker);
-            learns && t.state_scopes && guard.degraded_at(&attempt.job_type, first_failure)
+            guard.on_outcome(attempt, now, &s.strategy.guardrails, s.breaker_for(&attempt.job_type));
+            (
+                learns && t.state_scopes && guard.degraded_at(&attempt.job_type, first_failure),
+                guard.take_transitions(),
+            )
         };
         self.metrics.records.fetch_add(1, Ordering::Relaxed);
         if s.strategy.ml_enabled {
             self.ml.outcome(&attempt.job_id, attempt.attempt_number, attempt.success);
         }
+        self.after_outcome(attempt, at, transitions, &s);
         if !s.adaptive {
             return Ok(());
         }
@@ -977,14 +1084,19 @@ impl Engine {
         probe.validate()?;
         let now = now_ms.unwrap_or_else(time::now_ms);
         let s = self.settings();
-        self.guard().on_first_successes(
-            job_type,
-            tenant,
-            count,
-            now,
-            &s.strategy.guardrails,
-            &s.strategy.circuit_breaker,
-        );
+        let transitions = {
+            let mut guard = self.guard();
+            guard.on_first_successes(
+                job_type,
+                tenant,
+                count,
+                now,
+                &s.strategy.guardrails,
+                s.breaker_for(job_type),
+            );
+            guard.take_transitions()
+        };
+        self.emit_transitions(transitions);
         Ok(())
     }
 
@@ -1223,6 +1335,14 @@ impl Engine {
             emergency_stop: self.is_emergency_stopped(),
             ml_errors_total: self.ml.errors.load(Ordering::Relaxed),
             ml_unavailable_total: self.ml.unavailable.load(Ordering::Relaxed),
+            events_total: self
+                .events
+                .counts()
+                .into_iter()
+                .map(|(k, n)| (k.as_str().to_string(), n))
+                .collect(),
+            events_dropped_total: self.events.dropped(),
+            overrides_active: self.settings().overrides.list().len() as u64,
         }
     }
 
@@ -1322,6 +1442,8 @@ impl Engine {
             bayes: slot.bayes,
             tuning: slot.tuning,
             adaptive: slot.adaptive,
+            overrides: slot.overrides.clone(),
+            contexts: Arc::clone(&slot.contexts),
         };
         change(&mut next)?;
         next.bayes = next.strategy.bayes();

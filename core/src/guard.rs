@@ -26,9 +26,10 @@ use std::collections::HashMap;
 use lru::LruCache;
 use serde::{Deserialize, Serialize};
 
-use crate::breaker::{Admit, Breaker, BreakerConfig, BreakerSnapshot};
+use crate::breaker::{Admit, Breaker, BreakerConfig, BreakerSnapshot, BreakerState};
 use crate::error::{Error, Result};
-use crate::model::{Attempt, Features};
+use crate::health::{Signals, View};
+use crate::model::{Attempt, Features, Priority};
 use crate::window::SlidingWindow;
 
 /// Hard limits, in the API document's shape plus the budget, fairness, throttling and
@@ -58,6 +59,56 @@ pub struct Guardrails {
     pub max_concurrent_retries: Option<u32>,
     /// How long after its scheduled time a retry that never reported counts as done.
     pub in_flight_ttl_ms: u64,
+    /// The share of the retry budget and of concurrency caps each priority may use;
+    /// the rest is kept for higher priorities. Calls that state no priority are not
+    /// ranked and may use all of it.
+    pub priority_shares: PriorityShares,
+}
+
+/// Shares (0–1) of the budget and caps per priority, non-decreasing from low to critical.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PriorityShares {
+    pub low: f64,
+    pub normal: f64,
+    pub high: f64,
+    pub critical: f64,
+}
+
+impl Default for PriorityShares {
+    fn default() -> Self {
+        PriorityShares { low: 0.5, normal: 0.8, high: 0.9, critical: 1.0 }
+    }
+}
+
+impl PriorityShares {
+    /// The share of `priority` (1 when none is stated).
+    pub fn of(&self, priority: Option<Priority>) -> f64 {
+        match priority {
+            None => 1.0,
+            Some(Priority::Low) => self.low,
+            Some(Priority::Normal) => self.normal,
+            Some(Priority::High) => self.high,
+            Some(Priority::Critical) => self.critical,
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        let shares =
+            [("low", self.low), ("normal", self.normal), ("high", self.high), ("critical", self.critical)];
+        for (i, (name, v)) in shares.iter().enumerate() {
+            if !(0.0..=1.0).contains(v) {
+                return Err(Error::config(format!("priority_shares.{name}"), "must be 0–1"));
+            }
+            if i > 0 && *v < shares[i - 1].1 {
+                return Err(Error::config(
+                    format!("priority_shares.{name}"),
+                    format!("must be ≥ the {} share (a higher priority never gets less)", shares[i - 1].0),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Default for Guardrails {
@@ -80,6 +131,7 @@ impl Default for Guardrails {
             throttle_window_ms: 120_000,
             max_concurrent_retries: None,
             in_flight_ttl_ms: 60_000,
+            priority_shares: PriorityShares::default(),
         }
     }
 }
@@ -125,7 +177,7 @@ impl Guardrails {
         if self.in_flight_ttl_ms == 0 || self.in_flight_ttl_ms > DAY_MS {
             return cfg("in_flight_ttl_ms", "must be 1 ms – 24 h");
         }
-        Ok(())
+        self.priority_shares.validate()
     }
 
     /// These guardrails with the fields of a JSON object replaced (a partial update).
@@ -149,9 +201,31 @@ impl Guardrails {
 /// A stateful guardrail that refused a retry.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Refusal {
-    Concurrency { in_flight: u64, limit: u32 },
-    Tenant { used: u64, allowed: u64 },
-    Budget { used: u64, allowed: u64 },
+    /// `allowed` is the caller's priority's part of `limit`.
+    Concurrency {
+        in_flight: u64,
+        allowed: u64,
+        limit: u32,
+    },
+    Tenant {
+        used: u64,
+        allowed: u64,
+    },
+    /// `allowed` is the caller's priority's part of `total`.
+    Budget {
+        used: u64,
+        allowed: u64,
+        total: u64,
+    },
+}
+
+/// A retry the stateful guardrails let through.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Admitted {
+    /// Adaptive throttling rejected it with this probability: defer it.
+    pub throttled: Option<f64>,
+    /// The global limit a critical retry went past (`respect_global_backpressure: false`).
+    pub bypassed: Option<&'static str>,
 }
 
 impl Refusal {
@@ -171,6 +245,11 @@ pub struct RetryContext<'a> {
     pub tenant: Option<&'a str>,
     pub job_id: Option<&'a str>,
     pub retry_at_ms: u64,
+    /// The caller's priority's share of the budget and caps ([`PriorityShares::of`]).
+    pub share: f64,
+    /// Past the global budget, throttling and concurrency cap (critical work whose
+    /// context does not respect global backpressure).
+    pub bypass_global: bool,
 }
 
 /// What one downstream (job type) has done lately: one record, one lookup per event.
@@ -179,7 +258,15 @@ struct Downstream {
     calls: SlidingWindow,
     health: HealthLog,
     breaker: Option<Breaker>,
+    /// The breaker state last reported in an event.
+    reported: BreakerState,
+    /// The caller's last health signals, and when.
+    signals: Signals,
+    signals_at_ms: Option<u64>,
 }
+
+/// A breaker that changed state: (downstream, from, to, when).
+pub type Transition = (String, BreakerState, BreakerState, u64);
 
 /// A breaker-relevant event.
 #[derive(Clone, Copy)]
@@ -211,6 +298,8 @@ pub struct GuardState {
     in_flight: HashMap<Box<str>, u64>,
     anonymous: u64,
     outcomes_seen: bool,
+    /// Breaker transitions not yet taken by the engine.
+    transitions: Vec<Transition>,
 }
 
 impl GuardState {
@@ -223,6 +312,7 @@ impl GuardState {
             in_flight: HashMap::new(),
             anonymous: 0,
             outcomes_seen: false,
+            transitions: Vec::new(),
         }
     }
 
@@ -254,6 +344,9 @@ impl GuardState {
             calls: SlidingWindow::new(g.throttle_window_ms),
             health: HealthLog::default(),
             breaker: None,
+            reported: BreakerState::Closed,
+            signals: Signals::default(),
+            signals_at_ms: None,
         });
         let (requests, accepts) = match outcome {
             Outcome::Failure => (1, 0),
@@ -266,9 +359,35 @@ impl GuardState {
         // decides would otherwise see nothing but failures).
         if b.enabled && (self.outcomes_seen || matches!(outcome, Outcome::Successes(_))) {
             let breaker = d.breaker.get_or_insert_with(|| Breaker::new(b));
+            note_transition(&mut self.transitions, job_type, &mut d.reported, breaker.state(now), now);
             match outcome {
                 Outcome::Failure => breaker.on_failure(now, b),
                 Outcome::Successes(n) => breaker.on_successes(now, n, b),
+            }
+            note_transition(&mut self.transitions, job_type, &mut d.reported, breaker.state(now), now);
+        }
+    }
+
+    /// Breaker transitions since the last call (no allocation when there were none).
+    pub fn take_transitions(&mut self) -> Vec<Transition> {
+        std::mem::take(&mut self.transitions)
+    }
+
+    /// The engine's own view of `job_type`'s downstream: its success rate over the
+    /// throttle window (once it has seen outcomes and enough calls) and its breaker.
+    pub fn health_view(&mut self, job_type: &str, now: u64) -> (View, Signals, Option<u64>) {
+        let outcomes_seen = self.outcomes_seen;
+        match self.downstreams.get_mut(job_type) {
+            None => (View::default(), Signals::default(), None),
+            Some(d) => {
+                let (requests, accepts) = d.calls.sum(now);
+                let view = View {
+                    success_rate: (outcomes_seen && requests >= DEGRADED_MIN_REQUESTS)
+                        .then(|| accepts as f64 / requests as f64),
+                    requests,
+                    breaker: d.breaker.as_ref().map(|b| b.state(now)),
+                };
+                (view, d.signals, d.signals_at_ms)
             }
         }
     }
@@ -292,6 +411,13 @@ impl GuardState {
         self.count_first_attempts(f.tenant.as_deref(), u64::from(f.attempt_number == 1), now, g);
         if !rate_limited {
             self.count_calls(&f.job_type, Outcome::Failure, now, g, b);
+        }
+        if !f.health.is_empty() {
+            let signals = Signals::from_map(&f.health);
+            if let Some(d) = self.downstreams.peek_mut(f.job_type.as_str()) {
+                d.signals = signals;
+                d.signals_at_ms = Some(now);
+            }
         }
     }
 
@@ -327,9 +453,15 @@ impl GuardState {
         if !b.enabled {
             return Admit::Yes;
         }
-        match self.downstreams.get_mut(job_type).and_then(|d| d.breaker.as_mut()) {
-            Some(br) => br.admit(now, b, commit),
-            None => Admit::Yes,
+        match self.downstreams.get_mut(job_type) {
+            Some(Downstream { breaker: Some(br), reported, .. }) => {
+                let admit = br.admit(now, b, commit);
+                if commit {
+                    note_transition(&mut self.transitions, job_type, reported, br.state(now), now);
+                }
+                admit
+            }
+            _ => Admit::Yes,
         }
     }
 
@@ -364,36 +496,49 @@ impl GuardState {
         roll: f64,
         g: &Guardrails,
         commit: bool,
-    ) -> std::result::Result<Option<f64>, Refusal> {
+    ) -> std::result::Result<Admitted, Refusal> {
+        let mut admitted = Admitted::default();
+        let part = |total: u64| (total as f64 * ctx.share).floor() as u64;
         if let Some(limit) = g.max_concurrent_retries {
-            if self.in_flight.len() >= limit as usize {
+            if self.in_flight.len() >= part(u64::from(limit)) as usize {
                 self.in_flight.retain(|_, expires| *expires > now);
             }
             let in_flight = self.in_flight.len() as u64;
             let replacing = ctx.job_id.is_some_and(|id| self.in_flight.contains_key(id));
-            if in_flight >= u64::from(limit) && !replacing {
-                return Err(Refusal::Concurrency { in_flight, limit });
+            let allowed = part(u64::from(limit));
+            if in_flight >= allowed && !replacing {
+                if !ctx.bypass_global {
+                    return Err(Refusal::Concurrency { in_flight, allowed, limit });
+                }
+                admitted.bypassed = Some("concurrency");
             }
         }
-        let BudgetSnapshot { retries, allowed, .. } = self.budget(now, g);
+        let BudgetSnapshot { retries, allowed: total, .. } = self.budget(now, g);
+        let allowed = part(total);
         if retries >= allowed {
-            return Err(Refusal::Budget { used: retries, allowed });
+            if !ctx.bypass_global {
+                return Err(Refusal::Budget { used: retries, allowed, total });
+            }
+            admitted.bypassed = Some("retry_budget");
         }
         if let (Some(t), true) = (ctx.tenant, g.per_tenant_limits) {
-            let tenant_allowed = ((allowed as f64) * g.tenant_max_share).ceil() as u64;
+            let tenant_allowed = ((total as f64) * g.tenant_max_share).ceil() as u64;
             let used = self.tenants.get_mut(t).map_or(0, |w| w.sum(now).1);
             if used >= tenant_allowed {
                 return Err(Refusal::Tenant { used, allowed: tenant_allowed });
             }
         }
-        let mut throttled = None;
         if g.adaptive_throttle && self.outcomes_seen {
             if let Some(d) = self.downstreams.get_mut(ctx.job_type) {
                 let (requests, accepts) = d.calls.sum(now);
                 let p =
                     ((requests as f64 - g.throttle_k * accepts as f64) / (requests as f64 + 1.0)).max(0.0);
                 if roll < p {
-                    throttled = Some(p);
+                    if ctx.bypass_global {
+                        admitted.bypassed = admitted.bypassed.or(Some("adaptive_throttle"));
+                    } else {
+                        admitted.throttled = Some(p);
+                    }
                 }
             }
         }
@@ -415,7 +560,21 @@ impl GuardState {
                 self.in_flight.insert(key, ctx.retry_at_ms.saturating_add(g.in_flight_ttl_ms));
             }
         }
-        Ok(throttled)
+        Ok(admitted)
+    }
+}
+
+/// Queue an event when a breaker's state differs from the one last reported.
+fn note_transition(
+    out: &mut Vec<Transition>,
+    key: &str,
+    reported: &mut BreakerState,
+    now_state: BreakerState,
+    now: u64,
+) {
+    if *reported != now_state {
+        out.push((key.to_string(), *reported, now_state, now));
+        *reported = now_state;
     }
 }
 
@@ -470,7 +629,7 @@ mod tests {
     use super::*;
 
     fn ctx<'a>(tenant: Option<&'a str>, job_id: Option<&'a str>) -> RetryContext<'a> {
-        RetryContext { job_type: "pay", tenant, job_id, retry_at_ms: 0 }
+        RetryContext { job_type: "pay", tenant, job_id, retry_at_ms: 0, share: 1.0, bypass_global: false }
     }
 
     #[test]
@@ -517,7 +676,7 @@ mod tests {
         // p = (10 − 2·1) / 11
         let p = 8.0 / 11.0;
         assert!(s.admit_retry(&ctx(None, None), 0, p + 0.01, &g, false).is_ok());
-        assert_eq!(s.admit_retry(&ctx(None, None), 0, p - 0.01, &g, false), Ok(Some(p)));
+        assert_eq!(s.admit_retry(&ctx(None, None), 0, p - 0.01, &g, false).map(|a| a.throttled), Ok(Some(p)));
     }
 
     #[test]
@@ -535,6 +694,47 @@ mod tests {
         s.on_outcome(&Attempt::new("a", "pay", 2, false), 10, &g, &b);
         assert!(s.admit_retry(&ctx(None, Some("c")), 10, 0.5, &g, true).is_ok());
         assert!(s.admit_retry(&ctx(None, Some("d")), 2_000, 0.5, &g, true).is_ok(), "b and c expired");
+    }
+
+    #[test]
+    fn lower_priorities_leave_headroom_and_critical_may_bypass() {
+        let g = Guardrails { min_retries_per_sec: 0.0, per_tenant_limits: false, ..Default::default() };
+        let b = BreakerConfig::default();
+        let mut s = GuardState::new(100, &g);
+        for _ in 0..50 {
+            s.on_failure(&Features::new("pay", 1), false, 0, &g, &b);
+        }
+        let low = RetryContext { share: g.priority_shares.of(Some(Priority::Low)), ..ctx(None, None) };
+        let granted = (0..10).filter(|_| s.admit_retry(&low, 0, 0.5, &g, true).is_ok()).count();
+        assert_eq!(granted, 5, "low may use half of the 10-retry budget");
+        assert_eq!(
+            s.admit_retry(&low, 0, 0.5, &g, true),
+            Err(Refusal::Budget { used: 5, allowed: 5, total: 10 })
+        );
+        let critical = RetryContext { share: 1.0, ..ctx(None, None) };
+        let granted = (0..10).filter(|_| s.admit_retry(&critical, 0, 0.5, &g, true).is_ok()).count();
+        assert_eq!(granted, 5, "the reserved half is there for higher priorities");
+        let bypass = RetryContext { bypass_global: true, ..critical };
+        assert_eq!(s.admit_retry(&bypass, 0, 0.5, &g, true).map(|a| a.bypassed), Ok(Some("retry_budget")));
+    }
+
+    #[test]
+    fn breaker_transitions_are_reported_once() {
+        let g = Guardrails::default();
+        let b = BreakerConfig { consecutive_failures: 2, open_ms: 1_000, ..Default::default() };
+        let mut s = GuardState::new(100, &g);
+        s.on_outcome(&Attempt::new("j0", "pay", 1, true), 0, &g, &b);
+        s.on_failure(&Features::new("pay", 1), false, 0, &g, &b);
+        assert!(s.take_transitions().is_empty());
+        s.on_failure(&Features::new("pay", 1), false, 0, &g, &b);
+        let t = s.take_transitions();
+        assert_eq!(t, [("pay".to_string(), BreakerState::Closed, BreakerState::Open, 0)]);
+        s.on_failure(&Features::new("pay", 1), false, 2_000, &g, &b);
+        let states: Vec<_> = s.take_transitions().into_iter().map(|(_, a, b, _)| (a, b)).collect();
+        assert_eq!(
+            states,
+            [(BreakerState::Open, BreakerState::HalfOpen), (BreakerState::HalfOpen, BreakerState::Open)]
+        );
     }
 
     #[test]

@@ -58,10 +58,14 @@ pub struct Features {
     /// `false` marks a call that must not run twice (a payment, an order).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotent: Option<bool>,
+    /// How much this job matters when retry budgets and concurrency caps bind
+    /// (`low`, `normal`, `high`, `critical`, or 0–3). Absent = not ranked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub priority: Option<i32>,
+    pub priority: Option<Priority>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub worker_version: Option<String>,
+    /// Downstream health signals (`latency_ms`, `error_rate`, `cpu`, `queue_depth`; others
+    /// are kept but not scored); see [`crate::health`].
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub health: BTreeMap<String, f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -105,6 +109,26 @@ impl Features {
 
     pub fn with_idempotent(mut self, idempotent: bool) -> Self {
         self.idempotent = Some(idempotent);
+        self
+    }
+
+    pub fn with_priority(mut self, priority: Priority) -> Self {
+        self.priority = Some(priority);
+        self
+    }
+
+    pub fn with_queue(mut self, queue: impl Into<String>) -> Self {
+        self.queue = Some(queue.into());
+        self
+    }
+
+    pub fn with_job_id(mut self, job_id: impl Into<String>) -> Self {
+        self.job_id = Some(job_id.into());
+        self
+    }
+
+    pub fn with_health(mut self, signal: impl Into<String>, value: f64) -> Self {
+        self.health.insert(signal.into(), value);
         self
     }
 
@@ -171,6 +195,63 @@ impl Features {
         self.retry_after_ms.or_else(|| {
             self.retry_after.as_deref().and_then(|v| crate::classify::parse_retry_after(v, now_ms))
         })
+    }
+}
+
+/// How much a job matters when retry budgets and concurrency caps bind: a lower
+/// priority may use only part of them, so the rest stays for higher ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    Low,
+    Normal,
+    High,
+    Critical,
+}
+
+impl Priority {
+    pub const ALL: [Priority; 4] = [Priority::Low, Priority::Normal, Priority::High, Priority::Critical];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::Low => "low",
+            Priority::Normal => "normal",
+            Priority::High => "high",
+            Priority::Critical => "critical",
+        }
+    }
+
+    /// 0 (low) – 3 (critical): the documents' `ConnectionPriority` index.
+    pub fn index(self) -> u8 {
+        self as u8
+    }
+
+    /// `low`, `normal`, `high`, `critical` (any case).
+    pub fn parse(text: &str) -> Result<Priority> {
+        Priority::ALL.into_iter().find(|p| p.as_str().eq_ignore_ascii_case(text)).ok_or_else(|| {
+            Error::invalid("priority", format!("expected low, normal, high or critical, got {text:?}"))
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Priority {
+    /// A name, or the index 0–3 (the documents' `ConnectionPriority` enum).
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Priority, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Name(String),
+            Index(i64),
+        }
+        use serde::de::Error as _;
+        match Raw::deserialize(d)? {
+            Raw::Name(n) => Priority::parse(&n)
+                .map_err(|_| D::Error::custom(format!("expected low, normal, high or critical, got {n:?}"))),
+            Raw::Index(i) => usize::try_from(i)
+                .ok()
+                .and_then(|i| Priority::ALL.get(i).copied())
+                .ok_or_else(|| D::Error::custom(format!("expected 0–3 (low–critical), got {i}"))),
+        }
     }
 }
 
@@ -536,6 +617,20 @@ mod tests {
         for text in ["{not json", "{\"job_type\": \"a\",", ""] {
             assert_eq!(Features::from_json(text).unwrap_err().field(), Some("body"), "{text}");
         }
+    }
+
+    #[test]
+    fn priority_is_a_name_or_an_index() {
+        let f = Features::from_json(r#"{"job_type":"a","attempt_number":1,"priority":"Critical"}"#).unwrap();
+        assert_eq!(f.priority, Some(Priority::Critical));
+        let f = Features::from_json(r#"{"job_type":"a","attempt_number":1,"priority":0}"#).unwrap();
+        assert_eq!(f.priority, Some(Priority::Low));
+        let err =
+            Features::from_json(r#"{"job_type":"a","attempt_number":1,"priority":"urgent"}"#).unwrap_err();
+        assert_eq!(err.field(), Some("priority"));
+        let err = Features::from_json(r#"{"job_type":"a","attempt_number":1,"priority":7}"#).unwrap_err();
+        assert_eq!(err.field(), Some("priority"));
+        assert_eq!(serde_json::to_value(Priority::High).unwrap(), "high");
     }
 
     #[test]

@@ -250,6 +250,15 @@ impl PolicySet {
         Ok(self.compiled.remove(i).policy)
     }
 
+    /// The policy of this name (the built-in fallback included).
+    pub fn get(&self, name: &str) -> Option<&Policy> {
+        self.compiled
+            .iter()
+            .map(|c| &c.policy)
+            .find(|p| p.name == name)
+            .or_else(|| (self.fallback.name == name).then_some(&self.fallback))
+    }
+
     /// Policies in matching order.
     pub fn list(&self) -> Vec<Policy> {
         self.compiled.iter().map(|c| c.policy.clone()).collect()

@@ -133,6 +133,14 @@ fn code(v: &Bound<'_, PyAny>) -> Fast<Option<String>> {
     }
 }
 
+/// A priority by name; anything else (an index, a bad name) takes the core's route.
+fn priority(v: &Bound<'_, PyAny>) -> Fast<Option<smartretry::Priority>> {
+    match opt_string(v)? {
+        None => Ok(None),
+        Some(name) => smartretry::Priority::parse(&name).map(Some).map_err(|_| ()),
+    }
+}
+
 fn health(v: &Bound<'_, PyAny>) -> Fast<BTreeMap<String, f64>> {
     let d = v.cast::<PyDict>().map_err(|_| ())?;
     let mut out = BTreeMap::new();
@@ -173,7 +181,7 @@ pub fn features(obj: &Bound<'_, PyAny>) -> Option<Features> {
                 "retry_after_ms" => f.retry_after_ms = opt_int(&v)?,
                 "retry_after" => f.retry_after = opt_string(&v)?,
                 "idempotent" => f.idempotent = opt_bool(&v)?,
-                "priority" => f.priority = opt_int(&v)?,
+                "priority" => f.priority = priority(&v)?,
                 "worker_version" => f.worker_version = opt_string(&v)?,
                 "health" => f.health = health(&v)?,
                 "recent_failures" => f.recent_failures = opt_int(&v)?,

@@ -15,7 +15,7 @@
 //! | `since_first_failure_ms` | time since the job's first failure |
 //! | `since_last_failure_ms` | time since the previous failure (0 on the first) |
 //! | `recent_failures` | the caller's count of recent failures |
-//! | `http_status`, `retry_after_ms`, `priority` | as given |
+//! | `http_status`, `retry_after_ms` | as given; `priority`: 0 (low) – 3 (critical), absent 0 |
 //! | `idempotent` | 1 or 0 (default 1) |
 //! | `health.<signal>` | the `health` map's value for `<signal>` |
 //! | `candidate_delay_ms` | the delay being evaluated (required: it is what is chosen) |
@@ -250,7 +250,7 @@ impl FeatureSpec {
                 Source::RecentFailures => row[at] = number(f64::from(f.recent_failures.unwrap_or(0))),
                 Source::HttpStatus => row[at] = number(f64::from(f.http_status.unwrap_or(0))),
                 Source::RetryAfter => row[at] = ms(f.retry_after_ms(now_ms)),
-                Source::Priority => row[at] = number(f64::from(f.priority.unwrap_or(0))),
+                Source::Priority => row[at] = number(f64::from(f.priority.map_or(0, |p| p.index()))),
                 Source::Idempotent => row[at] = number(if f.is_idempotent() { 1.0 } else { 0.0 }),
                 Source::CandidateDelay => row[at] = ms(Some(candidate_delay_ms)),
                 Source::Health(k) => {
