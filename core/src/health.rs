@@ -115,10 +115,11 @@ pub fn score(signals: Signals, view: View, cfg: &HealthConfig) -> Option<Score> 
         signals.cpu.map(|c| 100.0 * (1.0 - c)),
         signals.queue_depth.map(|q| 100.0 * (cfg.queue_depth_ok / q.max(1e-9)).min(1.0)),
         view.success_rate.map(|r| 100.0 * r),
-        view.breaker.map(|b| match b {
-            BreakerState::Closed => 100.0,
-            BreakerState::HalfOpen => 50.0,
-            BreakerState::Open => 0.0,
+        // A closed breaker only says "not known to be failing": no evidence either way.
+        view.breaker.and_then(|b| match b {
+            BreakerState::Closed => None,
+            BreakerState::HalfOpen => Some(50.0),
+            BreakerState::Open => Some(0.0),
         }),
     ];
     let (sum, n) = parts.iter().flatten().fold((0.0, 0u32), |(s, n), p| (s + p, n + 1));
@@ -155,13 +156,10 @@ impl Score {
         if let Some(r) = self.view.success_rate {
             part(out, format_args!("success rate {} of {} calls", Pct(r), self.view.requests));
         }
-        if let Some(b) = self.view.breaker {
-            let name = match b {
-                BreakerState::Closed => "closed",
-                BreakerState::HalfOpen => "half-open",
-                BreakerState::Open => "open",
-            };
-            part(out, format_args!("breaker {name}"));
+        match self.view.breaker {
+            Some(BreakerState::HalfOpen) => part(out, format_args!("breaker half-open")),
+            Some(BreakerState::Open) => part(out, format_args!("breaker open")),
+            _ => {}
         }
         let s = &self.signals;
         if let Some(l) = s.latency_ms {

@@ -91,6 +91,12 @@ fn run_step(engine: &Engine, step: &Value, now: u64) -> Result<Value, Error> {
             )
             .map(|()| Value::Null),
         "policies" => Ok(js(&engine.policies())),
+        "add_override" => engine
+            .add_override(from_value(step["override"].clone())?, Some(now))
+            .map(|replaced| js(&replaced)),
+        "remove_override" => engine.remove_override(step["name"].as_str().unwrap_or_default()).map(|o| js(&o)),
+        "overrides" => Ok(js(&engine.overrides(Some(now)))),
+        "health" => engine.health(step["job_type"].as_str().unwrap_or_default(), Some(now)).map(|h| js(&h)),
         "guardrails" => Ok(js(&engine.guardrails())),
         other => panic!("unknown op {other:?}"),
     }

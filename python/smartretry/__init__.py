@@ -21,7 +21,7 @@ The engine itself is there for direct use: ``Engine(seed=1).decide({...})``.
 from __future__ import annotations
 
 from ._engine import default_engine, flush_successes, set_default_engine
-from ._native import Decision, Engine, Preview, Stats, __version__
+from ._native import Decision, Engine, Preview, Stats, Subscription, __version__
 from ._state import AttemptRecord, RetryCallState
 from .decorators import smart_retry
 from .errors import (
@@ -35,7 +35,16 @@ from .errors import (
 )
 from .retrying import AttemptContext, Retrying, retrying
 from .testing import is_testing, set_testing, testing
-from .types import AttemptDict, FeaturesDict
+from .batch import BatchSummary, DeadLetter, process_batch, process_batch_async
+from .types import (
+    AttemptDict,
+    EventDict,
+    EventName,
+    FeaturesDict,
+    HealthDict,
+    OverrideDict,
+    PriorityName,
+)
 
 __all__ = [
     "__version__",
@@ -43,8 +52,18 @@ __all__ = [
     "Decision",
     "Preview",
     "Stats",
+    "Subscription",
     "FeaturesDict",
     "AttemptDict",
+    "EventDict",
+    "EventName",
+    "OverrideDict",
+    "HealthDict",
+    "PriorityName",
+    "process_batch",
+    "process_batch_async",
+    "BatchSummary",
+    "DeadLetter",
     "smart_retry",
     "retrying",
     "Retrying",

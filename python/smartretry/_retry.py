@@ -57,6 +57,7 @@ class RetryPolicy:
         "engine",
         "raise_retry_error",
         "counter",
+        "priority",
     )
 
     def __init__(
@@ -78,6 +79,7 @@ class RetryPolicy:
         engine: Optional[Engine],
         raise_retry_error: bool,
         validate: bool = True,
+        priority: Optional[str] = None,
     ) -> None:
         if isinstance(retry_on, type):
             retry_on = (retry_on,)
@@ -105,6 +107,8 @@ class RetryPolicy:
         self.on_give_up = on_give_up
         self.engine = engine
         self.raise_retry_error = raise_retry_error
+        #: How much the call matters when retry budgets bind (low/normal/high/critical).
+        self.priority = priority
         self.counter = counter_for(job_type, tenant, engine)
         if validate:
             # The core validates the labels (job_type, tenant) now rather than at the
@@ -112,6 +116,8 @@ class RetryPolicy:
             features: Dict[str, Any] = {"job_type": job_type, "attempt_number": 1}
             if tenant is not None:
                 features["tenant"] = tenant
+            if priority is not None:
+                features["priority"] = priority
             self.get_engine().preview(features, 1)
 
     @property
@@ -211,6 +217,8 @@ class RetryPolicy:
             features["tenant"] = self.tenant
         if not self.idempotent:
             features["idempotent"] = False
+        if self.priority is not None:
+            features["priority"] = self.priority
         if self.deadline_ms is not None:
             features["deadline_ms"] = max(0, self.deadline_ms - state._first_failure_ms)
 

@@ -9,6 +9,7 @@ from typing import Any, Awaitable, Callable, Optional, TypeVar, Union, cast, ove
 from ._native import Engine
 from ._retry import ExceptionTypes, Hook, RetryPolicy
 from ._state import RetryCallState
+from .types import PriorityName
 
 __all__ = ["smart_retry"]
 
@@ -37,6 +38,7 @@ def smart_retry(
     on_give_up: Optional[Hook] = None,
     engine: Optional[Engine] = None,
     raise_retry_error: bool = False,
+    priority: Optional[PriorityName] = None,
 ) -> Callable[[F], F]: ...
 
 
@@ -59,6 +61,7 @@ def smart_retry(
     on_give_up: Optional[Hook] = None,
     engine: Optional[Engine] = None,
     raise_retry_error: bool = False,
+    priority: Optional[PriorityName] = None,
 ) -> Union[F, Callable[[F], F]]:
     """Retry the decorated function when it fails, as the engine decides.
 
@@ -81,6 +84,8 @@ def smart_retry(
       its ``__notes__`` (3.11+) and ``smartretry_history``; ``raise_retry_error=True``
       raises :class:`~smartretry.RetryError` instead.
     - ``engine``: default, the process-wide engine (:func:`~smartretry.default_engine`).
+    - ``priority``: ``"low"``, ``"normal"``, ``"high"`` or ``"critical"``: when retry
+      budgets or concurrency caps bind, higher priorities are served first.
     """
 
     def decorate(func: F) -> F:
@@ -100,6 +105,7 @@ def smart_retry(
             on_give_up=on_give_up,
             engine=engine,
             raise_retry_error=raise_retry_error,
+            priority=priority,
         )
         if inspect.iscoroutinefunction(func):
             return cast(F, _wrap_async(func, policy))

@@ -24,6 +24,7 @@ from typing import Any, Callable, Optional, Type
 from ._native import Engine
 from ._retry import ExceptionTypes, Hook, RetryPolicy, _maybe_await
 from ._state import RetryCallState
+from .types import PriorityName
 
 __all__ = ["retrying", "Retrying", "AttemptContext"]
 
@@ -202,6 +203,7 @@ def retrying(
     on_give_up: Optional[Hook] = None,
     engine: Optional[Engine] = None,
     raise_retry_error: bool = False,
+    priority: Optional[PriorityName] = None,
 ) -> Retrying:
     """Retry a block of code: ``for attempt in retrying(...): with attempt: ...``.
 
@@ -226,5 +228,6 @@ def retrying(
         engine=engine,
         raise_retry_error=raise_retry_error,
         validate=False,
+        priority=priority,
     )
     return Retrying(policy)

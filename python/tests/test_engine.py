@@ -219,7 +219,7 @@ def test_typed_and_generic_routes_agree() -> None:
         "since_first_failure_ms": 1500,
         "since_last_failure_ms": 1500,
         "idempotent": True,
-        "priority": -3,
+        "priority": "high",
         "health": {"cpu": 0.5, "queue": 3},
     }
     a = Engine(seed=3).decide(features, now_ms=T0)

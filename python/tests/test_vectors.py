@@ -78,6 +78,14 @@ def run_step(engine: Engine, step: Dict[str, Any], now: int) -> Any:
         return engine.policies()
     if op == "guardrails":
         return engine.guardrails()
+    if op == "add_override":
+        return engine.add_override(step["override"], now_ms=now)
+    if op == "remove_override":
+        return engine.remove_override(step.get("name", ""))
+    if op == "overrides":
+        return engine.overrides(now_ms=now)
+    if op == "health":
+        return engine.health(step.get("job_type", ""), now_ms=now)
     raise AssertionError(f"unknown op {op!r}")
 
 

@@ -11,10 +11,14 @@ mod convert;
 mod errors;
 mod fast;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
 use pyo3::prelude::*;
 use pyo3::types::PyString;
+use smartretry::events::{Closed, EventKind};
 use smartretry::model::from_value;
-use smartretry::{Attempt, Config, Features, Guardrails, Policy};
+use smartretry::{Attempt, Config, Features, Guardrails, Override, Policy};
 
 use crate::errors::IntoPyResult;
 
@@ -33,6 +37,18 @@ struct Preview(smartretry::Preview);
 /// What the engine has seen for one (job_type, error_class).
 #[pyclass(frozen, module = "smartretry._native")]
 struct Stats(smartretry::Stats);
+
+/// A bounded queue of lifecycle events. Iterate it (blocking, the GIL released) or call
+/// `get`/`drain`; `close()` (or leaving a `with` block) ends it.
+#[pyclass(frozen, module = "smartretry._native")]
+struct Subscription {
+    inner: smartretry::Subscription,
+    closed: AtomicBool,
+}
+
+fn event_kinds(py: Python<'_>, names: Option<Vec<String>>) -> PyResult<Vec<EventKind>> {
+    names.unwrap_or_default().iter().map(|n| EventKind::parse(n)).collect::<Result<_, _>>().map_py(py)
+}
 
 fn parse<T: serde::de::DeserializeOwned>(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<T> {
     convert::to_value(obj, "").and_then(from_value).map_py(py)
@@ -221,6 +237,62 @@ impl Engine {
         convert::serialize_to_py(py, &self.0.metrics())
     }
 
+    /// The operator overrides in force, most specific first.
+    #[pyo3(signature = (now_ms = None))]
+    fn overrides<'py>(&self, py: Python<'py>, now_ms: Option<u64>) -> PyResult<Bound<'py, PyAny>> {
+        convert::serialize_to_py(py, &self.0.overrides(now_ms))
+    }
+
+    /// Add an override (one of the same name is replaced and returned).
+    #[pyo3(signature = (override_, now_ms = None))]
+    fn add_override<'py>(
+        &self,
+        py: Python<'py>,
+        override_: &Bound<'py, PyAny>,
+        now_ms: Option<u64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let o: Override = parse(py, override_)?;
+        let replaced = self.0.add_override(o, now_ms).map_py(py)?;
+        convert::serialize_to_py(py, &replaced)
+    }
+
+    /// Remove an override by name and return it.
+    fn remove_override<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+        let removed = self.0.remove_override(name).map_py(py)?;
+        convert::serialize_to_py(py, &removed)
+    }
+
+    /// The health of a job type's downstream (score 0–100, delay factor, what it saw).
+    #[pyo3(signature = (job_type, now_ms = None))]
+    fn health<'py>(&self, py: Python<'py>, job_type: &str, now_ms: Option<u64>) -> PyResult<Bound<'py, PyAny>> {
+        let report = self.0.health(job_type, now_ms).map_py(py)?;
+        convert::serialize_to_py(py, &report)
+    }
+
+    /// Lifecycle events of the named kinds (all when None), in a queue of `capacity`.
+    #[pyo3(signature = (events = None, capacity = 1024))]
+    fn subscribe(&self, py: Python<'_>, events: Option<Vec<String>>, capacity: usize) -> PyResult<Subscription> {
+        let kinds = event_kinds(py, events)?;
+        let inner = self.0.subscribe(&kinds, capacity).map_py(py)?;
+        Ok(Subscription { inner, closed: AtomicBool::new(false) })
+    }
+
+    /// Call `callback(event)` for each event of kind `event` ("*" = all), from a
+    /// dispatcher thread, so a slow callback never holds up a decision. Returns a
+    /// function that unsubscribes (and waits for the events already queued).
+    #[pyo3(signature = (event, callback, capacity = 1024))]
+    fn on<'py>(
+        &self,
+        py: Python<'py>,
+        event: &str,
+        callback: Bound<'py, PyAny>,
+        capacity: usize,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let names = (event != "*").then(|| vec![event.to_string()]);
+        let subscription = Bound::new(py, self.subscribe(py, names, capacity)?)?;
+        py.import("smartretry._events")?.call_method1("listen", (subscription, callback))
+    }
+
     fn __repr__(&self) -> String {
         format!("Engine(seed={})", self.0.seed())
     }
@@ -381,12 +453,92 @@ impl Stats {
     }
 }
 
+#[pymethods]
+impl Subscription {
+    /// The next event as a dict, waiting up to `timeout` seconds (forever when None);
+    /// None when the wait timed out or the subscription is closed.
+    #[pyo3(signature = (timeout = None))]
+    fn get<'py>(&self, py: Python<'py>, timeout: Option<f64>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let wait = match timeout {
+            None => None,
+            Some(t) if t.is_finite() && t >= 0.0 => Some(Duration::from_secs_f64(t.min(1e9))),
+            Some(t) => {
+                return Err(errors::to_py(py, smartretry::Error::invalid("timeout", format!("must be ≥ 0, got {t}"))))
+            }
+        };
+        match py.detach(|| self.inner.recv(wait)) {
+            Ok(Some(event)) => convert::serialize_to_py(py, &*event).map(Some),
+            Ok(None) => Ok(None),
+            Err(Closed) => {
+                self.closed.store(true, Ordering::Relaxed);
+                Ok(None)
+            }
+        }
+    }
+
+    /// Every event queued now, without waiting.
+    fn drain<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyAny>>> {
+        self.inner.drain().iter().map(|e| convert::serialize_to_py(py, &**e)).collect()
+    }
+
+    /// Stop receiving; events already queued can still be read.
+    fn close(&self) {
+        self.inner.close();
+    }
+
+    /// True once the subscription is closed and its queue read to the end.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
+
+    /// Events lost because the queue was full.
+    #[getter]
+    fn dropped(&self) -> u64 {
+        self.inner.dropped()
+    }
+
+    fn __iter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+        slf
+    }
+
+    /// Blocks (GIL released) for the next event; stops when the subscription is closed.
+    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        loop {
+            if let Some(event) = self.get(py, Some(0.25))? {
+                return Ok(Some(event));
+            }
+            if self.closed() {
+                return Ok(None);
+            }
+            py.check_signals()?;
+        }
+    }
+
+    fn __enter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+        slf
+    }
+
+    #[pyo3(signature = (exc_type = None, exc = None, tb = None))]
+    fn __exit__(
+        &self,
+        exc_type: Option<&Bound<'_, PyAny>>,
+        exc: Option<&Bound<'_, PyAny>>,
+        tb: Option<&Bound<'_, PyAny>>,
+    ) -> bool {
+        let _ = (exc_type, exc, tb);
+        self.close();
+        false
+    }
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Engine>()?;
     m.add_class::<Decision>()?;
     m.add_class::<Preview>()?;
     m.add_class::<Stats>()?;
+    m.add_class::<Subscription>()?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }
