@@ -10,6 +10,7 @@ export const {
   Engine,
   defaultEngine,
   setDefaultEngine,
+  retryBatch,
   realClock,
   VirtualClock,
   testing,

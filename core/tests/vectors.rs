@@ -94,7 +94,9 @@ fn run_step(engine: &Engine, step: &Value, now: u64) -> Result<Value, Error> {
         "add_override" => engine
             .add_override(from_value(step["override"].clone())?, Some(now))
             .map(|replaced| js(&replaced)),
-        "remove_override" => engine.remove_override(step["name"].as_str().unwrap_or_default()).map(|o| js(&o)),
+        "remove_override" => {
+            engine.remove_override(step["name"].as_str().unwrap_or_default()).map(|o| js(&o))
+        }
         "overrides" => Ok(js(&engine.overrides(Some(now)))),
         "health" => engine.health(step["job_type"].as_str().unwrap_or_default(), Some(now)).map(|h| js(&h)),
         "guardrails" => Ok(js(&engine.guardrails())),

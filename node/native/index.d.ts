@@ -49,4 +49,30 @@ export declare class NativeEngine {
   emergencyStop(on: boolean): void
   /** `Engine::is_emergency_stopped`. */
   isEmergencyStopped(): boolean
+  /** `Engine::metrics`: the counters as JSON. */
+  metrics(): string
+  /** `Engine::overrides`: a JSON array, most specific first. */
+  overrides(nowMs?: number | undefined | null): string
+  /** `Engine::add_override`: Override JSON in; the one it replaced (or null) out. */
+  addOverride(overrideJson: string, nowMs?: number | undefined | null): string
+  /** `Engine::remove_override`: the removed override as JSON. */
+  removeOverride(name: string): string
+  /** `Engine::health`: a downstream's health report as JSON. */
+  health(jobType: string, nowMs?: number | undefined | null): string
+  /**
+   * `Engine::subscribe`: `callback(eventJson)` for each event of `kinds` (all when
+   * empty), called on the event loop. A thread waits on the core's bounded queue and
+   * hands events over without blocking, so neither a busy loop nor a slow listener
+   * ever holds up a decision (events that do not fit are dropped and counted). The
+   * callback does not keep the process alive.
+   */
+  subscribe(kinds: string[], capacity: number, callback: (eventJson: string) => void): NativeSubscription
+}
+
+/** A subscription made by `NativeEngine.subscribe`. */
+export declare class NativeSubscription {
+  /** Stops the events; the waiting thread ends. */
+  close(): void
+  /** Events lost because the queue was full. */
+  dropped(): number
 }

@@ -1,7 +1,48 @@
-import { NativeEngine } from '../native/index.js';
+import { EventEmitter } from 'node:events';
+import { NativeEngine, type NativeSubscription } from '../native/index.js';
 import type { Clock } from './clock.js';
 import { realClock } from './clock.js';
-import type { Attempt, Config, Decision, Features, Guardrails, Policy, Preview, Stats } from './types.js';
+import type {
+  Attempt,
+  Config,
+  Decision,
+  EventName,
+  Features,
+  Guardrails,
+  HealthReport,
+  LifecycleEvent,
+  Override,
+  Policy,
+  Preview,
+  Stats,
+} from './types.js';
+
+const EVENT_NAMES: ReadonlySet<string> = new Set<EventName>([
+  'retry_scheduled',
+  'retry_succeeded',
+  'retry_failed',
+  'gave_up',
+  'guardrail_triggered',
+  'breaker_state_changed',
+]);
+
+/** A listener of the engine's lifecycle events. */
+export type LifecycleListener = (event: LifecycleEvent) => void;
+
+// Typed overloads for the lifecycle events, merged into the class below.
+/* eslint-disable @typescript-eslint/no-explicit-any */
+export interface Engine {
+  on(event: EventName, listener: LifecycleListener): this;
+  on(event: string | symbol, listener: (...args: any[]) => void): this;
+  once(event: EventName, listener: LifecycleListener): this;
+  once(event: string | symbol, listener: (...args: any[]) => void): this;
+  off(event: EventName, listener: LifecycleListener): this;
+  off(event: string | symbol, listener: (...args: any[]) => void): this;
+  addListener(event: EventName, listener: LifecycleListener): this;
+  addListener(event: string | symbol, listener: (...args: any[]) => void): this;
+  removeListener(event: EventName, listener: LifecycleListener): this;
+  removeListener(event: string | symbol, listener: (...args: any[]) => void): this;
+}
 
 /** Options of `new Engine()`. */
 export interface EngineOptions {
@@ -36,9 +77,12 @@ function flushAll(): void {
  * Errors have `code` (`invalid_input`, `config`, `not_found`, `store`, `model`) and
  * `field`.
  */
-export class Engine {
+// eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
+export class Engine extends EventEmitter {
   /** @internal the N-API engine. */
   readonly native: NativeEngine;
+  // The core subscription behind the lifecycle events: open while anyone listens.
+  private subscription: NativeSubscription | undefined;
   // First-attempt successes counted by retry() and not yet told to the engine,
   // by job type, then tenant ('' = none).
   private pending = new Map<string, Map<string, Slot>>();
@@ -51,8 +95,50 @@ export class Engine {
 
   constructor(options: EngineOptions = {}) {
     const { seed, config } = options;
+    super();
     const json = config === undefined ? undefined : typeof config === 'string' ? config : JSON.stringify(config);
     this.native = new NativeEngine(seed, json);
+    // Lifecycle events ('retry_scheduled', 'gave_up', …) flow from the core only while
+    // someone listens; they arrive on the event loop and never hold up a decision.
+    this.on('newListener', (name: string | symbol) => {
+      if (typeof name === 'string' && EVENT_NAMES.has(name) && this.subscription === undefined) {
+        this.subscription = this.native.subscribe([], 1024, (json: string) => {
+          const event = JSON.parse(json) as LifecycleEvent;
+          this.emit(event.type, event);
+        });
+      }
+    });
+    this.on('removeListener', () => {
+      if (this.subscription !== undefined && ![...EVENT_NAMES].some((n) => this.listenerCount(n) > 0)) {
+        this.subscription.close();
+        this.subscription = undefined;
+      }
+    });
+  }
+
+  /** The operator overrides in force, most specific first. */
+  overrides(nowMs?: number): Override[] {
+    return JSON.parse(this.native.overrides(nowMs)) as Override[];
+  }
+
+  /** Adds an override (validated); returns the one of the same name it replaced, if any. */
+  addOverride(override: Override, nowMs?: number): Override | null {
+    return JSON.parse(this.native.addOverride(JSON.stringify(override), nowMs)) as Override | null;
+  }
+
+  /** Removes an override by name and returns it; `code: 'not_found'` if there is none. */
+  removeOverride(name: string): Override {
+    return JSON.parse(this.native.removeOverride(name)) as Override;
+  }
+
+  /** A downstream's 0–100 health score, the factor its rules-tier delays get, and why. */
+  health(jobType: string, nowMs?: number): HealthReport {
+    return JSON.parse(this.native.health(jobType, nowMs)) as HealthReport;
+  }
+
+  /** The engine's counters (decisions, guardrails, events by kind, dropped events…). */
+  metrics(): Record<string, unknown> {
+    return JSON.parse(this.native.metrics()) as Record<string, unknown>;
   }
 
   /** Should this failure be retried, and after how long? */

@@ -13,7 +13,9 @@ export type {
   RetryOptions,
 } from './retry.js';
 export { Engine, defaultEngine, setDefaultEngine } from './engine.js';
-export type { EngineOptions } from './engine.js';
+export type { EngineOptions, LifecycleListener } from './engine.js';
+export { retryBatch } from './batch.js';
+export type { BatchOptions, BatchSummary, DeadLetter } from './batch.js';
 export { realClock, VirtualClock } from './clock.js';
 export type { Clock } from './clock.js';
 export { testing } from './testing.js';
@@ -24,13 +26,20 @@ export type { EngineError, EngineErrorCode } from './errors.js';
 export type {
   Attempt,
   BackoffStrategy,
+  BreakerState,
   BucketStats,
   Config,
+  Context,
   Decision,
+  EventName,
   Features,
   Guardrails,
+  HealthReport,
+  LifecycleEvent,
   Method,
+  Override,
   Policy,
+  Priority,
   Preview,
   Stats,
   TimelineEntry,

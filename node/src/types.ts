@@ -30,8 +30,10 @@ export interface Features {
   retry_after?: string;
   /** `false` marks a call that must not run twice (a payment, an order). Default true. */
   idempotent?: boolean;
-  priority?: number;
+  /** How much the job matters when retry budgets bind: a name, or 0–3 (low–critical). */
+  priority?: Priority | 0 | 1 | 2 | 3;
   worker_version?: string;
+  /** Downstream health signals: `latency_ms`, `error_rate`, `cpu`, `queue_depth`. */
   health?: Record<string, number>;
   recent_failures?: number;
   avg_processing_time?: string;
@@ -175,6 +177,8 @@ export interface Guardrails {
   throttle_window_ms: number;
   max_concurrent_retries?: number;
   in_flight_ttl_ms: number;
+  /** The share of the budget and caps each priority may use; the rest waits for higher ones. */
+  priority_shares: Record<Priority, number>;
 }
 
 /**
@@ -199,5 +203,98 @@ export interface Config {
   seed?: number;
   max_keys?: number;
   history_capacity?: number;
+  /** Defaults per service / operation, keyed by job type or a prefix of it. */
+  contexts?: Record<string, Context>;
   [field: string]: unknown;
+}
+
+/** How much a job matters when retry budgets and concurrency caps bind. */
+export type Priority = 'low' | 'normal' | 'high' | 'critical';
+
+/**
+ * One context of the configuration's `contexts` (core/src/contexts.rs). The documents'
+ * camelCase names (`maxAttempts`, `baseDelay`, `jitterType`…) are accepted too.
+ */
+export interface Context {
+  service_type?: string;
+  operation_type?: string;
+  max_attempts?: number;
+  base_delay_ms?: number;
+  max_delay_ms?: number;
+  backoff?: BackoffStrategy | 'adaptive';
+  jitter?: unknown;
+  adaptive?: boolean;
+  health_aware?: boolean;
+  adaptation_factor?: number;
+  circuit_breaker?: boolean;
+  circuit_breaker_threshold?: number;
+  circuit_breaker_timeout_ms?: number;
+  max_concurrent_retries?: number;
+  retry_budget_per_minute?: number;
+  retry_budget_per_hour?: number;
+  respect_global_backpressure?: boolean;
+  priority?: Priority;
+  [camelCaseAlias: string]: unknown;
+}
+
+/** An operator override: a scope (none = global) and what it sets there. */
+export interface Override {
+  name: string;
+  queue?: string;
+  tenant?: string;
+  job_type?: string;
+  job_id?: string;
+  max_attempts?: number;
+  min_delay_ms?: number;
+  max_delay_ms?: number;
+  deadline_ms?: number;
+  /** A policy (by name) instead of the one the failure matches. */
+  policy?: string;
+  /** A fixed delay instead of any tier's. */
+  delay_ms?: number;
+  retries_disabled?: boolean;
+  expires_at_ms?: number;
+  reason?: string;
+}
+
+export type BreakerState = 'closed' | 'open' | 'half_open';
+
+/** A downstream's health (`engine.health(jobType)`). */
+export interface HealthReport {
+  job_type: string;
+  /** 0–100; absent with nothing to judge by. */
+  score?: number;
+  /** What a rules-tier delay of this downstream is multiplied by now. */
+  delay_factor: number;
+  success_rate?: number;
+  requests: number;
+  breaker_state?: BreakerState;
+  signals: { latency_ms?: number; error_rate?: number; cpu?: number; queue_depth?: number };
+  signals_at_ms?: number;
+}
+
+export type EventName =
+  | 'retry_scheduled'
+  | 'retry_succeeded'
+  | 'retry_failed'
+  | 'gave_up'
+  | 'guardrail_triggered'
+  | 'breaker_state_changed';
+
+/** A lifecycle event, as `engine.on(name, listener)` receives it. */
+export interface LifecycleEvent {
+  type: EventName;
+  at_ms: number;
+  job_type: string;
+  job_id?: string;
+  tenant?: string;
+  queue?: string;
+  attempt_number?: number;
+  error_class?: string;
+  delay_ms?: number;
+  method?: Method;
+  guardrails?: string[];
+  rationale?: string;
+  breaker_from?: BreakerState;
+  breaker_to?: BreakerState;
 }

@@ -61,6 +61,14 @@ function runStep(engine, step, now) {
       return engine.policies();
     case 'guardrails':
       return engine.guardrails();
+    case 'add_override':
+      return engine.addOverride(step.override, now);
+    case 'remove_override':
+      return engine.removeOverride(step.name ?? '');
+    case 'overrides':
+      return engine.overrides(now);
+    case 'health':
+      return engine.health(step.job_type ?? '', now);
     default:
       throw new Error(`unknown op ${step.op}`);
   }

@@ -13,12 +13,16 @@
 //! non-negative integers (else `invalid_input` naming the field). Every method catches
 //! panics (`catch_unwind`), so none crosses into Node.
 
-use napi::bindgen_prelude::Env;
+use std::sync::Arc;
+
+use napi::bindgen_prelude::{Env, Function};
+use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use napi::Result;
 use napi_derive::napi;
 use serde::Serialize;
+use smartretry::events::EventKind;
 use smartretry::model::from_json;
-use smartretry::{Attempt, Config, Engine, Features, Policy};
+use smartretry::{Attempt, Config, Engine, Features, Override, Policy};
 
 mod error;
 
@@ -277,5 +281,99 @@ impl NativeEngine {
     #[napi(catch_unwind)]
     pub fn is_emergency_stopped(&self) -> bool {
         self.0.is_emergency_stopped()
+    }
+
+    /// `Engine::metrics`: the counters as JSON.
+    #[napi(catch_unwind)]
+    pub fn metrics(&self, env: &Env) -> Result<String> {
+        json(env, &self.0.metrics())
+    }
+
+    /// `Engine::overrides`: a JSON array, most specific first.
+    #[napi(catch_unwind)]
+    pub fn overrides(&self, env: &Env, now_ms: Option<f64>) -> Result<String> {
+        let now = opt_int(env, "now_ms", now_ms)?;
+        json(env, &self.0.overrides(now))
+    }
+
+    /// `Engine::add_override`: Override JSON in; the one it replaced (or null) out.
+    #[napi(catch_unwind)]
+    pub fn add_override(&self, env: &Env, override_json: String, now_ms: Option<f64>) -> Result<String> {
+        let o: Override = parse(env, &override_json)?;
+        let now = opt_int(env, "now_ms", now_ms)?;
+        json(env, &core(env, self.0.add_override(o, now))?)
+    }
+
+    /// `Engine::remove_override`: the removed override as JSON.
+    #[napi(catch_unwind)]
+    pub fn remove_override(&self, env: &Env, name: String) -> Result<String> {
+        json(env, &core(env, self.0.remove_override(&name))?)
+    }
+
+    /// `Engine::health`: a downstream's health report as JSON.
+    #[napi(catch_unwind)]
+    pub fn health(&self, env: &Env, job_type: String, now_ms: Option<f64>) -> Result<String> {
+        let now = opt_int(env, "now_ms", now_ms)?;
+        json(env, &core(env, self.0.health(&job_type, now))?)
+    }
+
+    /// `Engine::subscribe`: `callback(eventJson)` for each event of `kinds` (all when
+    /// empty), called on the event loop. A thread waits on the core's bounded queue and
+    /// hands events over without blocking, so neither a busy loop nor a slow listener
+    /// ever holds up a decision (events that do not fit are dropped and counted). The
+    /// callback does not keep the process alive.
+    #[napi(
+        catch_unwind,
+        ts_args_type = "kinds: string[], capacity: number, callback: (eventJson: string) => void"
+    )]
+    pub fn subscribe(
+        &self,
+        env: &Env,
+        kinds: Vec<String>,
+        capacity: u32,
+        callback: Function<String, ()>,
+    ) -> Result<NativeSubscription> {
+        let kinds =
+            core(env, kinds.iter().map(|k| EventKind::parse(k)).collect::<smartretry::Result<Vec<_>>>())?;
+        let subscription = Arc::new(core(env, self.0.subscribe(&kinds, capacity as usize))?);
+        let tsfn = callback
+            .build_threadsafe_function::<String>()
+            .callee_handled::<false>()
+            .weak::<true>()
+            .max_queue_size::<4096>()
+            .build()?;
+        let source = Arc::clone(&subscription);
+        std::thread::Builder::new()
+            .name("smartretry-events".into())
+            .spawn(move || {
+                while let Ok(next) = source.recv(None) {
+                    if let Some(event) = next {
+                        if let Ok(text) = serde_json::to_string(&*event) {
+                            tsfn.call(text, ThreadsafeFunctionCallMode::NonBlocking);
+                        }
+                    }
+                }
+            })
+            .map_err(|e| error::to_js(env, smartretry::Error::invalid("subscribe", e.to_string())))?;
+        Ok(NativeSubscription(subscription))
+    }
+}
+
+/// A subscription made by `NativeEngine.subscribe`.
+#[napi]
+pub struct NativeSubscription(Arc<smartretry::Subscription>);
+
+#[napi]
+impl NativeSubscription {
+    /// Stops the events; the waiting thread ends.
+    #[napi(catch_unwind)]
+    pub fn close(&self) {
+        self.0.close();
+    }
+
+    /// Events lost because the queue was full.
+    #[napi(catch_unwind)]
+    pub fn dropped(&self) -> f64 {
+        self.0.dropped() as f64
     }
 }

@@ -264,14 +264,24 @@ impl Engine {
 
     /// The health of a job type's downstream (score 0–100, delay factor, what it saw).
     #[pyo3(signature = (job_type, now_ms = None))]
-    fn health<'py>(&self, py: Python<'py>, job_type: &str, now_ms: Option<u64>) -> PyResult<Bound<'py, PyAny>> {
+    fn health<'py>(
+        &self,
+        py: Python<'py>,
+        job_type: &str,
+        now_ms: Option<u64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let report = self.0.health(job_type, now_ms).map_py(py)?;
         convert::serialize_to_py(py, &report)
     }
 
     /// Lifecycle events of the named kinds (all when None), in a queue of `capacity`.
     #[pyo3(signature = (events = None, capacity = 1024))]
-    fn subscribe(&self, py: Python<'_>, events: Option<Vec<String>>, capacity: usize) -> PyResult<Subscription> {
+    fn subscribe(
+        &self,
+        py: Python<'_>,
+        events: Option<Vec<String>>,
+        capacity: usize,
+    ) -> PyResult<Subscription> {
         let kinds = event_kinds(py, events)?;
         let inner = self.0.subscribe(&kinds, capacity).map_py(py)?;
         Ok(Subscription { inner, closed: AtomicBool::new(false) })
@@ -463,7 +473,10 @@ impl Subscription {
             None => None,
             Some(t) if t.is_finite() && t >= 0.0 => Some(Duration::from_secs_f64(t.min(1e9))),
             Some(t) => {
-                return Err(errors::to_py(py, smartretry::Error::invalid("timeout", format!("must be ≥ 0, got {t}"))))
+                return Err(errors::to_py(
+                    py,
+                    smartretry::Error::invalid("timeout", format!("must be ≥ 0, got {t}")),
+                ))
             }
         };
         match py.detach(|| self.inner.recv(wait)) {
