@@ -120,13 +120,14 @@ async fn mutating_endpoints_need_the_bearer_token() {
     let server = Server::start(&[], &[]);
     let mut anonymous = server.anonymous();
     let mut wrong = server.anonymous().with_token(Some("guess".into()));
-    let mutations: [(&str, &str, Value); 6] = [
+    let mutations: [(&str, &str, Value); 7] = [
         ("POST", "/recommendation", json!({"job_type": "a", "attempt_number": 1})),
         ("POST", "/attempt", json!({"job_id": "j", "job_type": "a", "attempt_number": 1, "success": true})),
         ("POST", "/policies", json!({"name": "p"})),
         ("PUT", "/guardrails", json!({"max_attempts": 3})),
         ("POST", "/bayesian/update", json!({"job_type": "a", "error_class": "timeout"})),
         ("POST", "/emergency-stop", json!({"enabled": true})),
+        ("POST", "/overrides", json!({"name": "o", "retries_disabled": true})),
     ];
     for (method, path, body) in &mutations {
         let method: hyper::Method = method.parse().unwrap();
@@ -246,6 +247,55 @@ async fn policies_are_listed_added_used_and_removed() {
     assert_error_shape(&r.json(), 404);
     let d = c.post("/recommendation", &failure).await.unwrap().json();
     assert_ne!(d["policy"], "custom_timeout", "{d}");
+}
+
+#[tokio::test]
+async fn operators_override_a_queue_and_one_job_then_remove_them() {
+    let server = Server::start(&[], &[]);
+    let mut c = server.client();
+    let cap = json!({"name": "cap-payments", "queue": "payments", "max_attempts": 2});
+    let r = c.post("/overrides", &cap).await.unwrap();
+    assert_eq!((r.status, r.json()["replaced"].clone()), (201, Value::Null), "{}", r.body);
+    let r =
+        c.post("/overrides", &json!({"name": "ctrl-o", "job_id": "job-7", "delay_ms": 45000})).await.unwrap();
+    assert_eq!(r.status, 201, "{}", r.body);
+    let r = c.post("/overrides", &json!({"name": "bad", "max_attempts": 0})).await.unwrap();
+    assert_eq!((r.status, r.json()["field"].as_str()), (400, Some("max_attempts")), "{}", r.body);
+    let list = c.get("/overrides").await.unwrap().json();
+    let names: Vec<&str> =
+        list["overrides"].as_array().unwrap().iter().map(|o| o["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["ctrl-o", "cap-payments"]);
+
+    let d = c
+        .post(
+            "/recommendation",
+            &json!({"job_type": "capture", "attempt_number": 2, "http_status": 503, "queue": "payments"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(d.status, 200, "an override's refusal is an answer, not load shedding: {}", d.body);
+    let d = d.json();
+    assert_eq!(
+        (d["should_retry"].as_bool(), d["policy_guardrails"].clone()),
+        (Some(false), json!(["override"]))
+    );
+    let d = c
+        .post(
+            "/recommendation",
+            &json!({"job_type": "export", "attempt_number": 1, "http_status": 503, "job_id": "job-7"}),
+        )
+        .await
+        .unwrap()
+        .json();
+    assert_eq!(d["delay_ms"], 45000, "{d}");
+
+    let r = c.delete("/overrides/ctrl-o").await.unwrap();
+    assert_eq!((r.status, r.json()["removed"]["delay_ms"].as_u64()), (200, Some(45000)));
+    let r = c.delete("/overrides/ctrl-o").await.unwrap();
+    assert_eq!(r.status, 404);
+    assert_error_shape(&r.json(), 404);
+    let h = c.get("/health/capture").await.unwrap();
+    assert_eq!((h.status, h.json()["job_type"].as_str()), (200, Some("capture")), "{}", h.body);
 }
 
 #[tokio::test]
@@ -403,6 +453,10 @@ async fn the_openapi_document_lists_every_endpoint() {
         ("/ml/rollback", "post"),
         ("/ml/models", "get"),
         ("/ml/status", "get"),
+        ("/overrides", "get"),
+        ("/overrides", "post"),
+        ("/overrides/{name}", "delete"),
+        ("/health/{job_type}", "get"),
     ] {
         assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} undocumented");
     }

@@ -17,7 +17,7 @@ use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::json;
-use smartretry::{time, Attempt, Decision, Features, Method, Policy};
+use smartretry::{time, Attempt, Decision, Features, Method, Override, Policy};
 
 use super::error::ApiError;
 use super::{metrics, ml, App};
@@ -47,6 +47,9 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/stats", get(stats))
         .route("/policies", get(list_policies).post(add_policy))
         .route("/policies/{name}", axum::routing::delete(remove_policy))
+        .route("/overrides", get(list_overrides).post(add_override))
+        .route("/overrides/{name}", axum::routing::delete(remove_override))
+        .route("/health/{job_type}", get(downstream_health))
         .route("/bayesian/update", post(bayesian_update))
         .route("/ml/train", post(ml::train))
         .route("/ml/deploy", post(ml::deploy))
@@ -223,6 +226,26 @@ async fn add_policy(State(app): Shared, _: Authorized, Body(p): Body<Policy>) ->
 async fn remove_policy(State(app): Shared, _: Authorized, Path(name): Path<String>) -> ApiResult<Response> {
     let removed = app.engine.remove_policy(&name)?;
     Ok(Json(json!({ "removed": removed })).into_response())
+}
+
+async fn list_overrides(State(app): Shared) -> Json<serde_json::Value> {
+    Json(json!({ "overrides": app.engine.overrides(None) }))
+}
+
+/// Adds (or, by name, replaces) an operator override: 201 with it and what it replaced.
+async fn add_override(State(app): Shared, _: Authorized, Body(o): Body<Override>) -> ApiResult<Response> {
+    let replaced = app.engine.add_override(o.clone(), None)?;
+    Ok((StatusCode::CREATED, Json(json!({ "override": o, "replaced": replaced }))).into_response())
+}
+
+async fn remove_override(State(app): Shared, _: Authorized, Path(name): Path<String>) -> ApiResult<Response> {
+    let removed = app.engine.remove_override(&name)?;
+    Ok(Json(json!({ "removed": removed })).into_response())
+}
+
+/// One downstream's health score and the factor its rules-tier delays get.
+async fn downstream_health(State(app): Shared, Path(job_type): Path<String>) -> ApiResult<Response> {
+    Ok(Json(app.engine.health(&job_type, None)?).into_response())
 }
 
 #[derive(Deserialize)]
