@@ -27,7 +27,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 mod common;
 
 use common::{failure, job_type, outcome, T0};
-use smartretry::{Attempt, Engine, Features, Method, MetricsSnapshot};
+use smartretry::{Attempt, Engine, Features, Method, MetricsSnapshot, Override};
 
 const KEYS: usize = 10_000;
 
@@ -36,6 +36,10 @@ const KEYS: usize = 10_000;
 const OUTCOMES_PER_KEY: u64 = 60;
 /// Inputs prepared per timed batch (1 s of virtual time).
 const BATCH: BatchSize = BatchSize::NumIterations(1_000);
+
+fn over(name: &str) -> Override {
+    Override { name: name.into(), ..Default::default() }
+}
 
 fn engine() -> Engine {
     Engine::builder().seed(1).build().expect("the default engine builds")
@@ -158,6 +162,36 @@ fn bench_decide(c: &mut Criterion) {
         })
     });
     report_mix("decide/rules_only_budget_spent", &before, &e.metrics());
+
+    // The rules tier with operator overrides in force (a queue cap, a tenant's, one job's
+    // delay), of which the queue's applies, and a subscriber to every lifecycle event
+    // that drains its queue between batches: what the controls add to a decision.
+    let e = engine();
+    for o in [
+        Override { queue: Some("payments".into()), max_attempts: Some(4), ..over("payments") },
+        Override { tenant: Some("acme".into()), max_delay_ms: Some(20_000), ..over("acme") },
+        Override { job_id: Some("job-7".into()), delay_ms: Some(5_000), ..over("job-7") },
+    ] {
+        e.add_override(o, Some(T0)).expect("a valid override");
+    }
+    let events = e.subscribe(&[], 1 << 16).expect("a subscription");
+    let fq = f.clone().with_queue("payments");
+    let mut traffic = Traffic::new(T0, vec![f.job_type.clone()]);
+    let before = e.metrics();
+    group.bench_function("rules_overrides_and_subscriber", |b| {
+        b.iter_batched_ref(
+            || {
+                events.drain();
+                traffic.next(&e).1
+            },
+            |now| {
+                black_box(e.decide(black_box(&fq), Some(*now)).expect("valid features"));
+            },
+            BATCH,
+        )
+    });
+    report_mix("decide/rules_overrides_and_subscriber", &before, &e.metrics());
+    drop(events);
 
     // Never-retry path: a 400 validation error.
     let e = engine();

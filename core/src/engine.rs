@@ -1342,7 +1342,7 @@ impl Engine {
                 .map(|(k, n)| (k.as_str().to_string(), n))
                 .collect(),
             events_dropped_total: self.events.dropped(),
-            overrides_active: self.settings().overrides.list().len() as u64,
+            overrides_active: self.settings().overrides.len() as u64,
         }
     }
 

@@ -186,6 +186,10 @@ impl OverrideSet {
         self.list.is_empty()
     }
 
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
     /// Adds `o`, replacing (and returning) one of the same name.
     pub fn upsert(&mut self, o: Override) -> Option<Override> {
         let old = self.list.iter().position(|x| x.name == o.name).map(|i| self.list.remove(i));

@@ -174,24 +174,9 @@ fn the_emergency_stop_beats_every_override() {
 
 // ---- context-aware configuration --------------------------------------------------
 
-/// The seed document's DEFAULT_RETRY_CONFIGS, verbatim but for TypeScript → JSON.
-const DEFAULT_RETRY_CONFIGS: &str = r#"{
-  "session_manager": {
-    "serviceType": "session_manager", "maxAttempts": 3, "baseDelay": 1000, "maxDelay": 30000,
-    "backoffStrategy": "exponential", "jitterType": "full", "enableAdaptiveBackoff": true,
-    "enableCircuitBreaker": true, "circuitBreakerThreshold": 5, "circuitBreakerTimeout": 60000
-  },
-  "connection_pool": {
-    "serviceType": "connection_pool", "maxAttempts": 5, "baseDelay": 500, "maxDelay": 10000,
-    "backoffStrategy": "adaptive", "jitterType": "equal", "enableResourceAwareRetry": true,
-    "maxConcurrentRetries": 20, "retryBudgetPerMinute": 200
-  },
-  "campaign_orchestrator": {
-    "serviceType": "campaign_orchestrator", "maxAttempts": 3, "baseDelay": 2000, "maxDelay": 60000,
-    "backoffStrategy": "exponential", "jitterType": "decorrelated",
-    "respectGlobalBackpressure": false, "enableCircuitBreaker": true
-  }
-}"#;
+/// The seed document's DEFAULT_RETRY_CONFIGS (004), verbatim but for TypeScript → JSON;
+/// the Python and Node tests load the same file.
+const DEFAULT_RETRY_CONFIGS: &str = include_str!("../../tests/fixtures/default_retry_configs.json");
 
 fn with_contexts(contexts: &str, guardrails: &str) -> Engine {
     let json = format!(r#"{{"contexts": {contexts}, "strategy": {{"guardrails": {guardrails}}}}}"#);

@@ -47,10 +47,8 @@ test('a manual delay for one job', () => {
 });
 
 test("the documents' DEFAULT_RETRY_CONFIGS and critical priority past global backpressure", () => {
-  const contexts = {
-    connection_pool: { serviceType: 'connection_pool', maxAttempts: 5, baseDelay: 500, maxDelay: 10000, backoffStrategy: 'adaptive', jitterType: 'equal', enableResourceAwareRetry: true, maxConcurrentRetries: 20, retryBudgetPerMinute: 200 },
-    campaign_orchestrator: { serviceType: 'campaign_orchestrator', maxAttempts: 3, baseDelay: 2000, maxDelay: 60000, backoffStrategy: 'exponential', jitterType: 'decorrelated', respectGlobalBackpressure: false, enableCircuitBreaker: true },
-  };
+  // The seed document's DEFAULT_RETRY_CONFIGS, shared with the Rust and Python tests.
+  const contexts = require('../../tests/fixtures/default_retry_configs.json');
   const engine = new Engine({
     seed: 3,
     config: { contexts, strategy: { guardrails: { min_retries_per_sec: 0, max_budget_percent: 20, per_tenant_limits: false } } },

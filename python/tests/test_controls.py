@@ -4,6 +4,8 @@ retries, through the Python package, against the real engine."""
 from __future__ import annotations
 
 import asyncio
+import json
+from pathlib import Path
 from typing import Any, Dict, List
 
 import pytest
@@ -62,41 +64,10 @@ def test_bad_overrides_name_the_field(engine: Engine) -> None:
 
 # ---- context configuration and priority --------------------------------------------
 
-DEFAULT_RETRY_CONFIGS: Dict[str, Any] = {
-    "session_manager": {
-        "serviceType": "session_manager",
-        "maxAttempts": 3,
-        "baseDelay": 1000,
-        "maxDelay": 30000,
-        "backoffStrategy": "exponential",
-        "jitterType": "full",
-        "enableAdaptiveBackoff": True,
-        "enableCircuitBreaker": True,
-        "circuitBreakerThreshold": 5,
-        "circuitBreakerTimeout": 60000,
-    },
-    "connection_pool": {
-        "serviceType": "connection_pool",
-        "maxAttempts": 5,
-        "baseDelay": 500,
-        "maxDelay": 10000,
-        "backoffStrategy": "adaptive",
-        "jitterType": "equal",
-        "enableResourceAwareRetry": True,
-        "maxConcurrentRetries": 20,
-        "retryBudgetPerMinute": 200,
-    },
-    "campaign_orchestrator": {
-        "serviceType": "campaign_orchestrator",
-        "maxAttempts": 3,
-        "baseDelay": 2000,
-        "maxDelay": 60000,
-        "backoffStrategy": "exponential",
-        "jitterType": "decorrelated",
-        "respectGlobalBackpressure": False,
-        "enableCircuitBreaker": True,
-    },
-}
+#: The seed document's DEFAULT_RETRY_CONFIGS, shared with the Rust and Node tests.
+DEFAULT_RETRY_CONFIGS: Dict[str, Any] = json.loads(
+    (Path(__file__).resolve().parents[2] / "tests" / "fixtures" / "default_retry_configs.json").read_text()
+)
 
 
 def test_the_documents_default_retry_configs_load_and_apply() -> None:
