@@ -27,6 +27,12 @@ enum Command {
     /// A bounded load test over loopback: recommendations/s, latency percentiles and the
     /// server's memory (starts its own server unless --url is given).
     Loadtest(LoadtestArgs),
+    /// Train ML-tier models from attempt history: runs `python -m smartretry.train` with
+    /// these arguments (`smartretry train --help` for them). The Python comes from
+    /// SMARTRETRY_PYTHON, else a .venv here or above, else python3; it needs the
+    /// smartretry package with its ml extra.
+    #[command(disable_help_flag = true)]
+    Train(TrainArgs),
 }
 
 #[derive(Args)]
@@ -81,6 +87,12 @@ struct ServeArgs {
 }
 
 #[derive(Args)]
+struct TrainArgs {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<String>,
+}
+
+#[derive(Args)]
 struct SimulateArgs {
     /// Built-in scenarios to run (default: all). See --list.
     #[arg(long = "scenario", value_name = "NAME")]
@@ -102,6 +114,10 @@ struct SimulateArgs {
     /// Also write smartretry's attempt history (JSON lines, the API's Attempt shape).
     #[arg(long, value_name = "PATH")]
     export: Option<PathBuf>,
+    /// Add a row for smartretry with this ML model deployed (an .onnx file with its
+    /// sidecar .json beside it, e.g. from `smartretry train`).
+    #[arg(long, value_name = "MODEL.onnx")]
+    model: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -110,6 +126,26 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(args),
         Command::Tui(args) => tui(args),
         Command::Loadtest(args) => loadtest(args),
+        Command::Train(args) => train(args),
+    }
+}
+
+fn train(args: TrainArgs) -> ExitCode {
+    let python = std::env::var_os("SMARTRETRY_PYTHON").map(PathBuf::from).unwrap_or_else(|| {
+        let venv = std::env::current_dir()
+            .ok()
+            .and_then(|cwd| cwd.ancestors().map(|d| d.join(".venv/bin/python")).find(|p| p.exists()));
+        venv.unwrap_or_else(|| PathBuf::from("python3"))
+    });
+    match std::process::Command::new(&python).args(["-m", "smartretry.train"]).args(&args.args).status() {
+        Ok(status) => ExitCode::from(status.code().map_or(1, |c| c.clamp(0, 255) as u8)),
+        Err(e) => {
+            eprintln!(
+                "error: cannot run {}: {e}; set SMARTRETRY_PYTHON to a Python with smartretry[ml] installed",
+                python.display()
+            );
+            ExitCode::from(2)
+        }
     }
 }
 
@@ -209,7 +245,7 @@ fn serve(args: ServeArgs) -> ExitCode {
 }
 
 fn simulate(args: SimulateArgs) -> ExitCode {
-    let SimulateArgs { scenarios: names, files, seed, out, list, ablations, export } = args;
+    let SimulateArgs { scenarios: names, files, seed, out, list, ablations, export, model } = args;
     let builtin = sim::builtin();
     if list {
         println!("{}", serde_json::to_string_pretty(&builtin).unwrap_or_default());
@@ -240,9 +276,31 @@ fn simulate(args: SimulateArgs) -> ExitCode {
     if chosen.is_empty() {
         chosen = builtin;
     }
+    // The ML row: only with a model that loads here; otherwise say why there is none.
+    let model = match &model {
+        None => {
+            let status = smartretry::Engine::new().ml_status();
+            let runtime = match (status.runtime, status.reason) {
+                (Some(lib), _) => format!("ONNX Runtime: {lib}"),
+                (None, reason) => reason.unwrap_or_default(),
+            };
+            println!(
+                "ML tier: no row (pass --model MODEL.onnx; `smartretry train` makes one, see docs/ml.md); {runtime}"
+            );
+            None
+        }
+        Some(path) => match sim::SmartRetry::with_model(seed, path) {
+            Ok(_) => Some(path.as_path()),
+            Err(e) => {
+                println!("ML tier: no row, {}: {e}", path.display());
+                None
+            }
+        },
+    };
     let mut all = Vec::new();
     for scenario in &chosen {
-        let runs = if ablations { sim::ablations(scenario, seed) } else { sim::compare(scenario, seed) };
+        let runs =
+            if ablations { sim::ablations(scenario, seed) } else { sim::compare(scenario, seed, model) };
         println!("\n== {} (seed {seed}) — {}", scenario.name, scenario.description);
         print!("{}", report::table(&runs.iter().map(|r| r.figures.clone()).collect::<Vec<_>>()));
         print!("{}", report::paired(&runs));

@@ -68,3 +68,38 @@ fn bad_input_is_named_and_fails_cleanly() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("payment_503_peak"), "lists the built-in ones");
 }
+
+#[test]
+fn the_ml_row_needs_a_model_and_says_why_there_is_none() {
+    let dir = temp_dir("ml");
+    let scenario = dir.join("mine.json");
+    std::fs::write(
+        &scenario,
+        r#"{"name": "my_api", "job_type": "sync_orders", "calls": 300, "arrival_ms": 300,
+            "downstream": {"kind": "transient", "failure": {"probability": 0.3, "status": 503,
+              "error_class": "service_unavailable",
+              "recovery": [{"weight": 1, "after": "uniform", "min_ms": 3000, "max_ms": 5000}]}}}"#,
+    )
+    .unwrap();
+    let run = |extra: &[&std::ffi::OsStr]| {
+        let out = smartretry()
+            .args(["simulate", "--file"])
+            .arg(&scenario)
+            .arg("--out")
+            .arg(&dir)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let stdout = run(&[]);
+    assert!(stdout.contains("ML tier: no row (pass --model MODEL.onnx"), "{stdout}");
+    assert!(!stdout.contains("smartretry_ml"), "{stdout}");
+    // A model that cannot be registered is named with the reason; the run completes.
+    let model = dir.join("broken.onnx");
+    std::fs::write(&model, b"not a model").unwrap();
+    let stdout = run(&["--model".as_ref(), model.as_os_str()]);
+    assert!(stdout.contains("ML tier: no row,") && stdout.contains("broken.json"), "{stdout}");
+    assert!(!stdout.contains("smartretry_ml") && stdout.contains("oracle"), "{stdout}");
+}

@@ -4,7 +4,7 @@
 use smartretry_cli::sim::{self, Figures, Scenario};
 
 fn figures(scenario: &Scenario, seed: u64) -> Vec<Figures> {
-    sim::compare(scenario, seed).into_iter().map(|r| r.figures).collect()
+    sim::compare(scenario, seed, None).into_iter().map(|r| r.figures).collect()
 }
 
 fn row<'a>(rows: &'a [Figures], policy: &str) -> &'a Figures {
@@ -108,7 +108,7 @@ fn user_scenarios_are_validated_with_the_field_named() {
 fn the_bound_shows_where_the_goal_is_out_of_reach_and_how_close_smartretry_comes() {
     for scenario in sim::builtin() {
         let Some(bound) = sim::bound(&scenario, 1) else { continue };
-        let runs = sim::compare(&scenario, 1);
+        let runs = sim::compare(&scenario, 1, None);
         let find = |name: &str| runs.iter().find(|r| r.figures.policy == name).map(|r| &r.figures);
         let (smart, bounded, oracle) =
             (find("smartretry").unwrap(), find("best_schedule_bound").unwrap(), find("oracle").unwrap());

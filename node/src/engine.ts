@@ -6,11 +6,14 @@ import type {
   Attempt,
   Config,
   Decision,
+  Deployment,
   EventName,
   Features,
   Guardrails,
   HealthReport,
   LifecycleEvent,
+  MlStatus,
+  ModelInfo,
   Override,
   Policy,
   Preview,
@@ -50,6 +53,11 @@ export interface EngineOptions {
   seed?: number;
   /** The configuration file's contents: an object, or its JSON text. */
   config?: Config | string;
+  /**
+   * The ONNX Runtime library for the ML tier. Default: `ORT_DYLIB_PATH`, else an
+   * installed `onnxruntime` Python wheel or `onnxruntime-node` package.
+   */
+  mlRuntime?: string;
 }
 
 /** First-attempt successes are flushed to the engine after this many… */
@@ -94,10 +102,10 @@ export class Engine extends EventEmitter {
   private lastSlot: Slot | undefined;
 
   constructor(options: EngineOptions = {}) {
-    const { seed, config } = options;
+    const { seed, config, mlRuntime } = options;
     super();
     const json = config === undefined ? undefined : typeof config === 'string' ? config : JSON.stringify(config);
-    this.native = new NativeEngine(seed, json);
+    this.native = new NativeEngine(seed, json, mlRuntime);
     // Lifecycle events ('retry_scheduled', 'gave_up', …) flow from the core only while
     // someone listens; they arrive on the event loop and never hold up a decision.
     this.on('newListener', (name: string | symbol) => {
@@ -199,6 +207,55 @@ export class Engine extends EventEmitter {
 
   isEmergencyStopped(): boolean {
     return this.native.isEmergencyStopped();
+  }
+
+  /**
+   * Adds a model version: an ONNX file and its sidecar JSON (default: beside it, `.json`).
+   * The model is loaded once to prove it matches its feature contract; a mismatch
+   * throws (`code: 'model'` or `'invalid_input'` naming the field) and nothing changes.
+   */
+  registerModel(modelPath: string, sidecarPath?: string, nowMs?: number): ModelInfo {
+    return JSON.parse(this.native.registerModel(modelPath, sidecarPath, nowMs)) as ModelInfo;
+  }
+
+  /** Registered model versions with their training metrics and deployment state. */
+  models(): ModelInfo[] {
+    return JSON.parse(this.native.models()) as ModelInfo[];
+  }
+
+  /** Serves `version` to `canaryPercent` % of jobs (0–100, sticky per job id). */
+  deployModel(version: string, canaryPercent = 100, nowMs?: number): Deployment {
+    return JSON.parse(this.native.deployModel(version, canaryPercent, nowMs)) as Deployment;
+  }
+
+  /** Runs `version` in shadow (decides alongside, compared, never served); `null` stops it. */
+  shadowModel(version: string | null, nowMs?: number): Deployment {
+    return JSON.parse(this.native.shadowModel(version ?? undefined, nowMs)) as Deployment;
+  }
+
+  /** Back to the previous deployment (`code: 'not_found'` if there is none). */
+  rollbackModel(nowMs?: number): Deployment {
+    return JSON.parse(this.native.rollbackModel(nowMs)) as Deployment;
+  }
+
+  /** No model serves or watches: decisions come from the Bayesian tier. */
+  rollbackToBayesian(nowMs?: number): Deployment {
+    return JSON.parse(this.native.rollbackToBayesian(nowMs)) as Deployment;
+  }
+
+  /** The ML tier: runtime, deployment, versions, ML-vs-Bayesian comparison, failures. */
+  mlStatus(): MlStatus {
+    return JSON.parse(this.native.mlStatus()) as MlStatus;
+  }
+
+  /** The model registry as JSON text, for a store to persist. */
+  mlSnapshot(): string {
+    return this.native.mlSnapshot();
+  }
+
+  /** Replaces the model registry from `mlSnapshot()`'s JSON. */
+  restoreMl(snapshot: string): void {
+    this.native.restoreMl(snapshot);
   }
 
   /**

@@ -298,3 +298,72 @@ export interface LifecycleEvent {
   breaker_from?: BreakerState;
   breaker_to?: BreakerState;
 }
+
+/** Training metrics from the model's sidecar (hold-out unless named `cv_*`). */
+export interface TrainingMetrics {
+  accuracy?: number;
+  f1?: number;
+  auc?: number;
+  brier?: number;
+  calibration_error?: number;
+  samples?: number;
+  [metric: string]: unknown;
+}
+
+/** A registered model version (the ML tier's registry, core/src/ml). */
+export interface ModelInfo {
+  version: string;
+  name: string;
+  model_type: string;
+  features: string[];
+  metrics: TrainingMetrics;
+  registered_at: string;
+  size_bytes: number;
+  state: 'serving' | 'canary' | 'shadow' | 'registered';
+}
+
+/** What is deployed: a version serving a sticky share of jobs, and one in shadow. */
+export interface Deployment {
+  serving: string | null;
+  canary_percent: number;
+  shadow: string | null;
+  since?: string;
+}
+
+/** Outcomes of the decisions one side made (or, in shadow, would have made). */
+export interface ArmStats {
+  decisions: number;
+  outcomes: number;
+  successes: number;
+  delay_ms_total: number;
+  squared_error_total: number;
+  success_rate: number;
+  mean_delay_ms: number;
+  brier: number;
+}
+
+/** The ML tier against the tier below on the same traffic. */
+export interface Comparison {
+  ml: ArmStats;
+  bayesian: ArmStats;
+  shadow: {
+    decisions: number;
+    agreements: number;
+    agreement_rate: number;
+    model: ArmStats;
+    served: ArmStats;
+  };
+}
+
+/** The ML tier's condition (`Engine.mlStatus()`). */
+export interface MlStatus {
+  enabled: boolean;
+  available: boolean;
+  runtime: string | null;
+  reason: string | null;
+  deployment: Deployment;
+  versions: ModelInfo[];
+  comparison: Comparison;
+  errors_total: number;
+  unavailable_total: number;
+}

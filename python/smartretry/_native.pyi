@@ -7,7 +7,7 @@ from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, Type, U
 
 from .types import EventDict, EventName, HealthDict, OverrideDict
 
-__all__ = ["Engine", "Decision", "Preview", "Stats", "Subscription", "__version__"]
+__all__ = ["Engine", "Decision", "Preview", "Stats", "Subscription", "ml_training_matrix", "__version__"]
 __version__: str
 
 @final
@@ -18,6 +18,7 @@ class Engine:
         config: Union[Mapping[str, Any], str, os.PathLike[str], None] = None,
         store: Optional[str] = None,
         env: bool = False,
+        ml_runtime: Union[str, os.PathLike[str], None] = None,
     ) -> Engine: ...
     @property
     def seed(self) -> int: ...
@@ -66,6 +67,22 @@ class Engine:
         callback: Callable[[EventDict], object],
         capacity: int = 1024,
     ) -> Callable[[], None]: ...
+    def register_model(
+        self,
+        model: Union[str, os.PathLike[str]],
+        sidecar: Union[str, os.PathLike[str], None] = None,
+        now_ms: Optional[int] = None,
+    ) -> dict[str, Any]: ...
+    def models(self) -> list[dict[str, Any]]: ...
+    def deploy_model(
+        self, version: str, canary_percent: float = 100.0, now_ms: Optional[int] = None
+    ) -> dict[str, Any]: ...
+    def shadow_model(self, version: Optional[str], now_ms: Optional[int] = None) -> dict[str, Any]: ...
+    def rollback_model(self, now_ms: Optional[int] = None) -> dict[str, Any]: ...
+    def rollback_to_bayesian(self, now_ms: Optional[int] = None) -> dict[str, Any]: ...
+    def ml_status(self) -> dict[str, Any]: ...
+    def ml_snapshot(self) -> str: ...
+    def restore_ml(self, snapshot: str) -> None: ...
 
 @final
 class Subscription:
@@ -85,6 +102,10 @@ class Subscription:
         exc: Optional[BaseException] = None,
         tb: Optional[TracebackType] = None,
     ) -> bool: ...
+
+def ml_training_matrix(
+    history_jsonl: str, features_json: str
+) -> tuple[bytes, int, int, bytes, list[str], list[int]]: ...
 
 @final
 class Decision:

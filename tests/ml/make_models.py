@@ -46,9 +46,17 @@ def fnv1a(text: str) -> int:
     return h
 
 
+def bucket(value: str, buckets: int) -> int:
+    """The engine's categorical column: SplitMix64's finalizer over FNV-1a, mod buckets."""
+    z = (fnv1a(value) + 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+    return (z ^ (z >> 31)) % buckets
+
+
 def row(attempt: int, since_first: float, delay: float, error_class: str) -> list[float]:
     one_hot = [0.0] * BUCKETS
-    one_hot[fnv1a(error_class) % BUCKETS] = 1.0
+    one_hot[bucket(error_class, BUCKETS)] = 1.0
     return [float(attempt), math.log1p(since_first), math.log1p(delay), *one_hot]
 
 

@@ -78,8 +78,14 @@ pub struct NativeEngine(Engine);
 #[napi]
 impl NativeEngine {
     /// `configJson`: the configuration file's JSON; `seed`: makes random choices reproducible.
+    /// `mlRuntime`: the ONNX Runtime library for the ML tier (default: found installed).
     #[napi(constructor, catch_unwind)]
-    pub fn new(env: &Env, seed: Option<f64>, config_json: Option<String>) -> Result<Self> {
+    pub fn new(
+        env: &Env,
+        seed: Option<f64>,
+        config_json: Option<String>,
+        ml_runtime: Option<String>,
+    ) -> Result<Self> {
         let config = match config_json {
             Some(text) => core(env, Config::from_json(&text))?,
             None => Config::default(),
@@ -87,6 +93,9 @@ impl NativeEngine {
         let mut builder = Engine::builder().config(config);
         if let Some(seed) = seed {
             builder = builder.seed(int(env, "seed", seed)?);
+        }
+        if let Some(path) = ml_runtime {
+            builder = builder.ml_runtime(path);
         }
         Ok(NativeEngine(core(env, builder.build())?))
     }
@@ -375,5 +384,78 @@ impl NativeSubscription {
     #[napi(catch_unwind)]
     pub fn dropped(&self) -> f64 {
         self.0.dropped() as f64
+    }
+
+    /// `Engine::register_model_files`: ModelInfo JSON out.
+    #[napi(catch_unwind)]
+    pub fn register_model(
+        &self,
+        env: &Env,
+        model_path: String,
+        sidecar_path: Option<String>,
+        now_ms: Option<f64>,
+    ) -> Result<String> {
+        let now = opt_int(env, "now_ms", now_ms)?;
+        let sidecar = sidecar_path.as_deref().map(std::path::Path::new);
+        json(env, &core(env, self.0.register_model_files(&model_path, sidecar, now))?)
+    }
+
+    /// `Engine::models`: a JSON array of ModelInfo.
+    #[napi(catch_unwind)]
+    pub fn models(&self, env: &Env) -> Result<String> {
+        json(env, &self.0.models())
+    }
+
+    /// `Engine::deploy_model`: Deployment JSON out.
+    #[napi(catch_unwind)]
+    pub fn deploy_model(
+        &self,
+        env: &Env,
+        version: String,
+        canary_percent: f64,
+        now_ms: Option<f64>,
+    ) -> Result<String> {
+        let now = opt_int(env, "now_ms", now_ms)?;
+        json(env, &core(env, self.0.deploy_model(&version, canary_percent, now))?)
+    }
+
+    /// `Engine::shadow_model` (`null` stops the shadow): Deployment JSON out.
+    #[napi(catch_unwind)]
+    pub fn shadow_model(&self, env: &Env, version: Option<String>, now_ms: Option<f64>) -> Result<String> {
+        let now = opt_int(env, "now_ms", now_ms)?;
+        json(env, &core(env, self.0.shadow_model(version.as_deref(), now))?)
+    }
+
+    /// `Engine::rollback_model`: Deployment JSON out.
+    #[napi(catch_unwind)]
+    pub fn rollback_model(&self, env: &Env, now_ms: Option<f64>) -> Result<String> {
+        let now = opt_int(env, "now_ms", now_ms)?;
+        json(env, &core(env, self.0.rollback_model(now))?)
+    }
+
+    /// `Engine::rollback_to_bayesian`: Deployment JSON out.
+    #[napi(catch_unwind)]
+    pub fn rollback_to_bayesian(&self, env: &Env, now_ms: Option<f64>) -> Result<String> {
+        let now = opt_int(env, "now_ms", now_ms)?;
+        json(env, &core(env, self.0.rollback_to_bayesian(now))?)
+    }
+
+    /// `Engine::ml_status`: MlStatus JSON out.
+    #[napi(catch_unwind)]
+    pub fn ml_status(&self, env: &Env) -> Result<String> {
+        json(env, &self.0.ml_status())
+    }
+
+    /// `Engine::ml_snapshot`: the registry as JSON.
+    #[napi(catch_unwind)]
+    pub fn ml_snapshot(&self) -> String {
+        self.0.ml_snapshot().to_json()
+    }
+
+    /// `Engine::restore_ml` from `mlSnapshot()`'s JSON.
+    #[napi(catch_unwind)]
+    pub fn restore_ml(&self, env: &Env, snapshot_json: String) -> Result<()> {
+        let snapshot = core(env, smartretry::MlSnapshot::from_json(&snapshot_json))?;
+        core(env, self.0.restore_ml(snapshot))
     }
 }

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use pyo3::prelude::*;
-use pyo3::types::PyString;
+use pyo3::types::{PyBytes, PyString};
 use smartretry::events::{Closed, EventKind};
 use smartretry::model::from_value;
 use smartretry::{Attempt, Config, Features, Guardrails, Override, Policy};
@@ -72,14 +72,16 @@ fn attempt(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Attempt> {
 impl Engine {
     /// `config`: a dict in the configuration file's shape, or a path to such a JSON file.
     /// `env`: apply `RETRY_*` environment variables over it. `store`: `"memory"` (default).
+    /// `ml_runtime`: the ONNX Runtime library for the ML tier (default: found installed).
     #[new]
-    #[pyo3(signature = (seed = None, config = None, store = None, env = false))]
+    #[pyo3(signature = (seed = None, config = None, store = None, env = false, ml_runtime = None))]
     fn new(
         py: Python<'_>,
         seed: Option<u64>,
         config: Option<&Bound<'_, PyAny>>,
         store: Option<&str>,
         env: bool,
+        ml_runtime: Option<std::path::PathBuf>,
     ) -> PyResult<Self> {
         let mut cfg = match config {
             None => Config::default(),
@@ -110,6 +112,9 @@ impl Engine {
         let mut builder = smartretry::Engine::builder().config(cfg);
         if let Some(seed) = seed {
             builder = builder.seed(seed);
+        }
+        if let Some(path) = ml_runtime {
+            builder = builder.ml_runtime(path);
         }
         builder.build().map(Engine).map_py(py)
     }
@@ -301,6 +306,81 @@ impl Engine {
         let names = (event != "*").then(|| vec![event.to_string()]);
         let subscription = Bound::new(py, self.subscribe(py, names, capacity)?)?;
         py.import("smartretry._events")?.call_method1("listen", (subscription, callback))
+    }
+
+    /// Add a model version: an ONNX file and its sidecar JSON (default: beside it, `.json`).
+    #[pyo3(signature = (model, sidecar = None, now_ms = None))]
+    fn register_model<'py>(
+        &self,
+        py: Python<'py>,
+        model: std::path::PathBuf,
+        sidecar: Option<std::path::PathBuf>,
+        now_ms: Option<u64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let info =
+            py.detach(|| self.0.register_model_files(&model, sidecar.as_deref(), now_ms)).map_py(py)?;
+        convert::serialize_to_py(py, &info)
+    }
+
+    /// Registered model versions with their metrics and deployment state.
+    fn models<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        convert::serialize_to_py(py, &self.0.models())
+    }
+
+    /// Serve `version` to `canary_percent` % of jobs (sticky per job id).
+    #[pyo3(signature = (version, canary_percent = 100.0, now_ms = None))]
+    fn deploy_model<'py>(
+        &self,
+        py: Python<'py>,
+        version: &str,
+        canary_percent: f64,
+        now_ms: Option<u64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let d = py.detach(|| self.0.deploy_model(version, canary_percent, now_ms)).map_py(py)?;
+        convert::serialize_to_py(py, &d)
+    }
+
+    /// Run `version` in shadow (compared, never served); `None` stops the shadow.
+    #[pyo3(signature = (version, now_ms = None))]
+    fn shadow_model<'py>(
+        &self,
+        py: Python<'py>,
+        version: Option<&str>,
+        now_ms: Option<u64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let d = py.detach(|| self.0.shadow_model(version, now_ms)).map_py(py)?;
+        convert::serialize_to_py(py, &d)
+    }
+
+    /// Back to the previous deployment.
+    #[pyo3(signature = (now_ms = None))]
+    fn rollback_model<'py>(&self, py: Python<'py>, now_ms: Option<u64>) -> PyResult<Bound<'py, PyAny>> {
+        let d = py.detach(|| self.0.rollback_model(now_ms)).map_py(py)?;
+        convert::serialize_to_py(py, &d)
+    }
+
+    /// No model serves or watches: decisions come from the Bayesian tier.
+    #[pyo3(signature = (now_ms = None))]
+    fn rollback_to_bayesian<'py>(&self, py: Python<'py>, now_ms: Option<u64>) -> PyResult<Bound<'py, PyAny>> {
+        let d = self.0.rollback_to_bayesian(now_ms).map_py(py)?;
+        convert::serialize_to_py(py, &d)
+    }
+
+    /// The ML tier: runtime, deployment, versions, ML-vs-Bayesian comparison, failures.
+    fn ml_status<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let status = py.detach(|| self.0.ml_status());
+        convert::serialize_to_py(py, &status)
+    }
+
+    /// The model registry as JSON text, for a store to persist.
+    fn ml_snapshot(&self, py: Python<'_>) -> String {
+        py.detach(|| self.0.ml_snapshot().to_json())
+    }
+
+    /// Replace the model registry from `ml_snapshot()`'s JSON.
+    fn restore_ml(&self, py: Python<'_>, snapshot: &str) -> PyResult<()> {
+        py.detach(|| smartretry::MlSnapshot::from_json(snapshot).and_then(|s| self.0.restore_ml(s)))
+            .map_py(py)
     }
 
     fn __repr__(&self) -> String {
@@ -545,8 +625,40 @@ impl Subscription {
     }
 }
 
+/// The trainer's rows, built by the engine's own feature code from JSON-lines attempt
+/// history and a sidecar's feature list (JSON): `(rows, n, width, labels, job_ids,
+/// delays_ms)`, `rows` as little-endian float32 (row-major) and `labels` one byte each.
+#[pyfunction]
+#[allow(clippy::type_complexity)]
+fn ml_training_matrix<'py>(
+    py: Python<'py>,
+    history_jsonl: &str,
+    features_json: &str,
+) -> PyResult<(Bound<'py, PyBytes>, usize, usize, Bound<'py, PyBytes>, Vec<String>, Vec<u64>)> {
+    use smartretry::ml::features::{parse_history, training_data, FeatureColumn, FeatureSpec};
+    let data = py
+        .detach(|| -> smartretry::Result<_> {
+            let columns: Vec<FeatureColumn> =
+                smartretry::model::from_json(features_json).map_err(|e| e.within("features"))?;
+            let spec = FeatureSpec::new(&columns)?;
+            Ok(training_data(&spec, &parse_history(history_jsonl)?))
+        })
+        .map_py(py)?;
+    let rows: Vec<u8> = data.rows.iter().flat_map(|x| x.to_le_bytes()).collect();
+    let labels: Vec<u8> = data.labels.iter().map(|&l| u8::from(l)).collect();
+    Ok((
+        PyBytes::new(py, &rows),
+        data.labels.len(),
+        data.width,
+        PyBytes::new(py, &labels),
+        data.job_ids,
+        data.delays_ms,
+    ))
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(ml_training_matrix, m)?)?;
     m.add_class::<Engine>()?;
     m.add_class::<Decision>()?;
     m.add_class::<Preview>()?;

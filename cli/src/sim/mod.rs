@@ -364,13 +364,17 @@ pub fn ablations(scenario: &Scenario, seed: u64) -> Vec<Run> {
     rows
 }
 
-/// Every policy (baselines, smartretry rules-only and learning) plus the oracle.
-pub fn compare(scenario: &Scenario, seed: u64) -> Vec<Run> {
+/// Every policy (baselines, smartretry rules-only and learning, and with an ML model
+/// when `model` names one that loads) plus the oracle.
+pub fn compare(scenario: &Scenario, seed: u64, model: Option<&std::path::Path>) -> Vec<Run> {
     let jobs = scenario.jobs(seed);
     let mut rows: Vec<Run> = Vec::new();
     let mut policies: Vec<Box<dyn Policy>> = baselines(seed);
     policies.push(Box::new(SmartRetry::rules_only(seed)));
     policies.push(Box::new(SmartRetry::learning(seed)));
+    if let Some(Ok(ml)) = model.map(|m| SmartRetry::with_model(seed, m)) {
+        policies.push(Box::new(ml));
+    }
     for p in &mut policies {
         rows.push(run(scenario, &jobs, p.as_mut(), seed));
     }

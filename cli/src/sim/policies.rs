@@ -87,6 +87,15 @@ impl SmartRetry {
         SmartRetry::with_config("smartretry", same_budget(Config::default()), seed)
     }
 
+    /// The learning engine with a trained model (ONNX + sidecar) deployed to every job:
+    /// the ML tier decides where it may, the Bayesian tier below it where it may not.
+    pub fn with_model(seed: u64, model: &std::path::Path) -> Result<SmartRetry, smartretry::Error> {
+        let policy = SmartRetry::with_config("smartretry_ml", same_budget(Config::default()), seed);
+        let info = policy.engine.register_model_files(model, None, Some(0))?;
+        policy.engine.deploy_model(&info.version, 100.0, Some(0))?;
+        Ok(policy)
+    }
+
     pub fn rules_only(seed: u64) -> SmartRetry {
         SmartRetry::with_config(
             "smartretry_rules_only",

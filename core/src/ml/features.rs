@@ -19,12 +19,13 @@
 //! | `idempotent` | 1 or 0 (default 1) |
 //! | `health.<signal>` | the `health` map's value for `<signal>` |
 //! | `candidate_delay_ms` | the delay being evaluated (required: it is what is chosen) |
+//! | `retry_elapsed_ms` | `since_first_failure_ms` + `candidate_delay_ms`: when the retry would run on the downstream's recovery clock |
 //! | `job_type`, `error_class`, `queue`, `tenant`, `worker_version` | categorical: `buckets` one-hot columns of a stable hash |
 //!
 //! A numeric column may say `"transform": "log1p"` (ln(1 + x), for durations and sizes).
 //! A categorical column says `"encoding": "hash", "buckets": B` and takes B columns: the
-//! value's 64-bit FNV-1a hash modulo B is set to 1 (an absent value sets none), so new
-//! values need no vocabulary and the width stays fixed.
+//! column [`bucket`]`(value, B)` is set to 1 (an absent value sets none), so new values
+//! need no vocabulary and the width stays fixed.
 
 use std::collections::BTreeMap;
 
@@ -41,7 +42,10 @@ pub const MAX_BUCKETS: u32 = 4_096;
 /// The candidate delay column's name.
 pub const CANDIDATE_DELAY: &str = "candidate_delay_ms";
 
-const NUMERIC: [&str; 11] = [
+/// The retry's time on the recovery clock: since the first failure, plus the delay.
+pub const RETRY_ELAPSED: &str = "retry_elapsed_ms";
+
+const NUMERIC: [&str; 12] = [
     "attempt_number",
     "payload_size",
     "time_of_day",
@@ -53,6 +57,7 @@ const NUMERIC: [&str; 11] = [
     "priority",
     "idempotent",
     CANDIDATE_DELAY,
+    RETRY_ELAPSED,
 ];
 const CATEGORICAL: [&str; 5] = ["job_type", "error_class", "queue", "tenant", "worker_version"];
 
@@ -84,6 +89,7 @@ enum Source {
     Priority,
     Idempotent,
     CandidateDelay,
+    RetryElapsed,
     Health(usize),
     Category(Category, u32),
 }
@@ -110,9 +116,9 @@ pub struct FeatureSpec {
     health_names: Vec<String>,
     names: Vec<String>,
     width: usize,
-    /// Offset of the candidate delay within a row.
-    delay_at: usize,
-    delay_log1p: bool,
+    /// Columns that depend on the candidate delay: (offset, log1p, plus the time since
+    /// the first failure).
+    delay_columns: Vec<(usize, bool, bool)>,
 }
 
 impl FeatureSpec {
@@ -123,8 +129,7 @@ impl FeatureSpec {
             health_names: Vec::new(),
             names: Vec::with_capacity(columns.len()),
             width: 0,
-            delay_at: usize::MAX,
-            delay_log1p: false,
+            delay_columns: Vec::new(),
         };
         if columns.is_empty() {
             return Err(Error::invalid("features", "is empty: a model needs at least the candidate delay"));
@@ -185,9 +190,8 @@ impl FeatureSpec {
                     )
                 })?
             };
-            if source == Source::CandidateDelay {
-                spec.delay_at = spec.width;
-                spec.delay_log1p = log1p;
+            if matches!(source, Source::CandidateDelay | Source::RetryElapsed) {
+                spec.delay_columns.push((spec.width, log1p, source == Source::RetryElapsed));
             }
             spec.width += match source {
                 Source::Category(_, b) => b as usize,
@@ -196,7 +200,7 @@ impl FeatureSpec {
             spec.columns.push(Column { source, log1p });
             spec.names.push(c.name.clone());
         }
-        if spec.delay_at == usize::MAX {
+        if !spec.columns.iter().any(|c| c.source == Source::CandidateDelay) {
             return Err(Error::invalid(
                 "features",
                 format!("must include {CANDIDATE_DELAY}: the model ranks delays by it"),
@@ -235,7 +239,7 @@ impl FeatureSpec {
                         Category::WorkerVersion => f.worker_version.as_deref(),
                     };
                     if let Some(v) = value {
-                        row[at + (fnv1a(v) % u64::from(buckets)) as usize] = 1.0;
+                        row[at + bucket(v, buckets)] = 1.0;
                     }
                     at += buckets as usize;
                     continue;
@@ -253,6 +257,10 @@ impl FeatureSpec {
                 Source::Priority => row[at] = number(f64::from(f.priority.map_or(0, |p| p.index()))),
                 Source::Idempotent => row[at] = number(if f.is_idempotent() { 1.0 } else { 0.0 }),
                 Source::CandidateDelay => row[at] = ms(Some(candidate_delay_ms)),
+                Source::RetryElapsed => {
+                    row[at] =
+                        ms(Some(f.since_first_failure_ms.unwrap_or(0).saturating_add(candidate_delay_ms)))
+                }
                 Source::Health(k) => {
                     row[at] = number(f.health.get(&self.health_names[k]).copied().unwrap_or(0.0))
                 }
@@ -261,10 +269,13 @@ impl FeatureSpec {
         }
     }
 
-    /// Overwrite the candidate delay of a row built by [`push_row`](Self::push_row).
-    pub fn set_delay(&self, row: &mut [f32], candidate_delay_ms: u64) {
-        let x = candidate_delay_ms as f64;
-        row[self.delay_at] = if self.delay_log1p { x.ln_1p() } else { x } as f32;
+    /// Change the candidate delay of a row [`push_row`](Self::push_row) built for `f`.
+    pub fn set_delay(&self, row: &mut [f32], f: &Features, candidate_delay_ms: u64) {
+        for &(at, log1p, elapsed) in &self.delay_columns {
+            let since = if elapsed { f.since_first_failure_ms.unwrap_or(0) } else { 0 };
+            let x = since.saturating_add(candidate_delay_ms) as f64;
+            row[at] = if log1p { x.ln_1p() } else { x } as f32;
+        }
     }
 }
 
@@ -284,9 +295,17 @@ fn numeric_source(name: &str, health: &mut Vec<String>) -> Option<Source> {
         "retry_after_ms" => Source::RetryAfter,
         "priority" => Source::Priority,
         "idempotent" => Source::Idempotent,
+        RETRY_ELAPSED => Source::RetryElapsed,
         CANDIDATE_DELAY => Source::CandidateDelay,
         _ => return None,
     })
+}
+
+/// The one-hot column of a categorical value: SplitMix64's finalizer over the value's
+/// 64-bit FNV-1a hash, modulo `buckets`. (FNV-1a alone spreads short, similar labels
+/// badly over its low bits: `payment_capture` and `nightly_sync` share them.)
+pub fn bucket(value: &str, buckets: u32) -> usize {
+    (crate::backoff::mix64(fnv1a(value)) % u64::from(buckets.max(1))) as usize
 }
 
 /// 64-bit FNV-1a: stable across processes, platforms and languages.
@@ -334,16 +353,49 @@ pub fn training_examples(history: &[Attempt]) -> Vec<(Features, u64, bool)> {
         .collect()
 }
 
-/// The training matrix of `history` under `spec`: row-major floats and labels.
-pub fn training_matrix(spec: &FeatureSpec, history: &[Attempt]) -> (Vec<f32>, Vec<bool>) {
+/// Training data built from attempt history under a feature spec.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TrainingData {
+    /// Row-major, `labels.len()` rows of `width` floats.
+    pub rows: Vec<f32>,
+    pub width: usize,
+    /// Whether each retry succeeded.
+    pub labels: Vec<bool>,
+    /// The job of each row (to split by job: no job in both training and hold-out).
+    pub job_ids: Vec<String>,
+    /// The delay each retry waited.
+    pub delays_ms: Vec<u64>,
+}
+
+/// The training data of `history` under `spec`.
+pub fn training_data(spec: &FeatureSpec, history: &[Attempt]) -> TrainingData {
     let examples = training_examples(history);
-    let mut rows = Vec::with_capacity(examples.len() * spec.width());
-    let mut labels = Vec::with_capacity(examples.len());
-    for (features, delay, success) in &examples {
-        spec.push_row(features, *delay, 0, &mut rows);
-        labels.push(*success);
+    let mut data = TrainingData {
+        rows: Vec::with_capacity(examples.len() * spec.width()),
+        width: spec.width(),
+        ..TrainingData::default()
+    };
+    for (features, delay, success) in examples {
+        spec.push_row(&features, delay, 0, &mut data.rows);
+        data.labels.push(success);
+        data.job_ids.push(features.job_id.unwrap_or_default());
+        data.delays_ms.push(delay);
     }
-    (rows, labels)
+    data
+}
+
+/// Attempt history from JSON lines (blank lines skipped); errors name the line.
+pub fn parse_history(jsonl: &str) -> Result<Vec<Attempt>> {
+    jsonl
+        .lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(i, line)| {
+            let attempt = Attempt::from_json(line).map_err(|e| e.within(&format!("line {}", i + 1)))?;
+            attempt.validate().map_err(|e| e.within(&format!("line {}", i + 1)))?;
+            Ok(attempt)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -376,16 +428,33 @@ mod tests {
         assert!((rows[1] - 1_001f32.ln()).abs() < 1e-4);
         let one_hot = &rows[2..6];
         assert_eq!(one_hot.iter().sum::<f32>(), 1.0);
-        assert_eq!(one_hot[(fnv1a("timeout") % 4) as usize], 1.0);
+        assert_eq!(one_hot[bucket("timeout", 4)], 1.0);
         assert_eq!(rows[6], 0.75);
-        spec.set_delay(&mut rows, 0);
+        spec.set_delay(&mut rows, &f, 0);
         assert_eq!(rows[1], 0.0);
+    }
+
+    #[test]
+    fn the_recovery_clock_moves_with_the_candidate() {
+        let spec = FeatureSpec::new(&[col(CANDIDATE_DELAY), col(RETRY_ELAPSED)]).unwrap();
+        let f = Features::new("pay", 2).with_since_first_failure_ms(3_000);
+        let mut row = Vec::new();
+        spec.push_row(&f, 1_000, 0, &mut row);
+        assert_eq!(row, [1_000.0, 4_000.0]);
+        spec.set_delay(&mut row, &f, 5_000);
+        assert_eq!(row, [5_000.0, 8_000.0]);
     }
 
     #[test]
     fn fnv1a_matches_the_published_vectors() {
         assert_eq!(fnv1a(""), 0xcbf2_9ce4_8422_2325);
         assert_eq!(fnv1a("a"), 0xaf63_dc4c_8601_ec8c);
+    }
+
+    #[test]
+    fn similar_labels_land_in_different_buckets() {
+        assert_ne!(bucket("payment_capture", 16), bucket("nightly_sync", 16));
+        assert_eq!(bucket("payment_capture", 16), bucket("payment_capture", 16));
     }
 
     #[test]

@@ -739,7 +739,7 @@ impl MlTier {
         if let Some(model) = &live.serving {
             let slot = match &f.job_id {
                 // Stable across processes and hosts, so a fleet agrees on each job's side.
-                Some(id) => crate::backoff::mix64(features::fnv1a(id)) % 10_000,
+                Some(id) => features::bucket(id, 10_000) as u64,
                 None => bits % 10_000,
             };
             if slot < live.canary_bp {
@@ -842,7 +842,7 @@ fn predict(
     for &delay in &model.candidates[1..] {
         rows.extend_from_within(0..model.spec.width());
         let start = rows.len() - model.spec.width();
-        model.spec.set_delay(&mut rows[start..], delay);
+        model.spec.set_delay(&mut rows[start..], f, delay);
     }
     let mut probabilities = Vec::with_capacity(n);
     score(model, &rows, n, &mut probabilities).map_err(|e| {

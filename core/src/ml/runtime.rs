@@ -7,7 +7,8 @@
 //! 2. `ORT_DYLIB_PATH`;
 //! 3. an installed `onnxruntime` Python wheel (`site-packages/onnxruntime/capi/`): the
 //!    active `VIRTUAL_ENV`, a `.venv` beside the working directory or the executable (or
-//!    any parent), the user's and the system's site-packages;
+//!    any parent), the Python installation running the process, the user's and the
+//!    system's site-packages;
 //! 4. an installed `onnxruntime-node` package (`node_modules/onnxruntime-node/bin/…`),
 //!    beside the working directory or the executable (or any parent, or its `node/`).
 //!
@@ -76,7 +77,10 @@ fn discover() -> Option<PathBuf> {
         wheel_dirs.extend(site_packages(&PathBuf::from(venv)));
     }
     for root in &roots {
+        // A project's .venv, and the Python installation running this process (a venv's
+        // bin/python, /usr/bin/python3: the prefix is an ancestor of the executable).
         wheel_dirs.extend(site_packages(&root.join(".venv")));
+        wheel_dirs.extend(site_packages(root));
     }
     if let Some(home) = std::env::var_os("HOME") {
         wheel_dirs.extend(site_packages(&PathBuf::from(home).join(".local")));
