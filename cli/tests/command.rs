@@ -14,18 +14,21 @@ fn temp_dir(name: &str) -> std::path::PathBuf {
     dir
 }
 
+/// A scenario of the user's own in `dir`: 503s that recover 3–5 s after the first failure.
+fn user_scenario(dir: &std::path::Path, calls: u32) -> std::path::PathBuf {
+    let scenario = dir.join("mine.json");
+    let json = r#"{"name": "my_api", "job_type": "sync_orders", "calls": CALLS, "arrival_ms": 300,
+        "downstream": {"kind": "transient", "failure": {"probability": 0.3, "status": 503,
+          "error_class": "service_unavailable",
+          "recovery": [{"weight": 1, "after": "uniform", "min_ms": 3000, "max_ms": 5000}]}}}"#;
+    std::fs::write(&scenario, json.replace("CALLS", &calls.to_string())).unwrap();
+    scenario
+}
+
 #[test]
 fn a_user_scenario_yields_table_csv_chart_and_history() {
     let dir = temp_dir("user");
-    let scenario = dir.join("mine.json");
-    std::fs::write(
-        &scenario,
-        r#"{"name": "my_api", "job_type": "sync_orders", "calls": 800, "arrival_ms": 300,
-            "downstream": {"kind": "transient", "failure": {"probability": 0.3, "status": 503,
-              "error_class": "service_unavailable",
-              "recovery": [{"weight": 1, "after": "uniform", "min_ms": 3000, "max_ms": 5000}]}}}"#,
-    )
-    .unwrap();
+    let scenario = user_scenario(&dir, 800);
     let out = smartretry()
         .args(["simulate", "--file"])
         .arg(&scenario)
@@ -72,15 +75,7 @@ fn bad_input_is_named_and_fails_cleanly() {
 #[test]
 fn the_ml_row_needs_a_model_and_says_why_there_is_none() {
     let dir = temp_dir("ml");
-    let scenario = dir.join("mine.json");
-    std::fs::write(
-        &scenario,
-        r#"{"name": "my_api", "job_type": "sync_orders", "calls": 300, "arrival_ms": 300,
-            "downstream": {"kind": "transient", "failure": {"probability": 0.3, "status": 503,
-              "error_class": "service_unavailable",
-              "recovery": [{"weight": 1, "after": "uniform", "min_ms": 3000, "max_ms": 5000}]}}}"#,
-    )
-    .unwrap();
+    let scenario = user_scenario(&dir, 300);
     let run = |extra: &[&std::ffi::OsStr]| {
         let out = smartretry()
             .args(["simulate", "--file"])
