@@ -134,7 +134,9 @@ async fn training_runs_the_trainer_on_history_and_registers_its_models() {
         .unwrap();
     assert!(sim.status.success(), "{}", String::from_utf8_lossy(&sim.stderr));
     let server = Server::start(&[], &[("SMARTRETRY_PYTHON", python.to_str().unwrap())]);
-    let mut c = server.client();
+    // Training fits two models with cross-validation in a Python process: seconds of CPU,
+    // far more than the client's 10 s default allows on a loaded 2-core machine.
+    let mut c = server.client().with_timeout(std::time::Duration::from_secs(180));
     let r = c
         .post("/ml/train", &json!({"model_type": "logistic", "history": dir.join("missing.jsonl")}))
         .await

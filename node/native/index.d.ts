@@ -11,8 +11,11 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 
 /** The retry engine. Use the package's `Engine` class, which converts objects. */
 export declare class NativeEngine {
-  /** `configJson`: the configuration file's JSON; `seed`: makes random choices reproducible. */
-  constructor(seed?: number | undefined | null, configJson?: string | undefined | null)
+  /**
+   * `configJson`: the configuration file's JSON; `seed`: makes random choices reproducible.
+   * `mlRuntime`: the ONNX Runtime library for the ML tier (default: found installed).
+   */
+  constructor(seed?: number | undefined | null, configJson?: string | undefined | null, mlRuntime?: string | undefined | null)
   /** `Engine::decide`: Features JSON in, Decision JSON out. */
   decide(featuresJson: string, nowMs?: number | undefined | null): string
   /**
@@ -67,6 +70,24 @@ export declare class NativeEngine {
    * callback does not keep the process alive.
    */
   subscribe(kinds: string[], capacity: number, callback: (eventJson: string) => void): NativeSubscription
+  /** `Engine::register_model_files`: ModelInfo JSON out. */
+  registerModel(modelPath: string, sidecarPath?: string | undefined | null, nowMs?: number | undefined | null): string
+  /** `Engine::models`: a JSON array of ModelInfo. */
+  models(): string
+  /** `Engine::deploy_model`: Deployment JSON out. */
+  deployModel(version: string, canaryPercent: number, nowMs?: number | undefined | null): string
+  /** `Engine::shadow_model` (`null` stops the shadow): Deployment JSON out. */
+  shadowModel(version?: string | undefined | null, nowMs?: number | undefined | null): string
+  /** `Engine::rollback_model`: Deployment JSON out. */
+  rollbackModel(nowMs?: number | undefined | null): string
+  /** `Engine::rollback_to_bayesian`: Deployment JSON out. */
+  rollbackToBayesian(nowMs?: number | undefined | null): string
+  /** `Engine::ml_status`: MlStatus JSON out. */
+  mlStatus(): string
+  /** `Engine::ml_snapshot`: the registry as JSON. */
+  mlSnapshot(): string
+  /** `Engine::restore_ml` from `mlSnapshot()`'s JSON. */
+  restoreMl(snapshotJson: string): void
 }
 
 /** A subscription made by `NativeEngine.subscribe`. */

@@ -116,40 +116,33 @@ def write(out: Path, stem: str, model: onnx.ModelProto | bytes, meta: dict) -> N
     (out / f"{stem}.json").write_text(json.dumps(meta, indent=2))
 
 
+def export(
+    out: Path, stem: str, model: object, version: str, kind: str, importance: dict,
+    x: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
+) -> onnx.ModelProto:
+    """Write `model` as ONNX (probabilities without zipmap) with its hold-out metrics."""
+    p = model.predict_proba(x_test)[:, 1]
+    bins, ece = calibration(p, y_test)
+    onx = to_onnx(model, x[:1], options={id(model): {"zipmap": False}}, target_opset={"": 17, "ai.onnx.ml": 3})
+    metrics = {"accuracy": float(((p >= 0.5) == y_test).mean()), "calibration_error": ece, "samples": len(x)}
+    meta = sidecar(version, kind, metrics=metrics, calibration=bins, feature_importance=importance)
+    write(out, stem, onx, meta)
+    return onx
+
+
 def trained(out: Path) -> bytes:
     rng = np.random.default_rng(7)
     x, y = dataset(rng, 6_000)
     x_test, y_test = dataset(rng, 2_000)
     lr = LogisticRegression(max_iter=2_000).fit(x, y)
-    p = lr.predict_proba(x_test)[:, 1]
-    bins, ece = calibration(p, y_test)
     importance = {f["name"]: 0.0 for f in FEATURES}
     std = x.std(axis=0)
     for i, w in enumerate(lr.coef_[0]):
-        name = FEATURES[min(i, 3)]["name"]
-        importance[name] += abs(float(w) * float(std[i]))
-    lr_onnx = to_onnx(lr, x[:1], options={id(lr): {"zipmap": False}}, target_opset={"": 17, "ai.onnx.ml": 3})
-    meta = sidecar(
-        "lr-1",
-        "logistic_regression",
-        metrics={"accuracy": float(((p >= 0.5) == y_test).mean()), "calibration_error": ece, "samples": len(y)},
-        calibration=bins,
-        feature_importance=importance,
-    )
-    write(out, "recovery", lr_onnx, meta)
-
+        importance[FEATURES[min(i, 3)]["name"]] += abs(float(w) * float(std[i]))
+    lr_onnx = export(out, "recovery", lr, "lr-1", "logistic_regression", importance, x, x_test, y_test)
     gb = GradientBoostingClassifier(n_estimators=60, max_depth=3, random_state=7).fit(x, y)
-    p = gb.predict_proba(x_test)[:, 1]
-    bins, ece = calibration(p, y_test)
-    gb_onnx = to_onnx(gb, x[:1], options={id(gb): {"zipmap": False}}, target_opset={"": 17, "ai.onnx.ml": 3})
-    meta = sidecar(
-        "gb-1",
-        "gradient_boosting",
-        metrics={"accuracy": float(((p >= 0.5) == y_test).mean()), "calibration_error": ece, "samples": len(y)},
-        calibration=bins,
-        feature_importance=dict(zip([f["name"] for f in FEATURES[:3]], map(float, gb.feature_importances_[:3]))),
-    )
-    write(out, "recovery_gb", gb_onnx, meta)
+    importance = dict(zip([f["name"] for f in FEATURES[:3]], map(float, gb.feature_importances_[:3])))
+    export(out, "recovery_gb", gb, "gb-1", "gradient_boosting", importance, x, x_test, y_test)
     return name_batch_dim(lr_onnx).SerializeToString()
 
 

@@ -366,25 +366,6 @@ impl NativeEngine {
             .map_err(|e| error::to_js(env, smartretry::Error::invalid("subscribe", e.to_string())))?;
         Ok(NativeSubscription(subscription))
     }
-}
-
-/// A subscription made by `NativeEngine.subscribe`.
-#[napi]
-pub struct NativeSubscription(Arc<smartretry::Subscription>);
-
-#[napi]
-impl NativeSubscription {
-    /// Stops the events; the waiting thread ends.
-    #[napi(catch_unwind)]
-    pub fn close(&self) {
-        self.0.close();
-    }
-
-    /// Events lost because the queue was full.
-    #[napi(catch_unwind)]
-    pub fn dropped(&self) -> f64 {
-        self.0.dropped() as f64
-    }
 
     /// `Engine::register_model_files`: ModelInfo JSON out.
     #[napi(catch_unwind)]
@@ -457,5 +438,24 @@ impl NativeSubscription {
     pub fn restore_ml(&self, env: &Env, snapshot_json: String) -> Result<()> {
         let snapshot = core(env, smartretry::MlSnapshot::from_json(&snapshot_json))?;
         core(env, self.0.restore_ml(snapshot))
+    }
+}
+
+/// A subscription made by `NativeEngine.subscribe`.
+#[napi]
+pub struct NativeSubscription(Arc<smartretry::Subscription>);
+
+#[napi]
+impl NativeSubscription {
+    /// Stops the events; the waiting thread ends.
+    #[napi(catch_unwind)]
+    pub fn close(&self) {
+        self.0.close();
+    }
+
+    /// Events lost because the queue was full.
+    #[napi(catch_unwind)]
+    pub fn dropped(&self) -> f64 {
+        self.0.dropped() as f64
     }
 }
