@@ -122,39 +122,36 @@ async fn the_tui_shows_the_server_and_its_shortcuts_act_on_it() {
     tmux.keys(&["C-r"]);
     tmux.wait_for(&["retrained email_send / rate_limit"]);
 
-    // Ctrl+O on payments: type a delay, Enter applies it as an override policy.
+    // Ctrl+O on payments' job: type a delay, Enter sets an operator override for it.
     tmux.keys(&["Down"]);
     tmux.wait_for(&["Why: The service_unavailable policy"]);
     tmux.keys(&["C-o"]);
-    tmux.wait_for(&["Override delay for payments: _"]);
+    tmux.wait_for(&["Override delay for job-2: _"]);
     tmux.type_text("7s");
-    tmux.wait_for(&["Override delay for payments: 7s_"]);
+    tmux.wait_for(&["Override delay for job-2: 7s_"]);
     tmux.keys(&["Enter"]);
-    tmux.wait_for(&["override applied: payments retries after"]);
-    let d = c
-        .post("/recommendation", &json!({"job_type": "payments", "http_status": 503, "attempt_number": 1}))
-        .await
-        .unwrap()
-        .json();
-    // The override sets the rules tier's delay; guardrails (here possibly adaptive
-    // throttling, as payments only ever failed) still apply on top.
-    assert_eq!(d["policy"], "override_payments", "{d}");
-    assert!(d["rationale"].as_str().unwrap().contains("constant backoff gives 7s"), "{d}");
+    tmux.wait_for(&["override applied: job job-2 retries after 7s", "job_id=job-2 delay 7s"]);
+    let again = json!({"job_type": "payments", "http_status": 503, "attempt_number": 2, "job_id": "job-2"});
+    let d = c.post("/recommendation", &again).await.unwrap().json();
+    assert!(d["policy_guardrails"].as_array().unwrap().iter().any(|g| g == "override"), "{d}");
+    assert!(
+        d["rationale"].as_str().unwrap().contains("7s: the delay an operator set for job_id=job-2"),
+        "{d}"
+    );
 
     // Esc cancels an override being typed: nothing changes.
     tmux.keys(&["C-o"]);
     tmux.type_text("9");
     tmux.keys(&["Escape"]);
     tmux.wait_for(&["override cancelled"]);
-    let policies = c.get("/policies").await.unwrap().json();
-    let pinned: Vec<_> = policies["policies"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|p| p["name"] == "override_payments")
-        .collect();
-    assert_eq!(pinned.len(), 1);
-    assert_eq!(pinned[0]["base_delay_ms"], 7000);
+    let overrides = c.get("/overrides").await.unwrap().json();
+    let set = overrides["overrides"].as_array().unwrap();
+    assert_eq!(set.len(), 1, "{overrides}");
+    assert_eq!(
+        (set[0]["job_id"].as_str(), set[0]["delay_ms"].as_u64()),
+        (Some("job-2"), Some(7000)),
+        "{overrides}"
+    );
 
     // Ctrl+E: the configuration goes to a file.
     tmux.keys(&["C-e"]);
@@ -163,7 +160,7 @@ async fn the_tui_shows_the_server_and_its_shortcuts_act_on_it() {
     assert_eq!(exported.len(), 1);
     let strategy: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(exported[0].path()).unwrap()).unwrap();
-    assert!(strategy["policies"].as_array().unwrap().iter().any(|p| p["name"] == "override_payments"));
+    assert!(strategy["guardrails"]["max_attempts"].is_number(), "{strategy}");
 
     // Ctrl+A: alerts; Esc goes back.
     tmux.keys(&["C-a"]);
@@ -181,19 +178,22 @@ async fn the_tui_shows_the_server_and_its_shortcuts_act_on_it() {
 
     // Space refreshes now (the periodic refresh is an hour here): a recommendation made
     // meanwhile shows up.
-    c.post("/recommendation", &json!({"job_type": "reports", "http_status": 500, "attempt_number": 1}))
-        .await
-        .unwrap();
+    c.post(
+        "/recommendation",
+        &json!({"job_type": "reports", "http_status": 500, "attempt_number": 1, "job_id": "job-9"}),
+    )
+    .await
+    .unwrap();
     tmux.keys(&["Space"]);
     tmux.wait_for(&["refreshed at", "reports / "]);
 
-    // Enter applies the selected recommendation: its delay pinned for its job type.
+    // Enter applies the selected recommendation: its delay pinned for that job.
     tmux.keys(&["Up", "Up", "Up", "Up", "Up"]);
     tmux.wait_for(&["Why: The fallback policy"]);
     tmux.keys(&["Enter"]);
-    tmux.wait_for(&["override applied: reports"]);
-    let policies = c.get("/policies").await.unwrap().json();
-    assert!(policies["policies"].as_array().unwrap().iter().any(|p| p["name"] == "override_reports"));
+    tmux.wait_for(&["override applied: job job-9"]);
+    let overrides = c.get("/overrides").await.unwrap().json();
+    assert!(overrides["overrides"].as_array().unwrap().iter().any(|o| o["job_id"] == "job-9"), "{overrides}");
 
     // Narrow: tabs instead of panels; 1–4 switch them.
     tmux.run(&["resize-window", "-t", "tui", "-x", "70", "-y", "30"]);

@@ -6,13 +6,13 @@
 //! |---|---|
 //! | Ctrl+R | retrain (refit the selected job's Bayesian model) |
 //! | Ctrl+P | preview the selected job's schedule |
-//! | Ctrl+O | override the selected job type's delay (type ms, Enter; Esc cancels) |
+//! | Ctrl+O | override the selected job's delay (type ms, Enter; Esc cancels) |
 //! | Ctrl+E | export the configuration (strategy JSON) to a file |
 //! | Ctrl+A | view alerts |
 //! | Tab | switch panels (wide layout) |
 //! | 1–4 | switch tabs (narrow layout) |
 //! | Space | refresh now |
-//! | Enter | apply the selected recommendation (pin its delay for the job type) |
+//! | Enter | apply the selected recommendation (pin its delay for the job) |
 //! | Esc | cancel override / close alerts |
 //! | ↑ ↓ / j k | select a job; q or Ctrl+C quits |
 
@@ -25,7 +25,7 @@ use ratatui::crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, Ke
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use smartretry::breaker::BreakerSnapshot;
-use smartretry::{BudgetSnapshot, MetricsSnapshot, Policy, Preview, Strategy};
+use smartretry::{BudgetSnapshot, MetricsSnapshot, Override, Policy, Preview, Strategy};
 
 use crate::client::{Client, ClientError};
 use crate::serve::alerts::Alert;
@@ -33,8 +33,6 @@ use crate::serve::Recent;
 
 /// Below this width the panels become tabs.
 pub const NARROW_WIDTH: u16 = 100;
-/// Priority of operator overrides: above every default policy.
-const OVERRIDE_PRIORITY: i32 = 1000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Panel {
@@ -68,6 +66,7 @@ pub struct Data {
     pub recent: Vec<Recent>,
     pub alerts: Vec<Alert>,
     pub policies: Vec<Policy>,
+    pub overrides: Vec<Override>,
 }
 
 #[derive(serde::Deserialize)]
@@ -158,6 +157,11 @@ impl Tui {
             }
             let recent: Recents = self.get("/recommendations?limit=100")?;
             let alerts: Alerts = self.get("/alerts")?;
+            #[derive(serde::Deserialize)]
+            struct Overrides {
+                overrides: Vec<Override>,
+            }
+            let overrides: Overrides = self.get("/overrides")?;
             let selected_key = self.selected_job().map(|r| (r.features.job_id.clone(), r.at.clone()));
             self.data = Data {
                 policies: strategy.policies.clone(),
@@ -168,6 +172,7 @@ impl Tui {
                 refused_429: analytics.refused_429,
                 recent: recent.recommendations,
                 alerts: alerts.alerts,
+                overrides: overrides.overrides,
             };
             // Keep the same job selected while new ones arrive on top.
             if let Some(key) = selected_key {
@@ -231,35 +236,36 @@ impl Tui {
         self.refresh();
     }
 
-    /// Enter in override mode / on a job: pin a delay for the selected job type
-    /// (an operator policy above the defaults); an empty delay removes the override.
+    /// Enter in override mode / on a job: an operator override of the selected job's
+    /// delay (scoped to its job id, or its job type when it has none); an empty delay
+    /// removes it. The engine applies it; guardrails still bound it.
     fn apply_override(&mut self, delay_ms: Option<u64>) {
         let Some(job) = self.selected_job().cloned() else {
             return self.say(Err("no job selected".into()));
         };
-        let job_type = job.features.job_type.clone();
-        let name = format!("override_{job_type}");
-        let exists = self.data.policies.iter().any(|p| p.name == name);
-        let result = (|| -> Result<String, String> {
-            if exists {
-                let r = self.send(hyper::Method::DELETE, &format!("/policies/{name}"), None)?;
-                if r.status != 200 {
-                    return Err(error_text(&r));
-                }
+        let (scope, mut o) = match &job.features.job_id {
+            Some(id) => (format!("job {id}"), Override { job_id: Some(id.clone()), ..Default::default() }),
+            None => {
+                let t = &job.features.job_type;
+                (format!("job type {t}"), Override { job_type: Some(t.clone()), ..Default::default() })
             }
+        };
+        o.name = override_name(&job.features.job_type, job.features.job_id.as_deref());
+        let result = (|| -> Result<String, String> {
             let Some(delay) = delay_ms else {
-                return Ok(format!("override for {job_type} removed"));
+                let r = self.send(hyper::Method::DELETE, &format!("/overrides/{}", o.name), None)?;
+                return match r.status {
+                    200 => Ok(format!("override for {scope} removed")),
+                    _ => Err(error_text(&r)),
+                };
             };
-            let mut policy = Policy::new(name.clone(), job.decision.max_attempts.max(2), delay, delay);
-            policy.job_type_patterns = vec![regex_escape(&job_type)];
-            policy.jitter_percent = 0.0;
-            policy.priority = OVERRIDE_PRIORITY;
-            policy.strategy = Some(smartretry::BackoffStrategy::Constant);
-            let r = self.send(hyper::Method::POST, "/policies", serde_json::to_value(&policy).ok())?;
+            o.delay_ms = Some(delay);
+            o.reason = Some("set from smartretry tui".into());
+            let r = self.send(hyper::Method::POST, "/overrides", serde_json::to_value(&o).ok())?;
             if r.status != 201 {
                 return Err(error_text(&r));
             }
-            Ok(format!("override applied: {job_type} retries after {}", smartretry::engine::fmt_ms(delay)))
+            Ok(format!("override applied: {scope} retries after {}", smartretry::engine::fmt_ms(delay)))
         })();
         self.say(result);
         self.refresh();
@@ -314,7 +320,7 @@ impl Tui {
             KeyCode::Char('p') if ctrl => self.preview_selected(),
             KeyCode::Char('o') if ctrl => {
                 if let Some(job) = self.selected_job() {
-                    let name = job.features.job_type.clone();
+                    let name = job.features.job_id.clone().unwrap_or_else(|| job.features.job_type.clone());
                     self.override_input = Some(String::new());
                     self.status = format!("override delay for {name}: type e.g. 5000 or 5s, Enter applies, empty removes, Esc cancels");
                 } else {
@@ -381,16 +387,16 @@ fn error_text(r: &crate::client::Response) -> String {
     }
 }
 
-/// A job type as a whole-string regular expression.
-fn regex_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if "\\.+*?()|[]{}^$#&-~".contains(c) {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
+/// The override's name for a job (or job type): the characters overrides allow.
+fn override_name(job_type: &str, job_id: Option<&str>) -> String {
+    let raw = match job_id {
+        Some(id) => format!("tui-job-{id}"),
+        None => format!("tui-type-{job_type}"),
+    };
+    raw.chars()
+        .map(|c| if c.is_ascii_alphanumeric() || "_-.:".contains(c) { c } else { '_' })
+        .take(128)
+        .collect()
 }
 
 /// Run until q / Ctrl+C, refreshing every `every`.
@@ -424,8 +430,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn job_types_become_literal_patterns() {
-        assert_eq!(regex_escape("email_send"), "email_send");
-        assert_eq!(regex_escape("a.b+c"), "a\\.b\\+c");
+    fn override_names_keep_to_the_allowed_characters() {
+        assert_eq!(override_name("email", Some("job-1")), "tui-job-job-1");
+        assert_eq!(override_name("a b/c", None), "tui-type-a_b_c");
     }
 }

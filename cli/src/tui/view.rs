@@ -35,7 +35,10 @@ pub fn draw(f: &mut Frame, t: &Tui) {
     }
     let status = match (&t.override_input, &t.error) {
         (Some(input), _) => {
-            let job = t.selected_job().map(|j| j.features.job_type.as_str()).unwrap_or("?");
+            let job = t
+                .selected_job()
+                .map(|j| j.features.job_id.as_deref().unwrap_or(&j.features.job_type))
+                .unwrap_or("?");
             format!("Override delay for {job}: {input}_   (Enter apply · Esc cancel)")
         }
         (None, Some(e)) => format!("disconnected: {e}"),
@@ -120,6 +123,13 @@ fn strategy_lines(t: &Tui) -> Vec<Line<'static>> {
             format!("{}× {}–{}", p.max_attempts, fmt_ms(p.base_delay_ms), fmt_ms(p.max_delay_ms))
         };
         lines.push(Line::from(format!("  {} ({what})", p.name)));
+    }
+    if !t.data.overrides.is_empty() {
+        lines.push(Line::from("Overrides").bold());
+        for o in &t.data.overrides {
+            let delay = o.delay_ms.map(|d| format!(" delay {}", fmt_ms(d))).unwrap_or_default();
+            lines.push(Line::from(format!("  {}{delay}", o.scope())));
+        }
     }
     lines
 }
