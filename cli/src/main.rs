@@ -131,12 +131,7 @@ fn main() -> ExitCode {
 }
 
 fn train(args: TrainArgs) -> ExitCode {
-    let python = std::env::var_os("SMARTRETRY_PYTHON").map(PathBuf::from).unwrap_or_else(|| {
-        let venv = std::env::current_dir()
-            .ok()
-            .and_then(|cwd| cwd.ancestors().map(|d| d.join(".venv/bin/python")).find(|p| p.exists()));
-        venv.unwrap_or_else(|| PathBuf::from("python3"))
-    });
+    let python = serve::ml::trainer_python();
     match std::process::Command::new(&python).args(["-m", "smartretry.train"]).args(&args.args).status() {
         Ok(status) => ExitCode::from(status.code().map_or(1, |c| c.clamp(0, 255) as u8)),
         Err(e) => {
