@@ -33,13 +33,16 @@ if ! command -v tmux >/dev/null; then
 fi
 
 run cargo test --workspace
-for suite in scripts/test-python.sh scripts/test-node.sh; do
+for suite in scripts/test-python.sh scripts/test-node.sh scripts/test-kotlin.sh scripts/test-go.sh; do
     [ -x "$suite" ] && run "$suite"
 done
 
 # Sum what the runners reported: cargo ("test result: ok. 3 passed; 0 failed"),
 # pytest ("12 passed, 1 failed in 2.1s", with or without "=="), node --test ("ℹ pass 9",
-# or "# pass 9" in TAP when not on a terminal).
+# or "# pass 9" in TAP when not on a terminal), Maven/surefire ("Tests run: 18, Failures: 0,
+# Errors: 0", printed once by test-kotlin.sh; Maven's own "[INFO] Tests run:" lines are not
+# at the start of a line) and `go test -v` (one "--- PASS: Name" / "--- FAIL: Name" per
+# top-level test; subtests are indented and not counted again).
 passed=0 failed=0
 while IFS= read -r line; do
     case "$line" in
@@ -53,6 +56,13 @@ while IFS= read -r line; do
         "ℹ fail "*) failed=$((failed + ${line#ℹ fail })) ;;
         "# pass "*) passed=$((passed + ${line#\# pass })) ;;
         "# fail "*) failed=$((failed + ${line#\# fail })) ;;
+        "Tests run: "*)
+            p=$(sed -n 's/^Tests run: \([0-9]*\).*/\1/p' <<<"$line")
+            f=$(sed -n 's/.*Failures: \([0-9]*\).*/\1/p' <<<"$line"); e=$(sed -n 's/.*Errors: \([0-9]*\).*/\1/p' <<<"$line")
+            k=$(sed -n 's/.*Skipped: \([0-9]*\).*/\1/p' <<<"$line"); bad=$(( ${f:-0} + ${e:-0} ))
+            passed=$((passed + ${p:-0} - bad - ${k:-0})); failed=$((failed + bad)) ;;
+        "--- PASS: "*) passed=$((passed + 1)) ;;
+        "--- FAIL: "*) failed=$((failed + 1)) ;;
     esac
 done < "$log"
 [ "$status" -eq 0 ] || [ "$failed" -gt 0 ] || failed=1

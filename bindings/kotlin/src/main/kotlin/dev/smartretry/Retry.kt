@@ -1,0 +1,215 @@
+package dev.smartretry
+
+import java.util.concurrent.atomic.AtomicLong
+import kotlin.coroutines.cancellation.CancellationException
+import kotlin.time.Duration
+import kotlinx.coroutines.TimeoutCancellationException
+import kotlinx.coroutines.currentCoroutineContext
+import kotlinx.coroutines.delay
+import kotlinx.coroutines.ensureActive
+
+/** The process-wide engine [RetryOptions] uses unless given one. */
+val defaultEngine: Engine by lazy { Engine() }
+
+/** Passed to [RetryOptions.onRetry] before each wait. */
+data class RetryEvent(
+    val jobType: String,
+    val jobId: String,
+    /** The attempt that just failed, 1-based. */
+    val attempt: Int,
+    val error: Throwable,
+    val decision: Decision,
+)
+
+/**
+ * Attached (as a suppressed exception) to the failure [retry] rethrows when it gives up:
+ * how many attempts ran and the engine's last decision, with its rationale.
+ */
+class RetriesExhausted(val attempts: Int, val decision: Decision?) :
+    RuntimeException("gave up after $attempts attempt(s): ${decision?.rationale ?: "not retryable"}", null, false, false)
+
+/** Options of [retry] and [retryBlocking]. Only [jobType] is required. */
+data class RetryOptions(
+    /** What the engine learns under, e.g. "payment_capture". */
+    val jobType: String,
+    val engine: Engine = defaultEngine,
+    val tenant: String? = null,
+    /** Identifies this call to the engine (concurrency caps). Default: generated. */
+    val jobId: String? = null,
+    /** The caller's cap on attempts, the first included (the engine applies its own too). */
+    val maxAttempts: Int? = null,
+    /** Time from the first attempt's start after which no retry starts (the engine enforces it). */
+    val deadline: Duration? = null,
+    /** `false`: the call must not run twice; never retried after a failure that may have taken effect. */
+    val idempotent: Boolean = true,
+    /** `false` for a failure means "do not retry it, throw it at once". */
+    val retryOn: (Throwable) -> Boolean = { true },
+    /** Called before each wait. Throwing stops the retries. */
+    val onRetry: (RetryEvent) -> Unit = {},
+)
+
+private val sequence = AtomicLong()
+
+/** Values the engine rejected when taken from a third-party exception: dropped, never fatal. */
+private val HINT_FIELDS = setOf("http_status", "error_class", "error_code", "retry_after")
+
+/**
+ * One call's retry state, shared by the suspend and the blocking loop: it asks the
+ * engine and tells it outcomes; the caller sleeps with its own primitive.
+ */
+private class RetryLoop(private val o: RetryOptions) {
+    private val startedAt = System.currentTimeMillis()
+    private val jobId = o.jobId ?: "${o.jobType}-${sequence.incrementAndGet()}"
+    private var firstFailureAt = 0L
+    private var attemptStartedAt = startedAt
+    private var waited = 0L
+    /** The failure being retried: outcomes are learned under its key. */
+    private var retried: FailureInfo? = null
+    var attempt = 1
+        private set
+
+    fun started() {
+        attemptStartedAt = System.currentTimeMillis()
+    }
+
+    fun succeeded() {
+        val previous = retried
+        if (previous == null) {
+            o.engine.recordSuccesses(o.jobType, o.tenant)
+        } else {
+            record(previous, success = true)
+        }
+    }
+
+    /** The delay before the next attempt, or throws `error` when the engine says stop. */
+    fun failed(error: Throwable): Long {
+        val now = System.currentTimeMillis()
+        if (attempt == 1) firstFailureAt = now
+        retried?.let { record(it, success = false) }
+        if (!o.retryOn(error)) giveUp(error, null)
+        var info = describeFailure(error)
+        var decided: Decision? = null
+        while (decided == null) {
+            try {
+                decided = o.engine.decide(features(info, now))
+            } catch (e: SmartRetryException.InvalidInput) {
+                info = withoutHint(info, e.field) ?: throw e.also { it.addSuppressed(error) }
+            }
+        }
+        val decision: Decision = decided
+        if (!decision.shouldRetry) giveUp(error, decision)
+        o.onRetry(RetryEvent(o.jobType, jobId, attempt, error, decision))
+        retried = info
+        waited = decision.delayMs
+        attempt += 1
+        return decision.delayMs
+    }
+
+    private fun features(info: FailureInfo, now: Long) = Features(
+        jobType = o.jobType,
+        attemptNumber = attempt,
+        jobId = jobId,
+        tenant = o.tenant,
+        httpStatus = info.httpStatus,
+        errorClass = info.errorClass,
+        errorCode = info.errorCode,
+        retryAfter = info.retryAfter,
+        idempotent = o.idempotent,
+        sinceFirstFailureMs = now - firstFailureAt,
+        deadlineMs = o.deadline?.let { maxOf(0L, it.inWholeMilliseconds - (firstFailureAt - startedAt)) },
+        maxAttempts = o.maxAttempts,
+    )
+
+    private fun record(failure: FailureInfo, success: Boolean) {
+        o.engine.record(
+            Attempt(
+                jobId = jobId,
+                jobType = o.jobType,
+                attemptNumber = attempt,
+                success = success,
+                delayMs = waited,
+                tenant = o.tenant,
+                httpStatus = failure.httpStatus,
+                errorClass = failure.errorClass,
+                errorCode = failure.errorCode,
+                sinceFirstFailureMs = maxOf(0L, attemptStartedAt - firstFailureAt),
+            ),
+        )
+    }
+
+    private fun giveUp(error: Throwable, decision: Decision?): Nothing {
+        error.addSuppressed(RetriesExhausted(attempt, decision))
+        throw error
+    }
+}
+
+private fun withoutHint(info: FailureInfo, field: String): FailureInfo? = when {
+    field !in HINT_FIELDS -> null
+    field == "http_status" && info.httpStatus != null -> info.copy(httpStatus = null)
+    field == "error_class" && info.errorClass != null -> info.copy(errorClass = null)
+    field == "error_code" && info.errorCode != null -> info.copy(errorCode = null)
+    field == "retry_after" && info.retryAfter != null -> info.copy(retryAfter = null)
+    else -> null
+}
+
+/**
+ * Runs [block] until it succeeds, retrying failures when and as the engine decides,
+ * waiting with `delay` (no thread is blocked). Returns the block's value; when the
+ * engine gives up, rethrows the last failure with a suppressed [RetriesExhausted].
+ *
+ * Cancellation is respected at once: a wait is cancelled with the coroutine, and a
+ * [CancellationException] from the block is rethrown, never retried. A
+ * [TimeoutCancellationException] from a `withTimeout` inside the block (the coroutine
+ * itself still active) is an attempt that timed out, and is retried like one.
+ */
+suspend fun <T> retry(options: RetryOptions, block: suspend (attempt: Int) -> T): T {
+    val loop = RetryLoop(options)
+    while (true) {
+        val error = try {
+            loop.started()
+            val value = block(loop.attempt)
+            loop.succeeded()
+            return value
+        } catch (e: TimeoutCancellationException) {
+            currentCoroutineContext().ensureActive()
+            e
+        } catch (e: CancellationException) {
+            throw e
+        } catch (e: Throwable) {
+            e
+        }
+        delay(loop.failed(error))
+    }
+}
+
+/** [retry] with only a job type. */
+suspend fun <T> retry(jobType: String, block: suspend (attempt: Int) -> T): T = retry(RetryOptions(jobType), block)
+
+/**
+ * The blocking form of [retry], for threads outside coroutines: waits with
+ * `Thread.sleep`. An interrupt during a wait stops at once with [InterruptedException]
+ * (the thread's interrupt flag set again).
+ */
+fun <T> retryBlocking(options: RetryOptions, block: (attempt: Int) -> T): T {
+    val loop = RetryLoop(options)
+    while (true) {
+        val error = try {
+            loop.started()
+            val value = block(loop.attempt)
+            loop.succeeded()
+            return value
+        } catch (e: InterruptedException) {
+            Thread.currentThread().interrupt()
+            throw e
+        } catch (e: Exception) {
+            e
+        }
+        val wait = loop.failed(error)
+        try {
+            Thread.sleep(wait)
+        } catch (e: InterruptedException) {
+            Thread.currentThread().interrupt()
+            throw e
+        }
+    }
+}

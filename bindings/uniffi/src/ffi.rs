@@ -1,0 +1,404 @@
+//! A small C ABI over the engine, for Go's cgo (`bindings/go`). Objects cross as the
+//! API document's snake_case JSON; the core parses them with its field-naming errors.
+//!
+//! Conventions, the same for every function:
+//! - the return value is `SMARTRETRY_OK` (0) or `SMARTRETRY_ERR` (1);
+//! - `out` receives a NUL-terminated string the caller frees with
+//!   `smartretry_string_free`: the result's JSON on success (NULL for calls without a
+//!   result), or on error `{"kind", "field", "reason", "message"}` (`kind` as the core's
+//!   `Error::kind`, plus `internal` for a caught panic);
+//! - `now_ms` = `SMARTRETRY_NOW` means the wall clock; optional numbers use
+//!   `SMARTRETRY_NONE`; optional strings may be NULL.
+//!
+//! Pointers: `engine` is NULL or a live engine from `smartretry_engine_new`; string
+//! arguments are NULL or NUL-terminated and outlive the call; `out` is NULL or a
+//! valid `char **`. NULL where a value is required is an `invalid_input` error.
+//!
+//! No panic crosses: each body runs in [`guarded`]. `include/smartretry.h` is generated
+//! from this file by cbindgen (the `header_is_current` test fails if it is stale).
+
+use std::ffi::{c_char, CStr, CString};
+use std::ptr;
+
+use serde::Serialize;
+use smartretry::model::from_json;
+use smartretry::{Attempt, Config, Engine, Features, Policy};
+
+use crate::error::{guarded, Result, SmartRetryError};
+
+/// The call succeeded.
+pub const SMARTRETRY_OK: i32 = 0;
+/// The call failed; `out` holds the error's JSON.
+pub const SMARTRETRY_ERR: i32 = 1;
+/// `now_ms` meaning "the wall clock".
+pub const SMARTRETRY_NOW: u64 = u64::MAX;
+/// An absent optional number (`window_ms`).
+pub const SMARTRETRY_NONE: u64 = u64::MAX;
+
+/// An engine; create with `smartretry_engine_new`, free with `smartretry_engine_free`.
+/// Safe to use from many threads at once.
+pub struct SmartretryEngine(Engine);
+
+#[derive(Serialize)]
+struct ErrorJson<'a> {
+    kind: &'a str,
+    field: Option<&'a str>,
+    reason: &'a str,
+    message: String,
+}
+
+fn c_string(text: String) -> *mut c_char {
+    // JSON escapes NUL, so this only fails on a bug; report it rather than panic.
+    CString::new(text)
+        .unwrap_or_else(|_| CString::from(c"{\"kind\":\"internal\",\"reason\":\"NUL in output\"}"))
+        .into_raw()
+}
+
+fn error_json(e: &SmartRetryError) -> String {
+    let body = ErrorJson { kind: e.kind(), field: e.field(), reason: e.reason(), message: e.to_string() };
+    serde_json::to_string(&body).unwrap_or_else(|_| format!("{{\"kind\":\"{}\"}}", e.kind()))
+}
+
+/// Runs `body`; writes its JSON (or the error's) to `out` and returns the status.
+fn call(out: *mut *mut c_char, body: impl FnOnce() -> Result<Option<String>>) -> i32 {
+    let (status, text) = match guarded(body) {
+        Ok(text) => (SMARTRETRY_OK, text),
+        Err(e) => (SMARTRETRY_ERR, Some(error_json(&e))),
+    };
+    if !out.is_null() {
+        // SAFETY: the caller passes a valid `char **` (or NULL, checked above).
+        unsafe { *out = text.map_or(ptr::null_mut(), c_string) };
+    }
+    status
+}
+
+fn json<T: Serialize>(value: &T) -> Result<Option<String>> {
+    serde_json::to_string(value).map(Some).map_err(|e| SmartRetryError::invalid("result", e.to_string()))
+}
+
+/// A C string argument as UTF-8, or `InvalidInput` naming it.
+fn text<'a>(field: &str, s: *const c_char) -> Result<&'a str> {
+    opt_text(field, s)?.ok_or_else(|| SmartRetryError::invalid(field, "must not be NULL"))
+}
+
+fn opt_text<'a>(field: &str, s: *const c_char) -> Result<Option<&'a str>> {
+    if s.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: the caller passes a NUL-terminated string that outlives the call.
+    let bytes = unsafe { CStr::from_ptr(s) };
+    bytes.to_str().map(Some).map_err(|_| SmartRetryError::invalid(field, "must be UTF-8"))
+}
+
+fn engine<'a>(e: *const SmartretryEngine) -> Result<&'a Engine> {
+    // SAFETY: a non-NULL pointer comes from smartretry_engine_new and is not yet freed.
+    unsafe { e.as_ref() }.map(|e| &e.0).ok_or_else(|| SmartRetryError::invalid("engine", "must not be NULL"))
+}
+
+fn opt(value: u64) -> Option<u64> {
+    (value != SMARTRETRY_NONE).then_some(value)
+}
+
+/// Creates an engine. `has_seed` says whether `seed` is used; `config_json` (may be
+/// NULL) is the configuration file's JSON. On success `*engine` is set and `*out` NULL.
+///
+/// # Safety
+/// `engine` and `out` are valid `*mut` pointers (or NULL); `config_json` is NULL or a
+/// NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn smartretry_engine_new(
+    seed: u64,
+    has_seed: bool,
+    config_json: *const c_char,
+    engine: *mut *mut SmartretryEngine,
+    out: *mut *mut c_char,
+) -> i32 {
+    call(out, || {
+        if engine.is_null() {
+            return Err(SmartRetryError::invalid("engine", "must not be NULL"));
+        }
+        let config = match opt_text("config_json", config_json)? {
+            Some(text) => Config::from_json(text)?,
+            None => Config::default(),
+        };
+        let mut builder = Engine::builder().config(config);
+        if has_seed {
+            builder = builder.seed(seed);
+        }
+        let built = Box::into_raw(Box::new(SmartretryEngine(builder.build()?)));
+        // SAFETY: checked non-NULL above.
+        unsafe { *engine = built };
+        Ok(None)
+    })
+}
+
+/// Frees an engine (NULL is ignored). It must not be in use by another thread.
+///
+/// # Safety
+/// `engine` came from `smartretry_engine_new` and is freed once.
+#[no_mangle]
+pub unsafe extern "C" fn smartretry_engine_free(engine: *mut SmartretryEngine) {
+    if !engine.is_null() {
+        // SAFETY: the pointer came from smartretry_engine_new and is freed once.
+        drop(unsafe { Box::from_raw(engine) });
+    }
+}
+
+/// Frees a string this library returned (NULL is ignored).
+///
+/// # Safety
+/// `s` came from this library and is freed once.
+#[no_mangle]
+pub unsafe extern "C" fn smartretry_string_free(s: *mut c_char) {
+    if !s.is_null() {
+        // SAFETY: the pointer came from CString::into_raw in this library.
+        drop(unsafe { CString::from_raw(s) });
+    }
+}
+
+/// Features JSON in, Decision JSON out.
+///
+/// # Safety
+/// See "Pointers" in the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn smartretry_decide(
+    engine: *const SmartretryEngine,
+    features_json: *const c_char,
+    now_ms: u64,
+    out: *mut *mut c_char,
+) -> i32 {
+    call(out, || {
+        let features: Features = from_json(text("features", features_json)?)?;
+        json(&self::engine(engine)?.decide(&features, opt(now_ms))?)
+    })
+}
+
+/// Attempt JSON in; `*out` is NULL on success.
+///
+/// # Safety
+/// See "Pointers" in the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn smartretry_record(
+    engine: *const SmartretryEngine,
+    attempt_json: *const c_char,
+    now_ms: u64,
+    out: *mut *mut c_char,
+) -> i32 {
+    call(out, || {
+        let attempt: Attempt = from_json(text("attempt", attempt_json)?)?;
+        self::engine(engine)?.record(&attempt, opt(now_ms))?;
+        Ok(None)
+    })
+}
+
+/// Counts `count` first attempts of `job_type` (and `tenant`, may be NULL) that succeeded.
+///
+/// # Safety
+/// See "Pointers" in the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn smartretry_record_successes(
+    engine: *const SmartretryEngine,
+    job_type: *const c_char,
+    tenant: *const c_char,
+    count: u64,
+    now_ms: u64,
+    out: *mut *mut c_char,
+) -> i32 {
+    call(out, || {
+        let (job_type, tenant) = (text("job_type", job_type)?, opt_text("tenant", tenant)?);
+        self::engine(engine)?.record_successes(job_type, tenant, count, opt(now_ms))?;
+        Ok(None)
+    })
+}
+
+/// Features JSON in, Preview JSON out.
+///
+/// # Safety
+/// See "Pointers" in the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn smartretry_preview(
+    engine: *const SmartretryEngine,
+    features_json: *const c_char,
+    max_attempts: u32,
+    now_ms: u64,
+    out: *mut *mut c_char,
+) -> i32 {
+    call(out, || {
+        let features: Features = from_json(text("features", features_json)?)?;
+        json(&self::engine(engine)?.preview(&features, max_attempts, opt(now_ms))?)
+    })
+}
+
+/// Stats JSON for (job_type, error_class); `window_ms` may be `SMARTRETRY_NONE` (24 h).
+///
+/// # Safety
+/// See "Pointers" in the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn smartretry_stats(
+    engine: *const SmartretryEngine,
+    job_type: *const c_char,
+    error_class: *const c_char,
+    window_ms: u64,
+    now_ms: u64,
+    out: *mut *mut c_char,
+) -> i32 {
+    call(out, || {
+        let (job_type, error_class) = (text("job_type", job_type)?, text("error_class", error_class)?);
+        json(&self::engine(engine)?.stats(job_type, error_class, opt(window_ms), opt(now_ms))?)
+    })
+}
+
+/// The policies as a JSON array, highest priority first.
+///
+/// # Safety
+/// See "Pointers" in the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn smartretry_policies(engine: *const SmartretryEngine, out: *mut *mut c_char) -> i32 {
+    call(out, || json(&self::engine(engine)?.policies()))
+}
+
+/// Policy JSON in; `*out` is NULL on success.
+///
+/// # Safety
+/// See "Pointers" in the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn smartretry_add_policy(
+    engine: *const SmartretryEngine,
+    policy_json: *const c_char,
+    out: *mut *mut c_char,
+) -> i32 {
+    call(out, || {
+        let policy: Policy = from_json(text("policy", policy_json)?)?;
+        self::engine(engine)?.add_policy(policy)?;
+        Ok(None)
+    })
+}
+
+/// Removes a policy by name; `*out` is the removed policy's JSON.
+///
+/// # Safety
+/// See "Pointers" in the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn smartretry_remove_policy(
+    engine: *const SmartretryEngine,
+    name: *const c_char,
+    out: *mut *mut c_char,
+) -> i32 {
+    call(out, || json(&self::engine(engine)?.remove_policy(text("name", name)?)?))
+}
+
+/// The guardrails as JSON.
+///
+/// # Safety
+/// See "Pointers" in the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn smartretry_guardrails(
+    engine: *const SmartretryEngine,
+    out: *mut *mut c_char,
+) -> i32 {
+    call(out, || json(&self::engine(engine)?.guardrails()))
+}
+
+/// Changes the guardrail fields present in a JSON object; `*out` is all of them.
+///
+/// # Safety
+/// See "Pointers" in the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn smartretry_update_guardrails(
+    engine: *const SmartretryEngine,
+    patch_json: *const c_char,
+    out: *mut *mut c_char,
+) -> i32 {
+    call(out, || {
+        let patch: serde_json::Value = from_json(text("guardrails", patch_json)?)?;
+        json(&self::engine(engine)?.patch_guardrails(&patch)?)
+    })
+}
+
+/// Turns the emergency stop on or off: while on, nothing is retried.
+///
+/// # Safety
+/// See "Pointers" in the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn smartretry_emergency_stop(
+    engine: *const SmartretryEngine,
+    on: bool,
+    out: *mut *mut c_char,
+) -> i32 {
+    call(out, || {
+        self::engine(engine)?.emergency_stop(on);
+        Ok(None)
+    })
+}
+
+/// Whether the emergency stop is on (false for a NULL engine).
+///
+/// # Safety
+/// See "Pointers" in the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn smartretry_is_emergency_stopped(engine: *const SmartretryEngine) -> bool {
+    guarded(|| Ok(self::engine(engine)?.is_emergency_stopped())).unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn take(s: *mut c_char) -> Option<String> {
+        if s.is_null() {
+            return None;
+        }
+        let text = unsafe { CStr::from_ptr(s) }.to_str().unwrap().to_string();
+        unsafe { smartretry_string_free(s) };
+        Some(text)
+    }
+
+    #[test]
+    fn decide_round_trip_and_named_errors() {
+        let (mut e, mut out) = (ptr::null_mut(), ptr::null_mut());
+        assert_eq!(unsafe { smartretry_engine_new(7, true, ptr::null(), &mut e, &mut out) }, SMARTRETRY_OK);
+        assert!(out.is_null());
+        let f = c"{\"job_type\":\"pay\",\"attempt_number\":1,\"http_status\":503}";
+        assert_eq!(unsafe { smartretry_decide(e, f.as_ptr(), 1_700_000_000_000, &mut out) }, SMARTRETRY_OK);
+        let d: serde_json::Value = serde_json::from_str(&take(out).unwrap()).unwrap();
+        assert_eq!(d["should_retry"], true);
+        let bad = c"{\"job_type\":\"pay\",\"attempt_number\":0}";
+        assert_eq!(unsafe { smartretry_decide(e, bad.as_ptr(), SMARTRETRY_NOW, &mut out) }, SMARTRETRY_ERR);
+        let err: serde_json::Value = serde_json::from_str(&take(out).unwrap()).unwrap();
+        assert_eq!(err["kind"], "invalid_input");
+        assert_eq!(err["field"], "attempt_number");
+        assert_eq!(
+            unsafe { smartretry_decide(ptr::null(), f.as_ptr(), SMARTRETRY_NOW, &mut out) },
+            SMARTRETRY_ERR
+        );
+        assert!(take(out).unwrap().contains("\"field\":\"engine\""));
+        unsafe { smartretry_engine_free(e) };
+    }
+
+    /// `include/smartretry.h` is what cbindgen makes of this file; regenerate it with
+    /// `SMARTRETRY_BLESS=1 cargo test -p smartretry-uniffi header_is_current`.
+    #[test]
+    fn header_is_current() {
+        let crate_dir = env!("CARGO_MANIFEST_DIR");
+        let path = std::path::Path::new(crate_dir).join("include/smartretry.h");
+        let config = cbindgen::Config::from_file(std::path::Path::new(crate_dir).join("cbindgen.toml"))
+            .expect("cbindgen.toml");
+        let mut generated = Vec::new();
+        cbindgen::Builder::new()
+            .with_config(config)
+            .with_src(std::path::Path::new(crate_dir).join("src/ffi.rs"))
+            .generate()
+            .expect("cbindgen generates the header")
+            .write(&mut generated);
+        let generated = String::from_utf8(generated).unwrap();
+        if std::env::var("SMARTRETRY_BLESS").is_ok_and(|v| v == "1") {
+            std::fs::write(&path, &generated).unwrap();
+        }
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == generated,
+            "{} is stale: run SMARTRETRY_BLESS=1 cargo test -p smartretry-uniffi header_is_current",
+            path.display()
+        );
+    }
+}

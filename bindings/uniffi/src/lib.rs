@@ -1,0 +1,542 @@
+//! Kotlin and C bindings of the smartretry engine: conversions only.
+//!
+//! - [`Engine`] and the records below are exported with uniffi proc-macros; the
+//!   in-repo `uniffi-bindgen` binary turns this library into Kotlin
+//!   (`bindings/kotlin/src/main/kotlin/dev/smartretry/smartretry_uniffi.kt`).
+//!   Numbers are signed (`Int`/`Long` in Kotlin, not `UInt`/`ULong`); a negative one
+//!   is an `InvalidInput` error naming the field.
+//! - [`ffi`] is a small `extern "C"` layer over the same engine for Go's cgo, with
+//!   JSON in and out; `include/smartretry.h` is its header (checked by a test).
+//!
+//! Every entry point runs inside [`error::guarded`], so a panic becomes an error value.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use smartretry::model::from_value;
+
+pub mod error;
+pub mod ffi;
+
+use error::guarded;
+pub use error::{Result, SmartRetryError};
+
+uniffi::setup_scaffolding!();
+
+/// Which tier made a decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, uniffi::Enum)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    Rules,
+    Bayesian,
+    Ml,
+    Guardrail,
+    Breaker,
+}
+
+impl From<smartretry::Method> for Method {
+    fn from(m: smartretry::Method) -> Self {
+        match m {
+            smartretry::Method::Rules => Method::Rules,
+            smartretry::Method::Bayesian => Method::Bayesian,
+            smartretry::Method::Ml => Method::Ml,
+            smartretry::Method::Guardrail => Method::Guardrail,
+            smartretry::Method::Breaker => Method::Breaker,
+        }
+    }
+}
+
+/// What failed: the inputs to a retry decision (the API document's `Features`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, uniffi::Record)]
+pub struct Features {
+    pub job_type: String,
+    /// The attempt that just failed, 1-based.
+    pub attempt_number: i32,
+    #[uniffi(default)]
+    pub error_class: Option<String>,
+    #[uniffi(default)]
+    pub error_code: Option<String>,
+    #[uniffi(default)]
+    pub http_status: Option<i32>,
+    #[uniffi(default)]
+    pub queue: Option<String>,
+    #[uniffi(default)]
+    pub tenant: Option<String>,
+    #[uniffi(default)]
+    pub payload_size: Option<i64>,
+    /// Hour of day (0–23, UTC); derived from `now_ms` when absent.
+    #[uniffi(default)]
+    pub time_of_day: Option<i32>,
+    #[uniffi(default)]
+    pub job_id: Option<String>,
+    /// Time since this job's first failure.
+    #[uniffi(default)]
+    pub since_first_failure_ms: Option<i64>,
+    #[uniffi(default)]
+    pub since_last_failure_ms: Option<i64>,
+    /// A `Retry-After` already in milliseconds.
+    #[uniffi(default)]
+    pub retry_after_ms: Option<i64>,
+    /// A raw `Retry-After` header (delta-seconds or HTTP-date).
+    #[uniffi(default)]
+    pub retry_after: Option<String>,
+    /// `false` marks a call that must not run twice (a payment, an order).
+    #[uniffi(default)]
+    pub idempotent: Option<bool>,
+    #[uniffi(default)]
+    pub priority: Option<i32>,
+    #[uniffi(default)]
+    pub worker_version: Option<String>,
+    #[uniffi(default)]
+    #[serde(default)]
+    pub health: HashMap<String, f64>,
+    /// Total time allowed from the first failure; no retry may start later.
+    #[uniffi(default)]
+    pub deadline_ms: Option<i64>,
+    /// The caller's own attempt limit, on top of the policy's and the guardrails'.
+    #[uniffi(default)]
+    pub max_attempts: Option<i32>,
+}
+
+/// What happened on one attempt (the API document's `Attempt`): the engine learns from it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, uniffi::Record)]
+pub struct Attempt {
+    pub job_id: String,
+    pub job_type: String,
+    pub attempt_number: i32,
+    pub success: bool,
+    /// How long the caller waited before this attempt.
+    #[uniffi(default = 0)]
+    #[serde(default)]
+    pub delay_ms: i64,
+    #[uniffi(default)]
+    pub error_class: Option<String>,
+    #[uniffi(default)]
+    pub error_code: Option<String>,
+    #[uniffi(default)]
+    pub http_status: Option<i32>,
+    #[uniffi(default)]
+    pub queue: Option<String>,
+    #[uniffi(default)]
+    pub tenant: Option<String>,
+    /// Time from the job's first failure to this attempt.
+    #[uniffi(default)]
+    pub since_first_failure_ms: Option<i64>,
+    #[uniffi(default)]
+    pub payload_size: Option<i64>,
+    #[uniffi(default)]
+    pub time_of_day: Option<i32>,
+    #[uniffi(default)]
+    pub worker_version: Option<String>,
+    /// When the attempt happened (RFC 3339); defaults to the call's `now_ms`.
+    #[uniffi(default)]
+    pub timestamp: Option<String>,
+}
+
+/// The engine's answer: retry or not, after how long, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, uniffi::Record)]
+pub struct Decision {
+    pub should_retry: bool,
+    pub delay_ms: i64,
+    pub max_attempts: i32,
+    pub confidence: f64,
+    /// One human sentence.
+    pub rationale: String,
+    pub method: Method,
+    pub estimated_success: f64,
+    /// When to ask again (RFC 3339): now + delay.
+    pub next_evaluation: String,
+    /// Every guardrail that changed this decision, in the order they acted.
+    pub policy_guardrails: Vec<String>,
+    /// The error class the engine learned under.
+    #[serde(default)]
+    pub error_class: String,
+    /// The rules-tier policy that matched.
+    #[serde(default)]
+    pub policy: String,
+}
+
+/// One future attempt of a preview.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, uniffi::Record)]
+pub struct TimelineEntry {
+    pub attempt_number: i32,
+    pub scheduled_time: String,
+    pub estimated_success: f64,
+    pub delay_ms: i64,
+    pub method: Method,
+    pub rationale: String,
+    pub confidence: f64,
+}
+
+/// The schedule the engine would follow if every retry failed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, uniffi::Record)]
+pub struct Preview {
+    pub job_id: String,
+    pub current_attempt: i32,
+    pub features: Features,
+    pub recommendations: Vec<Decision>,
+    pub timeline: Vec<TimelineEntry>,
+    pub generated_at: String,
+}
+
+/// One delay bucket of the Bayesian tier.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, uniffi::Record)]
+pub struct BucketStats {
+    pub label: String,
+    pub min_ms: i64,
+    #[serde(default)]
+    pub max_ms: Option<i64>,
+    pub successes: i64,
+    pub failures: i64,
+    pub success_probability: f64,
+    pub confidence: f64,
+}
+
+/// What the engine has seen for one (job type, error class) in a window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, uniffi::Record)]
+pub struct Stats {
+    pub job_type: String,
+    pub error_class: String,
+    pub total_attempts: i64,
+    pub successful_retries: i64,
+    pub failed_retries: i64,
+    pub avg_delay_ms: f64,
+    pub success_rate: f64,
+    #[serde(default)]
+    pub last_updated: Option<String>,
+    pub window_start: String,
+    pub window_end: String,
+    #[serde(default)]
+    pub buckets: Vec<BucketStats>,
+}
+
+/// Hard limits every decision obeys. Change some with `copy(...)` and
+/// `Engine.updateGuardrails`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, uniffi::Record)]
+pub struct Guardrails {
+    pub max_attempts: i32,
+    pub max_delay_ms: i64,
+    pub min_delay_ms: i64,
+    /// Retries as a percentage of first attempts in `budget_window_ms`.
+    pub max_budget_percent: f64,
+    pub per_tenant_limits: bool,
+    pub emergency_stop: bool,
+    pub explainability_required: bool,
+    pub budget_window_ms: i64,
+    pub min_retries_per_sec: f64,
+    pub tenant_max_share: f64,
+    /// Total time from the first failure after which no retry starts.
+    #[serde(default)]
+    pub max_total_ms: Option<i64>,
+    pub respect_retry_after: bool,
+    pub adaptive_throttle: bool,
+    pub throttle_k: f64,
+    pub throttle_window_ms: i64,
+    #[serde(default)]
+    pub max_concurrent_retries: Option<i32>,
+    /// How long after its scheduled time a retry that never reported counts as done.
+    pub in_flight_ttl_ms: i64,
+}
+
+/// A host number as the core's unsigned one, or `InvalidInput` naming `field`.
+fn unsigned<T: TryFrom<i64>>(field: &str, value: i64) -> Result<T> {
+    T::try_from(value).map_err(|_| {
+        let reason = if value < 0 { "must not be negative".to_string() } else { "too large".to_string() };
+        SmartRetryError::invalid(field, format!("{reason}, got {value}"))
+    })
+}
+
+fn opt_unsigned<T: TryFrom<i64>>(field: &str, value: Option<impl Into<i64>>) -> Result<Option<T>> {
+    value.map(|v| unsigned(field, v.into())).transpose()
+}
+
+/// `now_ms` of every call: absent means the wall clock.
+fn now(now_ms: Option<i64>) -> Result<Option<u64>> {
+    opt_unsigned("now_ms", now_ms)
+}
+
+/// A shape the core serialises, in this crate's record form (or back), through JSON:
+/// the field names are the same, and a failed conversion names the field.
+fn convert<A: Serialize, B: DeserializeOwned>(value: &A) -> Result<B> {
+    let json = serde_json::to_value(value).map_err(|e| SmartRetryError::invalid("value", e.to_string()))?;
+    Ok(from_value(json)?)
+}
+
+fn to_json<T: Serialize>(value: &T) -> String {
+    // Serialising these plain data shapes cannot fail (string keys, finite or null floats).
+    serde_json::to_string(value).unwrap_or_else(|e| format!("{{\"error\":{:?}}}", e.to_string()))
+}
+
+impl Features {
+    /// The core's `Features`. Written out (not through JSON) because it is the hot path.
+    pub fn to_core(&self) -> Result<smartretry::Features> {
+        let f = self.clone();
+        Ok(smartretry::Features {
+            job_type: f.job_type,
+            attempt_number: unsigned("attempt_number", f.attempt_number.into())?,
+            error_class: f.error_class,
+            error_code: f.error_code,
+            http_status: opt_unsigned("http_status", f.http_status)?,
+            queue: f.queue,
+            tenant: f.tenant,
+            payload_size: opt_unsigned("payload_size", f.payload_size)?,
+            time_of_day: opt_unsigned("time_of_day", f.time_of_day)?,
+            job_id: f.job_id,
+            since_first_failure_ms: opt_unsigned("since_first_failure_ms", f.since_first_failure_ms)?,
+            since_last_failure_ms: opt_unsigned("since_last_failure_ms", f.since_last_failure_ms)?,
+            retry_after_ms: opt_unsigned("retry_after_ms", f.retry_after_ms)?,
+            retry_after: f.retry_after,
+            idempotent: f.idempotent,
+            priority: f.priority,
+            worker_version: f.worker_version,
+            health: f.health.into_iter().collect(),
+            deadline_ms: opt_unsigned("deadline_ms", f.deadline_ms)?,
+            max_attempts: opt_unsigned("max_attempts", f.max_attempts)?,
+            ..smartretry::Features::default()
+        })
+    }
+}
+
+impl Attempt {
+    pub fn to_core(&self) -> Result<smartretry::Attempt> {
+        let a = self.clone();
+        Ok(smartretry::Attempt {
+            job_id: a.job_id,
+            job_type: a.job_type,
+            attempt_number: unsigned("attempt_number", a.attempt_number.into())?,
+            success: a.success,
+            delay_ms: unsigned("delay_ms", a.delay_ms)?,
+            error_class: a.error_class,
+            error_code: a.error_code,
+            http_status: opt_unsigned("http_status", a.http_status)?,
+            queue: a.queue,
+            tenant: a.tenant,
+            since_first_failure_ms: opt_unsigned("since_first_failure_ms", a.since_first_failure_ms)?,
+            payload_size: opt_unsigned("payload_size", a.payload_size)?,
+            time_of_day: opt_unsigned("time_of_day", a.time_of_day)?,
+            worker_version: a.worker_version,
+            timestamp: a.timestamp,
+            ..smartretry::Attempt::default()
+        })
+    }
+}
+
+/// Saturates instead of wrapping: a core value above `i64::MAX` ms is ~292 million years.
+fn signed(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+impl From<smartretry::Decision> for Decision {
+    fn from(d: smartretry::Decision) -> Self {
+        Decision {
+            should_retry: d.should_retry,
+            delay_ms: signed(d.delay_ms),
+            max_attempts: i32::try_from(d.max_attempts).unwrap_or(i32::MAX),
+            confidence: d.confidence,
+            rationale: d.rationale,
+            method: d.method.into(),
+            estimated_success: d.estimated_success,
+            next_evaluation: d.next_evaluation,
+            policy_guardrails: d.policy_guardrails.into_iter().map(|g| g.into_owned()).collect(),
+            error_class: d.error_class,
+            policy: d.policy,
+        }
+    }
+}
+
+/// The API document's JSON of a Features object, parsed (errors name the field).
+#[uniffi::export]
+pub fn features_from_json(json: String) -> Result<Features> {
+    guarded(|| convert(&smartretry::Features::from_json(&json)?))
+}
+
+/// The API document's JSON of an Attempt object, parsed (errors name the field).
+#[uniffi::export]
+pub fn attempt_from_json(json: String) -> Result<Attempt> {
+    guarded(|| convert(&smartretry::Attempt::from_json(&json)?))
+}
+
+/// The API document's snake_case JSON of a record, for logs and other services.
+macro_rules! json_method {
+    ($($record:ident),*) => {$(
+        #[uniffi::export]
+        impl $record {
+            /// This value in the API document's snake_case JSON.
+            pub fn to_json(&self) -> String {
+                to_json(self)
+            }
+        }
+    )*};
+}
+json_method!(Decision, Preview, Stats, Guardrails, Features, Attempt);
+
+/// The retry engine. Safe to share between threads and coroutines; every method is
+/// synchronous and cheap (no I/O, no waiting): the host sleeps, not the engine.
+#[derive(uniffi::Object)]
+pub struct Engine {
+    inner: smartretry::Engine,
+}
+
+impl Engine {
+    pub fn core(&self) -> &smartretry::Engine {
+        &self.inner
+    }
+}
+
+#[uniffi::export]
+impl Engine {
+    /// `seed` makes every random choice (jitter, throttling) reproducible;
+    /// `config_json` is the configuration file's JSON.
+    #[uniffi::constructor(default(seed = None, config_json = None))]
+    pub fn new(seed: Option<i64>, config_json: Option<String>) -> Result<Arc<Self>> {
+        guarded(|| {
+            let config = match config_json {
+                Some(text) => smartretry::Config::from_json(&text)?,
+                None => smartretry::Config::default(),
+            };
+            let mut builder = smartretry::Engine::builder().config(config);
+            if let Some(seed) = seed {
+                // A seed is bits, not a quantity: a negative Long is as good as any.
+                builder = builder.seed(seed as u64);
+            }
+            Ok(Arc::new(Engine { inner: builder.build()? }))
+        })
+    }
+
+    /// Should this failure be retried, and after how long?
+    #[uniffi::method(default(now_ms = None))]
+    pub fn decide(&self, features: Features, now_ms: Option<i64>) -> Result<Decision> {
+        guarded(|| Ok(self.inner.decide(&features.to_core()?, now(now_ms)?)?.into()))
+    }
+
+    /// Tells the engine what happened on an attempt, so it learns.
+    #[uniffi::method(default(now_ms = None))]
+    pub fn record(&self, attempt: Attempt, now_ms: Option<i64>) -> Result<()> {
+        guarded(|| Ok(self.inner.record(&attempt.to_core()?, now(now_ms)?)?))
+    }
+
+    /// Counts `count` first attempts of `job_type` that succeeded: the retry budget's base.
+    #[uniffi::method(default(tenant = None, count = 1, now_ms = None))]
+    pub fn record_successes(
+        &self,
+        job_type: String,
+        tenant: Option<String>,
+        count: i64,
+        now_ms: Option<i64>,
+    ) -> Result<()> {
+        guarded(|| {
+            let count = unsigned("count", count)?;
+            Ok(self.inner.record_successes(&job_type, tenant.as_deref(), count, now(now_ms)?)?)
+        })
+    }
+
+    /// The schedule the engine would follow from this failure if every retry failed.
+    #[uniffi::method(default(max_attempts = 5, now_ms = None))]
+    pub fn preview(&self, features: Features, max_attempts: i32, now_ms: Option<i64>) -> Result<Preview> {
+        guarded(|| {
+            let max = unsigned("max_attempts", max_attempts.into())?;
+            convert(&self.inner.preview(&features.to_core()?, max, now(now_ms)?)?)
+        })
+    }
+
+    /// What was seen for (job type, error class) over the last `window_ms` (default 24 h).
+    #[uniffi::method(default(window_ms = None, now_ms = None))]
+    pub fn stats(
+        &self,
+        job_type: String,
+        error_class: String,
+        window_ms: Option<i64>,
+        now_ms: Option<i64>,
+    ) -> Result<Stats> {
+        guarded(|| {
+            let window = opt_unsigned("window_ms", window_ms)?;
+            convert(&self.inner.stats(&job_type, &error_class, window, now(now_ms)?)?)
+        })
+    }
+
+    /// The rules tier's policies, highest priority first, as the configuration file's
+    /// JSON array.
+    pub fn policies_json(&self) -> Result<String> {
+        guarded(|| Ok(to_json(&self.inner.policies())))
+    }
+
+    /// Adds a policy given as the configuration file's JSON object; a name already in
+    /// use is `InvalidInput` on `name`.
+    pub fn add_policy_json(&self, policy_json: String) -> Result<()> {
+        guarded(|| Ok(self.inner.add_policy(smartretry::model::from_json(&policy_json)?)?))
+    }
+
+    /// Removes a policy by name and returns it as JSON; `NotFound` if there is none.
+    pub fn remove_policy(&self, name: String) -> Result<String> {
+        guarded(|| Ok(to_json(&self.inner.remove_policy(&name)?)))
+    }
+
+    /// The guardrails in force.
+    pub fn guardrails(&self) -> Result<Guardrails> {
+        guarded(|| convert(&self.inner.guardrails()))
+    }
+
+    /// Replaces the guardrails (validated; nothing changes on error).
+    pub fn update_guardrails(&self, guardrails: Guardrails) -> Result<()> {
+        guarded(|| Ok(self.inner.update_guardrails(convert(&guardrails)?)?))
+    }
+
+    /// Changes the guardrail fields present in a JSON object and returns all of them.
+    pub fn patch_guardrails(&self, patch_json: String) -> Result<Guardrails> {
+        guarded(|| {
+            let patch: serde_json::Value = smartretry::model::from_json(&patch_json)?;
+            convert(&self.inner.patch_guardrails(&patch)?)
+        })
+    }
+
+    /// The emergency stop: while on, nothing is retried.
+    pub fn emergency_stop(&self, on: bool) {
+        self.inner.emergency_stop(on);
+    }
+
+    pub fn is_emergency_stopped(&self) -> bool {
+        self.inner.is_emergency_stopped()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn negative_numbers_are_named_errors() {
+        let engine = Engine::new(Some(1), None).unwrap();
+        let f = Features { job_type: "a".into(), attempt_number: -1, ..Default::default() };
+        let err = engine.decide(f, None).unwrap_err();
+        assert_eq!(err.field(), Some("attempt_number"));
+        let f = Features { job_type: "a".into(), attempt_number: 1, ..Default::default() };
+        assert_eq!(engine.decide(f, Some(-5)).unwrap_err().field(), Some("now_ms"));
+    }
+
+    #[test]
+    fn a_panic_becomes_an_internal_error() {
+        let err = guarded::<()>(|| panic!("boom")).unwrap_err();
+        assert_eq!(err, SmartRetryError::Internal { reason: "boom".into() });
+    }
+
+    #[test]
+    fn records_round_trip_the_core_shapes() {
+        let engine = Engine::new(Some(7), None).unwrap();
+        let f =
+            features_from_json(r#"{"job_type":"pay","attempt_number":1,"http_status":503}"#.into()).unwrap();
+        assert_eq!(f.http_status, Some(503));
+        let d = engine.decide(f.clone(), Some(1_700_000_000_000)).unwrap();
+        assert!(d.should_retry);
+        assert_eq!(d.policy, "service_unavailable");
+        let p = engine.preview(f, 4, Some(1_700_000_000_000)).unwrap();
+        assert_eq!(p.current_attempt, 1);
+        assert!(!p.timeline.is_empty());
+        let g = engine.guardrails().unwrap();
+        engine.update_guardrails(Guardrails { max_attempts: 2, ..g }).unwrap();
+        assert_eq!(engine.guardrails().unwrap().max_attempts, 2);
+        let err = engine.update_guardrails(Guardrails { max_attempts: 0, ..engine.guardrails().unwrap() });
+        assert_eq!(err.unwrap_err().field(), Some("max_attempts"));
+    }
+}

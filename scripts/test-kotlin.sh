@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The Kotlin SDK (bindings/kotlin) from a fresh clone. Needs cargo, a JDK (17+) and Maven.
+#   1. cargo build the native library (bindings/uniffi) and the in-repo uniffi-bindgen,
+#      in the debug profile `cargo test --workspace` already built: no extra build
+#   2. regenerate the Kotlin binding and fail if the committed one differs (stale)
+#   3. mvn test: JUnit 5 (retry helpers, shared vectors, examples/kotlin); the first run
+#      downloads the Maven artefacts into ~/.m2, later runs are offline-fast
+# Safe to run again. Ends with Maven's "Tests run: N, Failures: F, Errors: E" summary.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+command -v mvn >/dev/null || { echo "mvn not found: install Maven 3.8+ and a JDK 17+ (apt-get install maven)" >&2; exit 1; }
+
+profile=debug
+lib="target/$profile/libsmartretry_uniffi.so"
+generated="bindings/kotlin/src/main/kotlin/dev/smartretry/smartretry_uniffi.kt"
+
+echo "== cargo build -p smartretry-uniffi -p uniffi-bindgen ($profile)"
+cargo build -q -p smartretry-uniffi -p uniffi-bindgen
+
+echo "== the generated Kotlin is up to date"
+fresh="$(mktemp -d)"
+trap 'rm -rf "$fresh"' EXIT
+"target/$profile/uniffi-bindgen" generate --no-format --library "$lib" --language kotlin --out-dir "$fresh" >/dev/null
+if ! diff -u "$generated" "$fresh/dev/smartretry/smartretry_uniffi.kt"; then
+  echo "$generated is stale: run scripts/test-kotlin.sh --bless (or copy $fresh's file) and commit it" >&2
+  if [ "${1:-}" = "--bless" ]; then cp "$fresh/dev/smartretry/smartretry_uniffi.kt" "$generated"; else exit 1; fi
+fi
+
+echo "== mvn test (bindings/kotlin)"
+cd bindings/kotlin
+rm -rf target/surefire-reports
+status=0
+mvn -B -q -Dstyle.color=never -Dsmartretry.native.dir="$root/target/$profile" test || status=$?
+# -q hides Maven's own summary; print the one scripts/test.sh adds up, on a line of its own.
+echo
+python3 - <<'PY'
+import glob, xml.etree.ElementTree as ET
+t = f = e = s = 0
+for path in glob.glob("target/surefire-reports/TEST-*.xml"):
+    r = ET.parse(path).getroot()
+    t += int(r.get("tests")); f += int(r.get("failures")); e += int(r.get("errors")); s += int(r.get("skipped"))
+print(f"Tests run: {t}, Failures: {f}, Errors: {e}, Skipped: {s}")
+PY
+exit "$status"
