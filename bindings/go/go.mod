@@ -1,0 +1,3 @@
+module github.com/smartretry/smartretry/bindings/go
+
+go 1.24

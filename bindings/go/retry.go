@@ -1,0 +1,275 @@
+package smartretry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"reflect"
+	"strconv"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Options configure Do. Only JobType is required.
+type Options struct {
+	// JobType is what the engine learns under, e.g. "payment_capture".
+	JobType string
+	// Engine defaults to Default().
+	Engine *Engine
+	Tenant string
+	// JobID identifies this call to the engine (concurrency caps). Default: generated.
+	JobID string
+	// MaxAttempts is the caller's cap, the first attempt included (0: the engine's).
+	MaxAttempts int
+	// Deadline: no retry starts later than this after the first attempt began (0: none).
+	Deadline time.Duration
+	// NonIdempotent marks a call that must not run twice: it is never retried after a
+	// failure that may have taken effect (timeouts, 5xx, resets).
+	NonIdempotent bool
+	// RetryIf returning false for a failure returns it at once, without asking the engine.
+	RetryIf func(err error) bool
+	// OnRetry is called before each wait.
+	OnRetry func(RetryEvent)
+}
+
+// RetryEvent is passed to Options.OnRetry.
+type RetryEvent struct {
+	JobType string
+	JobID   string
+	// Attempt is the attempt that just failed, 1-based.
+	Attempt  int
+	Err      error
+	Decision Decision
+}
+
+// HTTPError is an HTTP failure: its status and Retry-After let the engine classify it
+// and respect the server's wait. Make one with ResponseError.
+type HTTPError struct {
+	StatusCode int
+	// RetryAfter is the raw header (delta-seconds or HTTP-date), "" if absent.
+	RetryAfter string
+	Err        error
+}
+
+func (e *HTTPError) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("HTTP %d: %v", e.StatusCode, e.Err)
+	}
+	return "HTTP " + strconv.Itoa(e.StatusCode)
+}
+
+func (e *HTTPError) Unwrap() error { return e.Err }
+
+// ResponseError is nil for a response below 400, else an *HTTPError with its status and
+// Retry-After header.
+func ResponseError(resp *http.Response) error {
+	if resp == nil || resp.StatusCode < 400 {
+		return nil
+	}
+	return &HTTPError{StatusCode: resp.StatusCode, RetryAfter: resp.Header.Get("Retry-After")}
+}
+
+// Failure is what an error tells the engine (extraction only: the engine classifies).
+type Failure struct {
+	HTTPStatus int
+	ErrorClass string
+	ErrorCode  string
+	RetryAfter string
+}
+
+// errnoNames are the network errnos the engine classifies by name.
+var errnoNames = map[syscall.Errno]string{
+	syscall.ECONNREFUSED: "ECONNREFUSED",
+	syscall.ECONNRESET:   "ECONNRESET",
+	syscall.ECONNABORTED: "ECONNABORTED",
+	syscall.EPIPE:        "EPIPE",
+	syscall.EHOSTUNREACH: "EHOSTUNREACH",
+	syscall.ENETUNREACH:  "ENETUNREACH",
+	syscall.ETIMEDOUT:    "ETIMEDOUT",
+}
+
+// DescribeFailure is what Do tells the engine about err. Understood: *HTTPError
+// anywhere in the chain; any error with a `StatusCode() int` or `HTTPStatusCode() int`
+// method (AWS SDK, many clients); timeouts (context.DeadlineExceeded, net.Error's
+// Timeout()); errnos (ECONNREFUSED: the request never left; ECONNRESET, EPIPE…);
+// DNS failures; unexpected EOF. Otherwise the error's type name is the class.
+func DescribeFailure(err error) Failure {
+	var f Failure
+	var h *HTTPError
+	var coder interface{ StatusCode() int }
+	var awsCoder interface{ HTTPStatusCode() int }
+	switch {
+	case errors.As(err, &h):
+		f.HTTPStatus, f.RetryAfter = h.StatusCode, h.RetryAfter
+		return f
+	case errors.As(err, &coder):
+		f.HTTPStatus = coder.StatusCode()
+		return f
+	case errors.As(err, &awsCoder):
+		f.HTTPStatus = awsCoder.HTTPStatusCode()
+		return f
+	}
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		f.ErrorCode = errnoNames[errno]
+	}
+	var dns *net.DNSError
+	var netErr net.Error
+	switch {
+	case errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &netErr) && netErr.Timeout()):
+		f.ErrorClass = "timeout"
+	case errors.As(err, &dns):
+		f.ErrorClass = "dns_error"
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		f.ErrorClass = "unexpected_eof"
+	case f.ErrorCode == "":
+		f.ErrorClass = typeName(err)
+	}
+	return f
+}
+
+func typeName(err error) string {
+	t := reflect.TypeOf(err)
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nil {
+		return ""
+	}
+	return t.Name()
+}
+
+var sequence atomic.Uint64
+
+// hintFields are the Features fields taken from a third-party error: a value the
+// engine rejects (an out-of-range status, an unreadable Retry-After) is dropped.
+func dropHint(f *Failure, field string) bool {
+	switch {
+	case field == "http_status" && f.HTTPStatus != 0:
+		f.HTTPStatus = 0
+	case field == "error_class" && f.ErrorClass != "":
+		f.ErrorClass = ""
+	case field == "error_code" && f.ErrorCode != "":
+		f.ErrorCode = ""
+	case field == "retry_after" && f.RetryAfter != "":
+		f.RetryAfter = ""
+	default:
+		return false
+	}
+	return true
+}
+
+// Do calls fn until it succeeds, retrying failures when and as the engine decides.
+// It returns nil on success; a *GaveUpError wrapping the last failure when the engine
+// (or RetryIf) says stop; an engine *Error for bad options; and, as soon as ctx is
+// done — during a wait or an attempt — an error that matches ctx.Err() with errors.Is
+// (and the last failure too, if there was one). fn receives ctx and should honour it.
+func Do(ctx context.Context, opts Options, fn func(ctx context.Context) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	engine := opts.Engine
+	if engine == nil {
+		engine = Default()
+	}
+	jobID := opts.JobID
+	if jobID == "" {
+		jobID = opts.JobType + "-" + strconv.FormatUint(sequence.Add(1), 10)
+	}
+	startedAt := time.Now()
+	var firstFailureAt, attemptStartedAt time.Time
+	var retried *Failure // the failure being retried: outcomes are learned under its key
+	var waited time.Duration
+	for attempt := 1; ; attempt++ {
+		attemptStartedAt = time.Now()
+		err := fn(ctx)
+		now := time.Now()
+		if attempt == 1 && err != nil {
+			firstFailureAt = now
+		}
+		// What is recorded only teaches the engine: a label it rejects is reported by
+		// the next Decide, and never turns a success into an error.
+		if retried != nil {
+			_ = engine.Record(outcome(opts, jobID, attempt, err == nil, waited, *retried, attemptStartedAt.Sub(firstFailureAt)))
+		} else if err == nil {
+			_ = engine.RecordSuccesses(opts.JobType, opts.Tenant, 1)
+		}
+		if err == nil {
+			return nil
+		}
+		if cerr := ctx.Err(); cerr != nil {
+			return fmt.Errorf("smartretry: %w (last failure: %w)", cerr, err)
+		}
+		if opts.RetryIf != nil && !opts.RetryIf(err) {
+			return &GaveUpError{Attempts: attempt, Err: err}
+		}
+		failure := DescribeFailure(err)
+		features := Features{
+			JobType:             opts.JobType,
+			AttemptNumber:       attempt,
+			JobID:               jobID,
+			Tenant:              opts.Tenant,
+			SinceFirstFailureMs: Ptr(now.Sub(firstFailureAt).Milliseconds()),
+		}
+		if opts.MaxAttempts > 0 {
+			features.MaxAttempts = Ptr(opts.MaxAttempts)
+		}
+		if opts.NonIdempotent {
+			features.Idempotent = Ptr(false)
+		}
+		if opts.Deadline > 0 {
+			features.DeadlineMs = Ptr(max(0, (opts.Deadline - firstFailureAt.Sub(startedAt)).Milliseconds()))
+		}
+		decision, derr := decide(engine, features, &failure)
+		if derr != nil {
+			return derr
+		}
+		if !decision.ShouldRetry {
+			return &GaveUpError{Attempts: attempt, Decision: &decision, Err: err}
+		}
+		if opts.OnRetry != nil {
+			opts.OnRetry(RetryEvent{JobType: opts.JobType, JobID: jobID, Attempt: attempt, Err: err, Decision: decision})
+		}
+		waited = time.Duration(decision.DelayMs) * time.Millisecond
+		timer := time.NewTimer(waited)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return fmt.Errorf("smartretry: %w (last failure: %w)", ctx.Err(), err)
+		case <-timer.C:
+		}
+		retried = &failure
+	}
+}
+
+// decide asks the engine, dropping hints taken from the error that it rejects.
+func decide(engine *Engine, f Features, failure *Failure) (Decision, error) {
+	for {
+		f.HTTPStatus, f.ErrorClass, f.ErrorCode, f.RetryAfter = failure.HTTPStatus, failure.ErrorClass, failure.ErrorCode, failure.RetryAfter
+		d, err := engine.Decide(f)
+		var e *Error
+		if err != nil && errors.As(err, &e) && e.Kind == KindInvalidInput && dropHint(failure, e.Field) {
+			continue
+		}
+		return d, err
+	}
+}
+
+func outcome(o Options, jobID string, attempt int, success bool, waited time.Duration, f Failure, sinceFirst time.Duration) Attempt {
+	return Attempt{
+		JobID:               jobID,
+		JobType:             o.JobType,
+		AttemptNumber:       attempt,
+		Success:             success,
+		DelayMs:             waited.Milliseconds(),
+		Tenant:              o.Tenant,
+		HTTPStatus:          f.HTTPStatus,
+		ErrorClass:          f.ErrorClass,
+		ErrorCode:           f.ErrorCode,
+		SinceFirstFailureMs: Ptr(max(0, sinceFirst.Milliseconds())),
+	}
+}

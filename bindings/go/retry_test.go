@@ -1,0 +1,257 @@
+package smartretry_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"syscall"
+	"testing"
+
+	smartretry "github.com/smartretry/smartretry/bindings/go"
+)
+
+// newEngine is a real engine whose "flaky" jobs back off 5–20 ms, so tests wait for real.
+func newEngine(t testing.TB) *smartretry.Engine {
+	t.Helper()
+	e, err := smartretry.NewEngine(smartretry.WithSeed(7))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Close() })
+	fast := smartretry.Policy{Name: "fast", JobTypePatterns: []string{"flaky.*"}, MaxAttempts: 5,
+		BaseDelayMs: 5, MaxDelayMs: 20, Priority: 100}
+	if err := e.AddPolicy(fast); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func TestDoRetriesUntilSuccessAndTeachesTheEngine(t *testing.T) {
+	e := newEngine(t)
+	var calls int
+	var events []smartretry.RetryEvent
+	opts := smartretry.Options{JobType: "flaky_job", Engine: e, OnRetry: func(ev smartretry.RetryEvent) { events = append(events, ev) }}
+	err := smartretry.Do(context.Background(), opts, func(ctx context.Context) error {
+		calls++
+		if calls < 3 {
+			return &smartretry.HTTPError{StatusCode: 503}
+		}
+		return nil
+	})
+	if err != nil || calls != 3 || len(events) != 2 {
+		t.Fatalf("err=%v calls=%d events=%d", err, calls, len(events))
+	}
+	if events[0].Decision.Policy != "fast" || !events[0].Decision.ShouldRetry {
+		t.Errorf("decision: %+v", events[0].Decision)
+	}
+	st, err := e.Stats("flaky_job", "service_unavailable", 0)
+	if err != nil || st.TotalAttempts != 2 || st.SuccessfulRetries != 1 {
+		t.Errorf("stats %+v, %v", st, err)
+	}
+}
+
+func TestDoGivesUpOnANonRetryableFailureAtOnce(t *testing.T) {
+	e := newEngine(t)
+	var calls int
+	notFound := &smartretry.HTTPError{StatusCode: 404}
+	err := smartretry.Do(context.Background(), smartretry.Options{JobType: "flaky_job", Engine: e}, func(context.Context) error {
+		calls++
+		return notFound
+	})
+	var gaveUp *smartretry.GaveUpError
+	if !errors.As(err, &gaveUp) || !errors.Is(err, notFound) || calls != 1 {
+		t.Fatalf("err=%v calls=%d", err, calls)
+	}
+	if gaveUp.Attempts != 1 || gaveUp.Decision == nil || gaveUp.Decision.ShouldRetry || gaveUp.Decision.Rationale == "" {
+		t.Errorf("gave up: %+v", gaveUp)
+	}
+}
+
+func TestDoObeysMaxAttemptsAndRetryIf(t *testing.T) {
+	e := newEngine(t)
+	var calls int
+	err := smartretry.Do(context.Background(), smartretry.Options{JobType: "flaky_job", Engine: e, MaxAttempts: 2},
+		func(context.Context) error { calls++; return io.ErrUnexpectedEOF })
+	if !errors.Is(err, io.ErrUnexpectedEOF) || calls != 2 {
+		t.Fatalf("err=%v calls=%d", err, calls)
+	}
+	calls = 0
+	bug := errors.New("bug")
+	err = smartretry.Do(context.Background(), smartretry.Options{JobType: "flaky_job", Engine: e,
+		RetryIf: func(err error) bool { return !errors.Is(err, bug) }},
+		func(context.Context) error { calls++; return bug })
+	if !errors.Is(err, bug) || calls != 1 {
+		t.Fatalf("err=%v calls=%d", err, calls)
+	}
+}
+
+func TestDoNeverRetriesANonIdempotentCallThatMayHaveTakenEffect(t *testing.T) {
+	e := newEngine(t)
+	var calls int
+	opts := smartretry.Options{JobType: "flaky_job", Engine: e, NonIdempotent: true}
+	_ = smartretry.Do(context.Background(), opts, func(context.Context) error { calls++; return &smartretry.HTTPError{StatusCode: 503} })
+	if calls != 1 {
+		t.Fatalf("a 503 on a non-idempotent call was retried: %d calls", calls)
+	}
+	// A refused connection carried no request: safe to retry.
+	calls = 0
+	err := smartretry.Do(context.Background(), opts, func(context.Context) error {
+		calls++
+		if calls == 1 {
+			return &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}
+		}
+		return nil
+	})
+	if err != nil || calls != 2 {
+		t.Fatalf("err=%v calls=%d", err, calls)
+	}
+}
+
+func TestDoStopsAtOnceWhenTheContextIsCancelled(t *testing.T) {
+	e := newEngine(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	var calls atomic.Int32
+	done := make(chan error, 1)
+	go func() {
+		// A 503 under the default policy waits ~2 s: cancellation must not wait it out.
+		done <- smartretry.Do(ctx, smartretry.Options{JobType: "slow_job", Engine: e}, func(context.Context) error {
+			calls.Add(1)
+			cancel()
+			return &smartretry.HTTPError{StatusCode: 503}
+		})
+	}()
+	err := <-done
+	if !errors.Is(err, context.Canceled) || calls.Load() != 1 {
+		t.Fatalf("err=%v calls=%d", err, calls.Load())
+	}
+	var h *smartretry.HTTPError
+	if !errors.As(err, &h) || h.StatusCode != 503 {
+		t.Errorf("the last failure is not wrapped: %v", err)
+	}
+
+	// Cancelled during the wait, not the attempt.
+	ctx, cancel = context.WithCancel(context.Background())
+	failed := make(chan struct{})
+	go func() {
+		done <- smartretry.Do(ctx, smartretry.Options{JobType: "slow_job", Engine: e}, func(context.Context) error {
+			close(failed)
+			return &smartretry.HTTPError{StatusCode: 503}
+		})
+	}()
+	<-failed
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("err=%v", err)
+	}
+	if err := smartretry.Do(ctx, smartretry.Options{JobType: "x", Engine: e}, func(context.Context) error {
+		t.Error("fn ran under a cancelled context")
+		return nil
+	}); !errors.Is(err, context.Canceled) {
+		t.Errorf("err=%v", err)
+	}
+}
+
+func TestTheEmergencyStopWins(t *testing.T) {
+	e := newEngine(t)
+	if err := e.EmergencyStop(true); err != nil || !e.IsEmergencyStopped() {
+		t.Fatal(err)
+	}
+	var calls int
+	err := smartretry.Do(context.Background(), smartretry.Options{JobType: "flaky_job", Engine: e},
+		func(context.Context) error { calls++; return &smartretry.HTTPError{StatusCode: 503} })
+	var gaveUp *smartretry.GaveUpError
+	if !errors.As(err, &gaveUp) || calls != 1 {
+		t.Fatalf("err=%v calls=%d", err, calls)
+	}
+}
+
+func TestBadInputIsATypedErrorNamingTheField(t *testing.T) {
+	e := newEngine(t)
+	err := smartretry.Do(context.Background(), smartretry.Options{Engine: e}, func(context.Context) error { return io.EOF })
+	var se *smartretry.Error
+	if !errors.As(err, &se) || se.Field != "job_type" || !errors.Is(err, smartretry.ErrInvalidInput) {
+		t.Fatalf("err=%v", err)
+	}
+	_, err = e.UpdateGuardrails(map[string]any{"max_attempts": 0})
+	if !errors.As(err, &se) || se.Kind != smartretry.KindConfig || se.Field != "max_attempts" {
+		t.Fatalf("err=%v", err)
+	}
+	if _, err := e.RemovePolicy("nope"); !errors.Is(err, smartretry.ErrNotFound) {
+		t.Fatalf("err=%v", err)
+	}
+	if _, err := smartretry.NewEngine(smartretry.WithConfigJSON(`{"strategy":{"guardrails":{"max_attempts":"ten"}}}`)); !errors.As(err, &se) || se.Field == "" {
+		t.Fatalf("err=%v", err)
+	}
+	_ = e.Close()
+	if _, err := e.Decide(smartretry.Features{JobType: "a", AttemptNumber: 1}); !errors.Is(err, smartretry.ErrClosed) {
+		t.Fatalf("err=%v", err)
+	}
+}
+
+func TestAHintTheEngineRejectsIsDropped(t *testing.T) {
+	e := newEngine(t)
+	var calls int
+	err := smartretry.Do(context.Background(), smartretry.Options{JobType: "flaky_job", Engine: e}, func(context.Context) error {
+		calls++
+		if calls == 1 {
+			return &smartretry.HTTPError{StatusCode: 999}
+		}
+		return nil
+	})
+	if err != nil || calls != 2 {
+		t.Fatalf("err=%v calls=%d", err, calls)
+	}
+}
+
+func TestFailuresAreDescribed(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "3")
+		w.WriteHeader(http.StatusTooManyRequests)
+	}))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	f := smartretry.DescribeFailure(smartretry.ResponseError(resp))
+	if f.HTTPStatus != 429 || f.RetryAfter != "3" {
+		t.Errorf("%+v", f)
+	}
+	if f := smartretry.DescribeFailure(context.DeadlineExceeded); f.ErrorClass != "timeout" {
+		t.Errorf("%+v", f)
+	}
+	if f := smartretry.DescribeFailure(&net.OpError{Op: "read", Err: syscall.ECONNRESET}); f.ErrorCode != "ECONNRESET" {
+		t.Errorf("%+v", f)
+	}
+	e := newEngine(t)
+	d, err := e.Decide(smartretry.Features{JobType: "api", AttemptNumber: 1, HTTPStatus: 429, RetryAfter: "3"})
+	if err != nil || d.Policy != "rate_limit" || d.DelayMs < 3000 {
+		t.Errorf("Retry-After is a floor: %+v %v", d, err)
+	}
+}
+
+func TestEngineIsSafeForConcurrentUse(t *testing.T) {
+	e := newEngine(t)
+	errs := make(chan error, 8)
+	for g := 0; g < 8; g++ {
+		go func() {
+			for i := 0; i < 200; i++ {
+				if _, err := e.Decide(smartretry.Features{JobType: "flaky_job", AttemptNumber: 1, HTTPStatus: 503}); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for g := 0; g < 8; g++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The Go module (bindings/go) from a fresh clone. Needs cargo, Go 1.24+ and a C compiler.
+#   1. cargo build the static library (bindings/uniffi) in the debug profile that
+#      `cargo test --workspace` already built: no extra build. Its C header is checked
+#      against the Rust source by the crate's header_is_current test.
+#   2. gofmt and go vet
+#   3. go test -v: Do(ctx, …), the engine's methods and errors, the shared vectors
+#   4. the runnable example (examples/go) against a real local HTTP server
+# The module has no third-party Go dependencies: nothing is downloaded. Safe to run again.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+command -v go >/dev/null || { echo "go not found: install Go 1.24+ (https://go.dev/dl)" >&2; exit 1; }
+
+echo "== cargo build -p smartretry-uniffi (debug)"
+cargo build -q -p smartretry-uniffi
+
+cd bindings/go
+echo "== gofmt, go vet"
+unformatted="$(gofmt -l . ../../examples/go)"
+[ -z "$unformatted" ] || { echo "not gofmt'ed: $unformatted" >&2; exit 1; }
+go vet ./...
+
+echo "== go test -v (bindings/go)"
+go test -count=1 -v ./...
+
+echo "== example: examples/go against a local HTTP server"
+cd ../../examples/go
+go vet ./...
+go run .
