@@ -12,8 +12,10 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 command -v go >/dev/null || { echo "go not found: install Go 1.24+ (https://go.dev/dl)" >&2; exit 1; }
 
+# Built together with uniffi-bindgen, as scripts/test-kotlin.sh does: the same package set
+# resolves the same features, so the second script's build is a no-op.
 echo "== cargo build -p smartretry-uniffi (debug)"
-cargo build -q -p smartretry-uniffi
+cargo build -q -p smartretry-uniffi -p uniffi-bindgen
 
 cd bindings/go
 echo "== gofmt, go vet"

@@ -9,7 +9,11 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
-command -v mvn >/dev/null || { echo "mvn not found: install Maven 3.8+ and a JDK 17+ (apt-get install maven)" >&2; exit 1; }
+if ! command -v mvn >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  echo "== apt-get install maven (JDK included)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq maven >/dev/null
+fi
+command -v mvn >/dev/null || { echo "mvn not found: install Maven 3.8+ and a JDK 17+" >&2; exit 1; }
 
 profile=debug
 lib="target/$profile/libsmartretry_uniffi.so"
