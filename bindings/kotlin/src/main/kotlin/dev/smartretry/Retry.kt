@@ -175,7 +175,8 @@ suspend fun <T> retry(options: RetryOptions, block: suspend (attempt: Int) -> T)
             e
         } catch (e: CancellationException) {
             throw e
-        } catch (e: Throwable) {
+        } catch (e: Exception) {
+            // Errors (OutOfMemoryError, StackOverflowError…) are not failures to retry.
             e
         }
         delay(loop.failed(error))
