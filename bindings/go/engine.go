@@ -224,6 +224,47 @@ func (e *Engine) RemovePolicy(name string) (Policy, error) {
 	return p, err
 }
 
+// Overrides are the operator overrides in force, in the API document's JSON shape.
+func (e *Engine) Overrides() (json.RawMessage, error) {
+	var raw json.RawMessage
+	err := e.call(&raw, func(n *C.SmartretryEngine, out **C.char) C.int32_t {
+		return C.smartretry_overrides(n, e.now(), out)
+	})
+	return raw, err
+}
+
+// AddOverride adds an operator override (any value whose JSON is the API document's
+// override shape) and returns the one it replaced, as JSON ("null" if none).
+func (e *Engine) AddOverride(override any) (json.RawMessage, error) {
+	var raw json.RawMessage
+	err := withJSON("override", override, func(s *C.char) error {
+		return e.call(&raw, func(n *C.SmartretryEngine, out **C.char) C.int32_t {
+			return C.smartretry_add_override(n, s, e.now(), out)
+		})
+	})
+	return raw, err
+}
+
+// RemoveOverride removes an override by name and returns it; KindNotFound if there is none.
+func (e *Engine) RemoveOverride(name string) (json.RawMessage, error) {
+	var raw json.RawMessage
+	s := cString(name)
+	defer free(s)
+	err := e.call(&raw, func(n *C.SmartretryEngine, out **C.char) C.int32_t { return C.smartretry_remove_override(n, s, out) })
+	return raw, err
+}
+
+// Health is what the engine knows of a job type's downstream health, as JSON.
+func (e *Engine) Health(jobType string) (json.RawMessage, error) {
+	var raw json.RawMessage
+	s := cString(jobType)
+	defer free(s)
+	err := e.call(&raw, func(n *C.SmartretryEngine, out **C.char) C.int32_t {
+		return C.smartretry_health(n, s, e.now(), out)
+	})
+	return raw, err
+}
+
 // Guardrails are the limits in force.
 func (e *Engine) Guardrails() (Guardrails, error) {
 	var g Guardrails

@@ -28,7 +28,7 @@ type Features struct {
 	RetryAfter string `json:"retry_after,omitempty"`
 	// Idempotent false marks a call that must not run twice; nil means true.
 	Idempotent    *bool              `json:"idempotent,omitempty"`
-	Priority      int                `json:"priority,omitempty"`
+	Priority      Priority           `json:"priority,omitempty"`
 	WorkerVersion string             `json:"worker_version,omitempty"`
 	Health        map[string]float64 `json:"health,omitempty"`
 	// DeadlineMs is the total time allowed from the first failure; no retry starts later.
@@ -56,6 +56,37 @@ type Attempt struct {
 	WorkerVersion       string `json:"worker_version,omitempty"`
 	// Timestamp is when the attempt happened (RFC 3339); default: the engine's clock.
 	Timestamp string `json:"timestamp,omitempty"`
+}
+
+// Priority is how much a job matters: critical work may pass global backpressure
+// (never the emergency stop); low work is the first to wait. "" = normal.
+type Priority string
+
+const (
+	PriorityLow      Priority = "low"
+	PriorityNormal   Priority = "normal"
+	PriorityHigh     Priority = "high"
+	PriorityCritical Priority = "critical"
+)
+
+// UnmarshalJSON reads a name, or the index 0–3 (the documents' ConnectionPriority),
+// as the engine does.
+func (p *Priority) UnmarshalJSON(b []byte) error {
+	var index int
+	if err := json.Unmarshal(b, &index); err == nil {
+		names := []Priority{PriorityLow, PriorityNormal, PriorityHigh, PriorityCritical}
+		if index < 0 || index >= len(names) {
+			return invalid("priority", "expected 0–3 (low–critical), got "+string(b))
+		}
+		*p = names[index]
+		return nil
+	}
+	var name string
+	if err := json.Unmarshal(b, &name); err != nil {
+		return invalid("priority", "expected a name or 0–3, got "+string(b))
+	}
+	*p = Priority(name)
+	return nil
 }
 
 // Method names the tier that made a decision.

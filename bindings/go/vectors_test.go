@@ -37,6 +37,7 @@ type step struct {
 	Expect      any             `json:"expect"`
 	ExpectError any             `json:"expect_error"`
 	WindowMs    *int64          `json:"window_ms"`
+	Override    json.RawMessage `json:"override"`
 }
 
 // matches checks every key of expected in actual (numbers within 1e-9).
@@ -151,6 +152,18 @@ func runStep(e *smartretry.Engine, s step) (any, error) {
 	case "guardrails":
 		g, err := e.Guardrails()
 		return generic(g), err
+	case "add_override":
+		raw, err := e.AddOverride(s.Override)
+		return generic(raw), err
+	case "remove_override":
+		raw, err := e.RemoveOverride(s.Name)
+		return generic(raw), err
+	case "overrides":
+		raw, err := e.Overrides()
+		return generic(raw), err
+	case "health":
+		raw, err := e.Health(s.JobType)
+		return generic(raw), err
 	}
 	return nil, fmt.Errorf("unknown op %q", s.Op)
 }

@@ -123,6 +123,38 @@ int32_t smartretry_remove_policy(const struct SmartretryEngine *engine,
                                  const char *name,
                                  char **out);
 
+// The operator overrides in force, as a JSON array.
+//
+// # Safety
+// See "Pointers" in the module docs.
+int32_t smartretry_overrides(const struct SmartretryEngine *engine, uint64_t now_ms, char **out);
+
+// Override JSON in; `*out` is the override it replaced, as JSON, or `null`.
+//
+// # Safety
+// See "Pointers" in the module docs.
+int32_t smartretry_add_override(const struct SmartretryEngine *engine,
+                                const char *override_json,
+                                uint64_t now_ms,
+                                char **out);
+
+// Removes an override by name; `*out` is the removed override's JSON.
+//
+// # Safety
+// See "Pointers" in the module docs.
+int32_t smartretry_remove_override(const struct SmartretryEngine *engine,
+                                   const char *name,
+                                   char **out);
+
+// What the engine knows of a job type's downstream health, as JSON.
+//
+// # Safety
+// See "Pointers" in the module docs.
+int32_t smartretry_health(const struct SmartretryEngine *engine,
+                          const char *job_type,
+                          uint64_t now_ms,
+                          char **out);
+
 // The guardrails as JSON.
 //
 // # Safety

@@ -287,6 +287,63 @@ pub unsafe extern "C" fn smartretry_remove_policy(
     call(out, || json(&self::engine(engine)?.remove_policy(text("name", name)?)?))
 }
 
+/// The operator overrides in force, as a JSON array.
+///
+/// # Safety
+/// See "Pointers" in the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn smartretry_overrides(
+    engine: *const SmartretryEngine,
+    now_ms: u64,
+    out: *mut *mut c_char,
+) -> i32 {
+    call(out, || json(&self::engine(engine)?.overrides(opt(now_ms))))
+}
+
+/// Override JSON in; `*out` is the override it replaced, as JSON, or `null`.
+///
+/// # Safety
+/// See "Pointers" in the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn smartretry_add_override(
+    engine: *const SmartretryEngine,
+    override_json: *const c_char,
+    now_ms: u64,
+    out: *mut *mut c_char,
+) -> i32 {
+    call(out, || {
+        let o = from_json(text("override", override_json)?)?;
+        json(&self::engine(engine)?.add_override(o, opt(now_ms))?)
+    })
+}
+
+/// Removes an override by name; `*out` is the removed override's JSON.
+///
+/// # Safety
+/// See "Pointers" in the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn smartretry_remove_override(
+    engine: *const SmartretryEngine,
+    name: *const c_char,
+    out: *mut *mut c_char,
+) -> i32 {
+    call(out, || json(&self::engine(engine)?.remove_override(text("name", name)?)?))
+}
+
+/// What the engine knows of a job type's downstream health, as JSON.
+///
+/// # Safety
+/// See "Pointers" in the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn smartretry_health(
+    engine: *const SmartretryEngine,
+    job_type: *const c_char,
+    now_ms: u64,
+    out: *mut *mut c_char,
+) -> i32 {
+    call(out, || json(&self::engine(engine)?.health(text("job_type", job_type)?, opt(now_ms))?))
+}
+
 /// The guardrails as JSON.
 ///
 /// # Safety

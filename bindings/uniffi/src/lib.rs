@@ -48,6 +48,28 @@ impl From<smartretry::Method> for Method {
     }
 }
 
+/// How much a job matters: critical work may pass global backpressure (never the
+/// emergency stop); low work is the first to wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, uniffi::Enum)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    Low,
+    Normal,
+    High,
+    Critical,
+}
+
+impl From<Priority> for smartretry::model::Priority {
+    fn from(p: Priority) -> Self {
+        match p {
+            Priority::Low => smartretry::model::Priority::Low,
+            Priority::Normal => smartretry::model::Priority::Normal,
+            Priority::High => smartretry::model::Priority::High,
+            Priority::Critical => smartretry::model::Priority::Critical,
+        }
+    }
+}
+
 /// What failed: the inputs to a retry decision (the API document's `Features`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, uniffi::Record)]
 pub struct Features {
@@ -86,7 +108,7 @@ pub struct Features {
     #[uniffi(default)]
     pub idempotent: Option<bool>,
     #[uniffi(default)]
-    pub priority: Option<i32>,
+    pub priority: Option<Priority>,
     #[uniffi(default)]
     pub worker_version: Option<String>,
     #[uniffi(default)]
@@ -289,7 +311,7 @@ impl Features {
             retry_after_ms: opt_unsigned("retry_after_ms", f.retry_after_ms)?,
             retry_after: f.retry_after,
             idempotent: f.idempotent,
-            priority: f.priority,
+            priority: f.priority.map(Into::into),
             worker_version: f.worker_version,
             health: f.health.into_iter().collect(),
             deadline_ms: opt_unsigned("deadline_ms", f.deadline_ms)?,
@@ -471,6 +493,33 @@ impl Engine {
     /// Removes a policy by name and returns it as JSON; `NotFound` if there is none.
     pub fn remove_policy(&self, name: String) -> Result<String> {
         guarded(|| Ok(to_json(&self.inner.remove_policy(&name)?)))
+    }
+
+    /// The operator overrides in force, as a JSON array.
+    #[uniffi::method(default(now_ms = None))]
+    pub fn overrides_json(&self, now_ms: Option<i64>) -> Result<String> {
+        guarded(|| Ok(to_json(&self.inner.overrides(now(now_ms)?))))
+    }
+
+    /// Adds an operator override given as JSON (the API document's shape); returns the
+    /// one it replaced, as JSON, or null.
+    #[uniffi::method(default(now_ms = None))]
+    pub fn add_override_json(&self, override_json: String, now_ms: Option<i64>) -> Result<Option<String>> {
+        guarded(|| {
+            let o = smartretry::model::from_json(&override_json)?;
+            Ok(self.inner.add_override(o, now(now_ms)?)?.map(|r| to_json(&r)))
+        })
+    }
+
+    /// Removes an override by name and returns it as JSON; `NotFound` if there is none.
+    pub fn remove_override(&self, name: String) -> Result<String> {
+        guarded(|| Ok(to_json(&self.inner.remove_override(&name)?)))
+    }
+
+    /// What the engine knows of a job type's downstream health, as JSON.
+    #[uniffi::method(default(now_ms = None))]
+    pub fn health_json(&self, job_type: String, now_ms: Option<i64>) -> Result<String> {
+        guarded(|| Ok(to_json(&self.inner.health(&job_type, now(now_ms)?)?)))
     }
 
     /// The guardrails in force.

@@ -679,6 +679,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_smartretry_uniffi_checksum_func_features_from_json(
     ): Int
+    external fun uniffi_smartretry_uniffi_checksum_method_engine_add_override_json(
+    ): Int
     external fun uniffi_smartretry_uniffi_checksum_method_engine_add_policy_json(
     ): Int
     external fun uniffi_smartretry_uniffi_checksum_method_engine_decide(
@@ -687,7 +689,11 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_smartretry_uniffi_checksum_method_engine_guardrails(
     ): Int
+    external fun uniffi_smartretry_uniffi_checksum_method_engine_health_json(
+    ): Int
     external fun uniffi_smartretry_uniffi_checksum_method_engine_is_emergency_stopped(
+    ): Int
+    external fun uniffi_smartretry_uniffi_checksum_method_engine_overrides_json(
     ): Int
     external fun uniffi_smartretry_uniffi_checksum_method_engine_patch_guardrails(
     ): Int
@@ -698,6 +704,8 @@ internal object IntegrityCheckingUniffiLib {
     external fun uniffi_smartretry_uniffi_checksum_method_engine_record(
     ): Int
     external fun uniffi_smartretry_uniffi_checksum_method_engine_record_successes(
+    ): Int
+    external fun uniffi_smartretry_uniffi_checksum_method_engine_remove_override(
     ): Int
     external fun uniffi_smartretry_uniffi_checksum_method_engine_remove_policy(
     ): Int
@@ -733,6 +741,8 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_smartretry_uniffi_fn_constructor_engine_new(`seed`: RustBuffer.ByValue,`configJson`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
+    external fun uniffi_smartretry_uniffi_fn_method_engine_add_override_json(`ptr`: Long,`overrideJson`: RustBuffer.ByValue,`nowMs`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_smartretry_uniffi_fn_method_engine_add_policy_json(`ptr`: Long,`policyJson`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_smartretry_uniffi_fn_method_engine_decide(`ptr`: Long,`features`: RustBuffer.ByValue,`nowMs`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
@@ -741,8 +751,12 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_smartretry_uniffi_fn_method_engine_guardrails(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_smartretry_uniffi_fn_method_engine_health_json(`ptr`: Long,`jobType`: RustBuffer.ByValue,`nowMs`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_smartretry_uniffi_fn_method_engine_is_emergency_stopped(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Byte
+    external fun uniffi_smartretry_uniffi_fn_method_engine_overrides_json(`ptr`: Long,`nowMs`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_smartretry_uniffi_fn_method_engine_patch_guardrails(`ptr`: Long,`patchJson`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_smartretry_uniffi_fn_method_engine_policies_json(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -753,6 +767,8 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_smartretry_uniffi_fn_method_engine_record_successes(`ptr`: Long,`jobType`: RustBuffer.ByValue,`tenant`: RustBuffer.ByValue,`count`: Long,`nowMs`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
+    external fun uniffi_smartretry_uniffi_fn_method_engine_remove_override(`ptr`: Long,`name`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_smartretry_uniffi_fn_method_engine_remove_policy(`ptr`: Long,`name`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_smartretry_uniffi_fn_method_engine_stats(`ptr`: Long,`jobType`: RustBuffer.ByValue,`errorClass`: RustBuffer.ByValue,`windowMs`: RustBuffer.ByValue,`nowMs`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
@@ -900,6 +916,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_smartretry_uniffi_checksum_func_features_from_json() and 0xFFFF) != 25464) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_smartretry_uniffi_checksum_method_engine_add_override_json() and 0xFFFF) != 64945) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_smartretry_uniffi_checksum_method_engine_add_policy_json() and 0xFFFF) != 23208) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -912,7 +931,13 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_smartretry_uniffi_checksum_method_engine_guardrails() and 0xFFFF) != 30279) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_smartretry_uniffi_checksum_method_engine_health_json() and 0xFFFF) != 20274) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_smartretry_uniffi_checksum_method_engine_is_emergency_stopped() and 0xFFFF) != 18744) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_smartretry_uniffi_checksum_method_engine_overrides_json() and 0xFFFF) != 44204) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_smartretry_uniffi_checksum_method_engine_patch_guardrails() and 0xFFFF) != 2042) {
@@ -928,6 +953,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_smartretry_uniffi_checksum_method_engine_record_successes() and 0xFFFF) != 44023) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_smartretry_uniffi_checksum_method_engine_remove_override() and 0xFFFF) != 18990) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_smartretry_uniffi_checksum_method_engine_remove_policy() and 0xFFFF) != 3868) {
@@ -1351,6 +1379,12 @@ public object FfiConverterString: FfiConverter<String, RustBuffer.ByValue> {
 public interface EngineInterface {
     
     /**
+     * Adds an operator override given as JSON (the API document's shape); returns the
+     * one it replaced, as JSON, or null.
+     */
+    fun `addOverrideJson`(`overrideJson`: kotlin.String, `nowMs`: kotlin.Long? = null): kotlin.String?
+    
+    /**
      * Adds a policy given as the configuration file's JSON object; a name already in
      * use is `InvalidInput` on `name`.
      */
@@ -1371,7 +1405,17 @@ public interface EngineInterface {
      */
     fun `guardrails`(): Guardrails
     
+    /**
+     * What the engine knows of a job type's downstream health, as JSON.
+     */
+    fun `healthJson`(`jobType`: kotlin.String, `nowMs`: kotlin.Long? = null): kotlin.String
+    
     fun `isEmergencyStopped`(): kotlin.Boolean
+    
+    /**
+     * The operator overrides in force, as a JSON array.
+     */
+    fun `overridesJson`(`nowMs`: kotlin.Long? = null): kotlin.String
     
     /**
      * Changes the guardrail fields present in a JSON object and returns all of them.
@@ -1398,6 +1442,11 @@ public interface EngineInterface {
      * Counts `count` first attempts of `job_type` that succeeded: the retry budget's base.
      */
     fun `recordSuccesses`(`jobType`: kotlin.String, `tenant`: kotlin.String? = null, `count`: kotlin.Long = 1L, `nowMs`: kotlin.Long? = null)
+    
+    /**
+     * Removes an override by name and returns it as JSON; `NotFound` if there is none.
+     */
+    fun `removeOverride`(`name`: kotlin.String): kotlin.String
     
     /**
      * Removes a policy by name and returns it as JSON; `NotFound` if there is none.
@@ -1538,6 +1587,26 @@ open class Engine: Disposable, AutoCloseable, EngineInterface
 
     
     /**
+     * Adds an operator override given as JSON (the API document's shape); returns the
+     * one it replaced, as JSON, or null.
+     */
+    @Throws(SmartRetryException::class)override fun `addOverrideJson`(`overrideJson`: kotlin.String, `nowMs`: kotlin.Long?): kotlin.String? {
+            return FfiConverterOptionalString.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SmartRetryException) { _status ->
+    UniffiLib.uniffi_smartretry_uniffi_fn_method_engine_add_override_json(
+        it,
+        
+        FfiConverterString.lower(`overrideJson`),
+        FfiConverterOptionalLong.lower(`nowMs`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
      * Adds a policy given as the configuration file's JSON object; a name already in
      * use is `InvalidInput` on `name`.
      */
@@ -1606,6 +1675,25 @@ open class Engine: Disposable, AutoCloseable, EngineInterface
     }
     
 
+    
+    /**
+     * What the engine knows of a job type's downstream health, as JSON.
+     */
+    @Throws(SmartRetryException::class)override fun `healthJson`(`jobType`: kotlin.String, `nowMs`: kotlin.Long?): kotlin.String {
+            return FfiConverterString.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SmartRetryException) { _status ->
+    UniffiLib.uniffi_smartretry_uniffi_fn_method_engine_health_json(
+        it,
+        
+        FfiConverterString.lower(`jobType`),
+        FfiConverterOptionalLong.lower(`nowMs`),_status)
+}
+    }
+    )
+    }
+    
+
     override fun `isEmergencyStopped`(): kotlin.Boolean {
             return FfiConverterBoolean.lift(
     callWithHandle {
@@ -1613,6 +1701,24 @@ open class Engine: Disposable, AutoCloseable, EngineInterface
     UniffiLib.uniffi_smartretry_uniffi_fn_method_engine_is_emergency_stopped(
         it,
         _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The operator overrides in force, as a JSON array.
+     */
+    @Throws(SmartRetryException::class)override fun `overridesJson`(`nowMs`: kotlin.Long?): kotlin.String {
+            return FfiConverterString.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SmartRetryException) { _status ->
+    UniffiLib.uniffi_smartretry_uniffi_fn_method_engine_overrides_json(
+        it,
+        
+        FfiConverterOptionalLong.lower(`nowMs`),_status)
 }
     }
     )
@@ -1711,6 +1817,24 @@ open class Engine: Disposable, AutoCloseable, EngineInterface
 }
     }
     
+    
+
+    
+    /**
+     * Removes an override by name and returns it as JSON; `NotFound` if there is none.
+     */
+    @Throws(SmartRetryException::class)override fun `removeOverride`(`name`: kotlin.String): kotlin.String {
+            return FfiConverterString.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SmartRetryException) { _status ->
+    UniffiLib.uniffi_smartretry_uniffi_fn_method_engine_remove_override(
+        it,
+        
+        FfiConverterString.lower(`name`),_status)
+}
+    }
+    )
+    }
     
 
     
@@ -2169,7 +2293,7 @@ data class Features (
      */
     var `idempotent`: kotlin.Boolean? = null 
     , 
-    var `priority`: kotlin.Int? = null 
+    var `priority`: Priority? = null 
     , 
     var `workerVersion`: kotlin.String? = null 
     , 
@@ -2228,7 +2352,7 @@ public object FfiConverterTypeFeatures: FfiConverterRustBuffer<Features> {
             FfiConverterOptionalLong.read(buf),
             FfiConverterOptionalString.read(buf),
             FfiConverterOptionalBoolean.read(buf),
-            FfiConverterOptionalInt.read(buf),
+            FfiConverterOptionalTypePriority.read(buf),
             FfiConverterOptionalString.read(buf),
             FfiConverterMapStringDouble.read(buf),
             FfiConverterOptionalLong.read(buf),
@@ -2252,7 +2376,7 @@ public object FfiConverterTypeFeatures: FfiConverterRustBuffer<Features> {
             FfiConverterOptionalLong.allocationSize(value.`retryAfterMs`) +
             FfiConverterOptionalString.allocationSize(value.`retryAfter`) +
             FfiConverterOptionalBoolean.allocationSize(value.`idempotent`) +
-            FfiConverterOptionalInt.allocationSize(value.`priority`) +
+            FfiConverterOptionalTypePriority.allocationSize(value.`priority`) +
             FfiConverterOptionalString.allocationSize(value.`workerVersion`) +
             FfiConverterMapStringDouble.allocationSize(value.`health`) +
             FfiConverterOptionalLong.allocationSize(value.`deadlineMs`) +
@@ -2275,7 +2399,7 @@ public object FfiConverterTypeFeatures: FfiConverterRustBuffer<Features> {
             FfiConverterOptionalLong.write(value.`retryAfterMs`, buf)
             FfiConverterOptionalString.write(value.`retryAfter`, buf)
             FfiConverterOptionalBoolean.write(value.`idempotent`, buf)
-            FfiConverterOptionalInt.write(value.`priority`, buf)
+            FfiConverterOptionalTypePriority.write(value.`priority`, buf)
             FfiConverterOptionalString.write(value.`workerVersion`, buf)
             FfiConverterMapStringDouble.write(value.`health`, buf)
             FfiConverterOptionalLong.write(value.`deadlineMs`, buf)
@@ -2703,6 +2827,46 @@ public object FfiConverterTypeMethod: FfiConverterRustBuffer<Method> {
 
 
 
+/**
+ * How much a job matters: critical work may pass global backpressure (never the
+ * emergency stop); low work is the first to wait.
+ */
+
+enum class Priority {
+    
+    LOW,
+    NORMAL,
+    HIGH,
+    CRITICAL;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypePriority: FfiConverterRustBuffer<Priority> {
+    override fun read(buf: ByteBuffer) = try {
+        Priority.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: Priority) = 4UL
+
+    override fun write(value: Priority, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
 
 
 /**
@@ -3023,6 +3187,38 @@ public object FfiConverterOptionalString: FfiConverterRustBuffer<kotlin.String?>
         } else {
             buf.put(1)
             FfiConverterString.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypePriority: FfiConverterRustBuffer<Priority?> {
+    override fun read(buf: ByteBuffer): Priority? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypePriority.read(buf)
+    }
+
+    override fun allocationSize(value: Priority?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypePriority.allocationSize(value)
+        }
+    }
+
+    override fun write(value: Priority?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypePriority.write(value, buf)
         }
     }
 }

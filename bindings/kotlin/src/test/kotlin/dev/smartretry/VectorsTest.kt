@@ -69,6 +69,10 @@ class VectorsTest {
         ).let { null }
         "policies" -> JSONArray(engine.policiesJson())
         "guardrails" -> JSONObject(engine.guardrails().toJson())
+        "add_override" -> engine.addOverrideJson(step.getJSONObject("override").toString(), now)?.let(::JSONObject) ?: JSONObject.NULL
+        "remove_override" -> JSONObject(engine.removeOverride(step.optString("name")))
+        "overrides" -> JSONArray(engine.overridesJson(now))
+        "health" -> JSONObject(engine.healthJson(step.optString("job_type"), now))
         else -> error("unknown op $op")
     }
 
