@@ -261,10 +261,15 @@ impl ContextSet {
     }
 
     /// The context of `job_type`: the longest key equal to it or a prefix of it.
+    #[inline]
     pub fn get(&self, job_type: &str) -> Option<&Resolved> {
         if self.by_key.is_empty() {
             return None;
         }
+        self.lookup(job_type)
+    }
+
+    fn lookup(&self, job_type: &str) -> Option<&Resolved> {
         prefixes(job_type).find_map(|p| self.by_key.get(p))
     }
 

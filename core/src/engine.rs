@@ -391,13 +391,15 @@ impl Engine {
         }
 
         let mut guard_state = self.guard();
-        let breaker = s.breaker_for(&f.job_type);
+        let breaker = context.map_or(&s.strategy.circuit_breaker, |c| &c.breaker);
+        // Whether the downstream looks unhealthy, known from counting this failure (live).
+        let mut unhealthy = None;
         if mode == Mode::Live {
             let rate_limited = kind == ErrorKind::RateLimit;
-            guard_state.on_failure(f, rate_limited, now, g, breaker);
+            unhealthy = Some(guard_state.on_failure(f, rate_limited, now, g, breaker));
         }
         if d.retry && d.rules_bounds.is_some() {
-            adjust_for_health(f, s, context, &mut guard_state, now, &mut d);
+            adjust_for_health(f, s, context, &mut guard_state, now, unhealthy, &mut d);
         }
         if d.retry {
             clamp_to_overrides(&ov, &mut d);
@@ -830,7 +832,8 @@ impl Engine {
     ) {
         let g = &s.strategy.guardrails;
         let commit = mode == Mode::Live;
-        if let Admit::Wait(wait) = state.breaker_admit(&f.job_type, now, s.breaker_for(&f.job_type), commit) {
+        let breaker = controls.context.map_or(&s.strategy.circuit_breaker, |c| &c.breaker);
+        if let Admit::Wait(wait) = state.breaker_admit(&f.job_type, now, breaker, commit) {
             if wait > g.max_delay_ms {
                 return d.refuse(
                     Method::Breaker,

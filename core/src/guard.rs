@@ -329,6 +329,7 @@ impl GuardState {
     }
 
     /// First attempts count toward the retry budget (and the tenant's share of it).
+    #[inline]
     fn count_first_attempts(&mut self, tenant: Option<&str>, first: u64, now: u64, g: &Guardrails) {
         self.budget.add(now, first, 0);
         if let (Some(t), true) = (tenant, g.per_tenant_limits) {
@@ -339,7 +340,15 @@ impl GuardState {
     }
 
     /// Calls to a downstream feed adaptive throttling, its health, and its breaker.
-    fn count_calls(&mut self, job_type: &str, outcome: Outcome, now: u64, g: &Guardrails, b: &BreakerConfig) {
+    /// Returns whether the downstream now looks unhealthy (see [`GuardState::unhealthy`]).
+    fn count_calls(
+        &mut self,
+        job_type: &str,
+        outcome: Outcome,
+        now: u64,
+        g: &Guardrails,
+        b: &BreakerConfig,
+    ) -> bool {
         let d = bounded(&mut self.downstreams, self.max_keys, job_type, || Downstream {
             calls: SlidingWindow::new(g.throttle_window_ms),
             health: HealthLog::default(),
@@ -366,6 +375,18 @@ impl GuardState {
             }
             note_transition(&mut self.transitions, job_type, &mut d.reported, breaker.state(now), now);
         }
+        self.outcomes_seen && (d.health.since.is_some() || d.reported != BreakerState::Closed)
+    }
+
+    /// Whether the engine's own view of `job_type`'s downstream is bad enough to stretch
+    /// delays: degraded (fewer than half of ≥ 10 calls accepted) or its breaker not closed,
+    /// once outcomes are reported. A cheap test before computing a health score.
+    pub fn unhealthy(&mut self, job_type: &str, now: u64) -> bool {
+        let seen = self.outcomes_seen;
+        self.downstreams.get_mut(job_type).is_some_and(|d| {
+            seen && (d.health.at(now)
+                || d.breaker.as_ref().is_some_and(|b| b.state(now) != BreakerState::Closed))
+        })
     }
 
     /// Breaker transitions since the last call (no allocation when there were none).
@@ -400,6 +421,7 @@ impl GuardState {
     /// A failure was reported (through `decide`). A rate-limit failure (429) is the
     /// server's explicit flow control, answered by `Retry-After` and learned resets: it
     /// spends budget but does not count against the breaker or adaptive throttling.
+    /// Returns whether the downstream now looks unhealthy ([`GuardState::unhealthy`]).
     pub fn on_failure(
         &mut self,
         f: &Features,
@@ -407,11 +429,9 @@ impl GuardState {
         now: u64,
         g: &Guardrails,
         b: &BreakerConfig,
-    ) {
+    ) -> bool {
         self.count_first_attempts(f.tenant.as_deref(), u64::from(f.attempt_number == 1), now, g);
-        if !rate_limited {
-            self.count_calls(&f.job_type, Outcome::Failure, now, g, b);
-        }
+        let unhealthy = !rate_limited && self.count_calls(&f.job_type, Outcome::Failure, now, g, b);
         if !f.health.is_empty() {
             let signals = Signals::from_map(&f.health);
             if let Some(d) = self.downstreams.peek_mut(f.job_type.as_str()) {
@@ -419,6 +439,7 @@ impl GuardState {
                 d.signals_at_ms = Some(now);
             }
         }
+        unhealthy
     }
 
     /// An outcome was recorded.
@@ -427,7 +448,7 @@ impl GuardState {
         self.in_flight.remove(a.job_id.as_str());
         if a.success {
             self.count_first_attempts(a.tenant.as_deref(), u64::from(a.attempt_number == 1), now, g);
-            self.count_calls(&a.job_type, Outcome::Successes(1), now, g, b);
+            let _ = self.count_calls(&a.job_type, Outcome::Successes(1), now, g, b);
         }
     }
 
@@ -444,7 +465,7 @@ impl GuardState {
         self.outcomes_seen = true;
         self.count_first_attempts(tenant, count, now, g);
         if count > 0 {
-            self.count_calls(job_type, Outcome::Successes(count), now, g, b);
+            let _ = self.count_calls(job_type, Outcome::Successes(count), now, g, b);
         }
     }
 
@@ -498,7 +519,8 @@ impl GuardState {
         commit: bool,
     ) -> std::result::Result<Admitted, Refusal> {
         let mut admitted = Admitted::default();
-        let part = |total: u64| (total as f64 * ctx.share).floor() as u64;
+        let part =
+            |total: u64| if ctx.share >= 1.0 { total } else { (total as f64 * ctx.share).floor() as u64 };
         if let Some(limit) = g.max_concurrent_retries {
             if self.in_flight.len() >= part(u64::from(limit)) as usize {
                 self.in_flight.retain(|_, expires| *expires > now);
@@ -565,6 +587,7 @@ impl GuardState {
 }
 
 /// Queue an event when a breaker's state differs from the one last reported.
+#[inline]
 fn note_transition(
     out: &mut Vec<Transition>,
     key: &str,

@@ -6,6 +6,7 @@ use super::*;
 
 impl Engine {
     /// The caps of the job type's context (if it has any); with `commit`, count the retry.
+    #[inline]
     pub(super) fn admit_context(
         &self,
         controls: &Controls<'_>,
@@ -15,7 +16,21 @@ impl Engine {
         g: &Guardrails,
         commit: bool,
     ) -> std::result::Result<(), (&'static str, String)> {
-        let Some(c) = controls.context.filter(|c| c.has_limits) else { return Ok(()) };
+        match controls.context.filter(|c| c.has_limits) {
+            None => Ok(()),
+            Some(c) => self.admit_capped_context(c, ctx, priority, now, g, commit),
+        }
+    }
+
+    fn admit_capped_context(
+        &self,
+        c: &contexts::Resolved,
+        ctx: &RetryContext<'_>,
+        priority: Option<Priority>,
+        now: u64,
+        g: &Guardrails,
+        commit: bool,
+    ) -> std::result::Result<(), (&'static str, String)> {
         let mut usage = self.context_state.lock().unwrap_or_else(|p| p.into_inner());
         usage.admit(c, ctx.job_id, ctx.retry_at_ms, g.in_flight_ttl_ms, ctx.share, now, commit).map_err(
             |refusal| {
@@ -28,7 +43,14 @@ impl Engine {
         )
     }
 
+    #[inline]
     pub(super) fn emit_transitions(&self, transitions: Vec<Transition>) {
+        if !transitions.is_empty() {
+            self.emit_each_transition(transitions);
+        }
+    }
+
+    fn emit_each_transition(&self, transitions: Vec<Transition>) {
         for (key, from, to, at) in transitions {
             self.events.emit(EventKind::BreakerStateChanged, || Event {
                 breaker_from: Some(from),
@@ -190,6 +212,7 @@ pub(super) fn context_refusal(
 }
 
 /// An override's fixed delay replaces whatever the tiers chose.
+#[inline]
 pub(super) fn fixed_delay(ov: &Overrides<'_>, f: &Features, max_attempts: u32, d: &mut Draft) {
     let Some((delay, o)) = ov.delay_ms else { return };
     d.delay_ms = delay;
@@ -212,6 +235,7 @@ pub(super) fn fixed_delay(ov: &Overrides<'_>, f: &Features, max_attempts: u32, d
 }
 
 /// The overrides' min and max delay for the scope (the global guardrails come after).
+#[inline]
 pub(super) fn clamp_to_overrides(ov: &Overrides<'_>, d: &mut Draft) {
     if let Some((lo, o)) = ov.min_delay_ms.filter(|&(lo, _)| d.delay_ms < lo) {
         d.clip("override", lo, format_args!("raised to the {} min delay set for {}", Ms(lo), o.scope()));
@@ -229,11 +253,17 @@ pub(super) fn adjust_for_health(
     context: Option<&contexts::Resolved>,
     state: &mut GuardState,
     now: u64,
+    unhealthy: Option<bool>,
     d: &mut Draft,
 ) {
     let Some((lo, hi)) = d.rules_bounds else { return };
     let cfg = &s.strategy.health;
     if !cfg.enabled || context.is_some_and(|c| !c.health_aware()) {
+        return;
+    }
+    // Without the caller's signals only an unhealthy view can change the delay (it only
+    // ever stretches): most decisions stop here, before any score is computed.
+    if f.health.is_empty() && !unhealthy.unwrap_or_else(|| state.unhealthy(&f.job_type, now)) {
         return;
     }
     let adaptation = context.and_then(|c| c.context.adaptation_factor).unwrap_or(cfg.adaptation_factor);

@@ -1,0 +1,48 @@
+//! Instruction counts of a rules-tier `decide`, for callgrind (stable under load):
+//!
+//! ```text
+//! cargo build --release -p smartretry --example decide_cost
+//! valgrind --tool=callgrind --callgrind-out-file=/dev/null target/release/examples/decide_cost plain 0
+//! valgrind --tool=callgrind --callgrind-out-file=/dev/null target/release/examples/decide_cost plain 20000
+//! ```
+//!
+//! (instructions of the second − the first) / 20000 = one decision. Modes: `plain`
+//! (nothing configured), `overrides` (three overrides, one applies), `subscriber` (a
+//! subscriber to every event, drained every 1,000 decisions), `both`.
+
+use smartretry::{Engine, Features, Override};
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let mode = args.next().unwrap_or_else(|| "plain".into());
+    let n: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(20_000);
+    let engine = Engine::builder().seed(1).build().expect("the default engine builds");
+    let t0 = 1_700_000_000_000u64;
+    let mut f = Features::new("payment_capture", 1).with_http_status(503);
+    if mode == "overrides" || mode == "both" {
+        let over = |name: &str| Override { name: name.into(), ..Default::default() };
+        for o in [
+            Override { queue: Some("payments".into()), max_attempts: Some(4), ..over("payments") },
+            Override { tenant: Some("acme".into()), max_delay_ms: Some(20_000), ..over("acme") },
+            Override { job_id: Some("job-7".into()), delay_ms: Some(5_000), ..over("job-7") },
+        ] {
+            engine.add_override(o, Some(t0)).expect("a valid override");
+        }
+        f = f.with_queue("payments");
+    }
+    let events =
+        (mode == "subscriber" || mode == "both").then(|| engine.subscribe(&[], 1 << 12).expect("subscribes"));
+    // Healthy background traffic so the budget grants retries (as in benches/engine.rs).
+    for i in 0..n {
+        let now = t0 + i;
+        if i % 100 == 0 {
+            engine.record_successes(&f.job_type, None, 1_000, Some(now)).expect("valid");
+        }
+        std::hint::black_box(engine.decide(&f, Some(now)).expect("valid features"));
+        if i % 1_000 == 0 {
+            if let Some(e) = &events {
+                e.drain();
+            }
+        }
+    }
+}
