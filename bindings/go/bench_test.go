@@ -2,6 +2,7 @@ package smartretry_test
 
 import (
 	"context"
+	"encoding/json"
 	"testing"
 
 	smartretry "github.com/smartretry/smartretry/bindings/go"
@@ -51,6 +52,32 @@ func BenchmarkDoSuccess(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		if err := smartretry.Do(ctx, opts, ok); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkDecideJSONOnly is Decide's Go-side share: encoding the Features and decoding
+// a Decision, without the engine.
+func BenchmarkDecideJSONOnly(b *testing.B) {
+	e, err := smartretry.NewEngine(smartretry.WithSeed(1))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Close()
+	f := smartretry.Features{JobType: "payment_capture", AttemptNumber: 1, HTTPStatus: 503}
+	d, err := e.Decide(f)
+	if err != nil {
+		b.Fatal(err)
+	}
+	text, _ := json.Marshal(d)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := json.Marshal(f); err != nil {
+			b.Fatal(err)
+		}
+		var out smartretry.Decision
+		if err := json.Unmarshal(text, &out); err != nil {
 			b.Fatal(err)
 		}
 	}
