@@ -32,8 +32,11 @@ if ! command -v tmux >/dev/null; then
     else sudo apt-get install -y -q tmux || { sudo apt-get update -q && sudo apt-get install -y -q tmux; }; fi
 fi
 
+# Python before the Rust tests: it installs the smartretry package into .venv, and the
+# server's ml/train test runs the package's trainer from there.
+run scripts/test-python.sh
 run cargo test --workspace
-for suite in scripts/test-python.sh scripts/test-node.sh scripts/test-kotlin.sh scripts/test-go.sh; do
+for suite in scripts/test-node.sh scripts/test-kotlin.sh scripts/test-go.sh; do
     [ -x "$suite" ] && run "$suite"
 done
 
