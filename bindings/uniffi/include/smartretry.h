@@ -23,6 +23,10 @@
 // Safe to use from many threads at once.
 typedef struct SmartretryEngine SmartretryEngine;
 
+// A subscription to lifecycle events; create with `smartretry_subscribe`, free with
+// `smartretry_subscription_free`. Poll it from one thread at a time.
+typedef struct SmartretrySubscription SmartretrySubscription;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -180,6 +184,35 @@ int32_t smartretry_emergency_stop(const struct SmartretryEngine *engine, bool on
 // # Safety
 // See "Pointers" in the module docs.
 bool smartretry_is_emergency_stopped(const struct SmartretryEngine *engine);
+
+// Subscribes to lifecycle events. `kinds_json` is a JSON array of event names
+// (`["retry_scheduled", "gave_up"]`; NULL or `[]` = all); `capacity` bounds the queue
+// (events beyond it are dropped and counted, never waited for). On success
+// `*subscription` is set and `*out` NULL. It outlives nothing: free it before the engine
+// or after, either is safe (a subscription of a freed engine just receives nothing).
+//
+// # Safety
+// See "Pointers" in the module docs; `subscription` is a valid `*mut` pointer or NULL.
+int32_t smartretry_subscribe(const struct SmartretryEngine *engine,
+                             const char *kinds_json,
+                             size_t capacity,
+                             struct SmartretrySubscription **subscription,
+                             char **out);
+
+// Waits up to `timeout_ms` for an event, then takes every event queued: `*out` is
+// their JSON array (`[]` when none came in time), oldest first.
+//
+// # Safety
+// `subscription` is NULL or a live one from `smartretry_subscribe`; `out` as above.
+int32_t smartretry_subscription_poll(const struct SmartretrySubscription *subscription,
+                                     uint64_t timeout_ms,
+                                     char **out);
+
+// Ends a subscription and frees it (NULL is ignored). No poll may be running on it.
+//
+// # Safety
+// `subscription` came from `smartretry_subscribe` and is freed once.
+void smartretry_subscription_free(struct SmartretrySubscription *subscription);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -22,7 +22,7 @@ use std::ptr;
 
 use serde::Serialize;
 use smartretry::model::from_json;
-use smartretry::{Attempt, Config, Engine, Features, Policy};
+use smartretry::{Attempt, Config, Engine, EventKind, Features, Policy, Subscription};
 
 use crate::error::{guarded, Result, SmartRetryError};
 
@@ -38,6 +38,10 @@ pub const SMARTRETRY_NONE: u64 = u64::MAX;
 /// An engine; create with `smartretry_engine_new`, free with `smartretry_engine_free`.
 /// Safe to use from many threads at once.
 pub struct SmartretryEngine(Engine);
+
+/// A subscription to lifecycle events; create with `smartretry_subscribe`, free with
+/// `smartretry_subscription_free`. Poll it from one thread at a time.
+pub struct SmartretrySubscription(Subscription);
 
 #[derive(Serialize)]
 struct ErrorJson<'a> {
@@ -397,6 +401,70 @@ pub unsafe extern "C" fn smartretry_is_emergency_stopped(engine: *const Smartret
     guarded(|| Ok(self::engine(engine)?.is_emergency_stopped())).unwrap_or(false)
 }
 
+/// Subscribes to lifecycle events. `kinds_json` is a JSON array of event names
+/// (`["retry_scheduled", "gave_up"]`; NULL or `[]` = all); `capacity` bounds the queue
+/// (events beyond it are dropped and counted, never waited for). On success
+/// `*subscription` is set and `*out` NULL. It outlives nothing: free it before the engine
+/// or after, either is safe (a subscription of a freed engine just receives nothing).
+///
+/// # Safety
+/// See "Pointers" in the module docs; `subscription` is a valid `*mut` pointer or NULL.
+#[no_mangle]
+pub unsafe extern "C" fn smartretry_subscribe(
+    engine: *const SmartretryEngine,
+    kinds_json: *const c_char,
+    capacity: usize,
+    subscription: *mut *mut SmartretrySubscription,
+    out: *mut *mut c_char,
+) -> i32 {
+    call(out, || {
+        if subscription.is_null() {
+            return Err(SmartRetryError::invalid("subscription", "must not be NULL"));
+        }
+        let names: Vec<String> = match opt_text("kinds_json", kinds_json)? {
+            Some(text) => from_json(text)?,
+            None => Vec::new(),
+        };
+        let kinds = names.iter().map(|n| EventKind::parse(n)).collect::<smartretry::Result<Vec<_>>>()?;
+        let sub = self::engine(engine)?.subscribe(&kinds, capacity)?;
+        // SAFETY: checked non-NULL above.
+        unsafe { *subscription = Box::into_raw(Box::new(SmartretrySubscription(sub))) };
+        Ok(None)
+    })
+}
+
+/// Waits up to `timeout_ms` for an event, then takes every event queued: `*out` is
+/// their JSON array (`[]` when none came in time), oldest first.
+///
+/// # Safety
+/// `subscription` is NULL or a live one from `smartretry_subscribe`; `out` as above.
+#[no_mangle]
+pub unsafe extern "C" fn smartretry_subscription_poll(
+    subscription: *const SmartretrySubscription,
+    timeout_ms: u64,
+    out: *mut *mut c_char,
+) -> i32 {
+    call(out, || {
+        // SAFETY: a non-NULL pointer comes from smartretry_subscribe and is not yet freed.
+        let sub = unsafe { subscription.as_ref() }
+            .ok_or_else(|| SmartRetryError::invalid("subscription", "must not be NULL"))?;
+        let events = crate::poll_events(&sub.0, timeout_ms);
+        json(&events.iter().map(|e| &**e).collect::<Vec<_>>())
+    })
+}
+
+/// Ends a subscription and frees it (NULL is ignored). No poll may be running on it.
+///
+/// # Safety
+/// `subscription` came from `smartretry_subscribe` and is freed once.
+#[no_mangle]
+pub unsafe extern "C" fn smartretry_subscription_free(subscription: *mut SmartretrySubscription) {
+    if !subscription.is_null() {
+        // SAFETY: the pointer came from smartretry_subscribe and is freed once.
+        drop(unsafe { Box::from_raw(subscription) });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -408,6 +476,29 @@ mod tests {
         let text = unsafe { CStr::from_ptr(s) }.to_str().unwrap().to_string();
         unsafe { smartretry_string_free(s) };
         Some(text)
+    }
+
+    #[test]
+    fn a_subscription_polls_the_events_of_its_kinds_as_json() {
+        let (mut e, mut sub, mut out) = (ptr::null_mut(), ptr::null_mut(), ptr::null_mut());
+        assert_eq!(unsafe { smartretry_engine_new(7, true, ptr::null(), &mut e, &mut out) }, SMARTRETRY_OK);
+        let kinds = c"[\"retry_scheduled\"]";
+        assert_eq!(unsafe { smartretry_subscribe(e, kinds.as_ptr(), 16, &mut sub, &mut out) }, SMARTRETRY_OK);
+        let f = c"{\"job_type\":\"pay\",\"job_id\":\"j1\",\"attempt_number\":1,\"http_status\":503}";
+        assert_eq!(unsafe { smartretry_decide(e, f.as_ptr(), 1_700_000_000_000, &mut out) }, SMARTRETRY_OK);
+        take(out);
+        assert_eq!(unsafe { smartretry_subscription_poll(sub, 1000, &mut out) }, SMARTRETRY_OK);
+        let events: serde_json::Value = serde_json::from_str(&take(out).unwrap()).unwrap();
+        assert_eq!(events.as_array().map(Vec::len), Some(1));
+        assert_eq!(events[0]["type"], "retry_scheduled");
+        assert_eq!(events[0]["job_id"], "j1");
+        assert_eq!(unsafe { smartretry_subscription_poll(sub, 0, &mut out) }, SMARTRETRY_OK);
+        assert_eq!(take(out).unwrap(), "[]");
+        let bad = c"[\"retried\"]";
+        assert_eq!(unsafe { smartretry_subscribe(e, bad.as_ptr(), 16, &mut sub, &mut out) }, SMARTRETRY_ERR);
+        assert!(take(out).unwrap().contains("\"field\":\"event\""));
+        unsafe { smartretry_subscription_free(sub) };
+        unsafe { smartretry_engine_free(e) };
     }
 
     #[test]

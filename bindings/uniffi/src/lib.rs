@@ -368,6 +368,19 @@ impl From<smartretry::Decision> for Decision {
     }
 }
 
+/// Waits up to `timeout_ms` for a lifecycle event, then takes every one queued behind
+/// it: one crossing carries a burst, and an idle poll costs one wait.
+pub(crate) fn poll_events(sub: &smartretry::Subscription, timeout_ms: u64) -> Vec<Arc<smartretry::Event>> {
+    match sub.recv(Some(std::time::Duration::from_millis(timeout_ms))) {
+        Ok(Some(first)) => {
+            let mut events = vec![first];
+            events.extend(sub.drain());
+            events
+        }
+        Ok(None) | Err(_) => Vec::new(),
+    }
+}
+
 /// The API document's JSON of a Features object, parsed (errors name the field).
 #[uniffi::export]
 pub fn features_from_json(json: String) -> Result<Features> {
