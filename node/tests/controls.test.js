@@ -81,7 +81,11 @@ test('health signals stretch rules delays; health() reports the downstream', () 
   assert.ok(report.delay_factor > 1);
 });
 
-test('lifecycle events arrive through the EventEmitter and stop when nobody listens', async () => {
+test('lifecycle events arrive through the EventEmitter and stop when nobody listens', async (t) => {
+  // Event delivery never keeps the process alive (like an unref'd timer): a test that
+  // awaits one holds the event loop open itself, or a loaded machine may end it first.
+  const keepAlive = setInterval(() => {}, 1_000);
+  t.after(() => clearInterval(keepAlive));
   const engine = quiet();
   const seen = [];
   const listener = (e) => seen.push(e.type);
