@@ -32,6 +32,8 @@ if ! command -v tmux >/dev/null; then
     else sudo apt-get install -y -q tmux || { sudo apt-get update -q && sudo apt-get install -y -q tmux; }; fi
 fi
 
+# The Redis store's tests start their own redis-server: install it when missing.
+scripts/ensure-redis.sh || { echo "::: FAILED: could not install redis-server"; status=1; }
 # Python before the Rust tests: it installs the smartretry package into .venv, and the
 # server's ml/train test runs the package's trainer from there.
 run scripts/test-python.sh

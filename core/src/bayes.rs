@@ -75,6 +75,10 @@ pub const MIN_LOST_COST_MS: f64 = 120_000.0;
 /// slow tail, earlier ones to catch the bulk.
 pub const PLAN_DEPTH: usize = 3;
 const SHARDS: usize = 16;
+/// Layout of [`KeyModel::encode`]: a version byte, 4 × 48 + 1 + 4 × 8 four-byte counts,
+/// then samples, since_fit, reset_at_ms and surprise (8 + 4 + 8 + 4 bytes).
+const ENCODING_VERSION: u8 = 2;
+const ENCODED_LEN: usize = 1 + 4 * (4 * BINS + 1 + 4 * BUCKETS) + 24;
 
 const fn bin_edges() -> [u64; BINS] {
     let mut edges = [0u64; BINS];
@@ -360,6 +364,66 @@ impl KeyModel {
         self.fit.as_deref()
     }
 
+    /// The learning state as bytes (the fit is not kept: [`KeyModel::decode`] refits),
+    /// for stores that keep learned statistics across restarts.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(ENCODED_LEN);
+        out.push(ENCODING_VERSION);
+        for counts in [&self.ok, &self.ok_at, &self.at_risk, &self.events] {
+            counts.iter().for_each(|c| out.extend_from_slice(&c.to_le_bytes()));
+        }
+        out.extend_from_slice(&self.weight.to_le_bytes());
+        for counts in [&self.bucket_ok, &self.bucket_fail] {
+            counts.iter().for_each(|c| out.extend_from_slice(&c.to_le_bytes()));
+        }
+        for counts in [&self.recent_ok, &self.recent_fail] {
+            counts.iter().for_each(|c| out.extend_from_slice(&c.to_le_bytes()));
+        }
+        out.extend_from_slice(&self.samples.to_le_bytes());
+        out.extend_from_slice(&self.since_fit.to_le_bytes());
+        out.extend_from_slice(&self.reset_at_ms.to_le_bytes());
+        out.extend_from_slice(&self.surprise.to_le_bytes());
+        out
+    }
+
+    /// Read what [`KeyModel::encode`] wrote and refit; `None` for bytes of another layout.
+    pub fn decode(bytes: &[u8], cfg: &BayesConfig) -> Option<KeyModel> {
+        if bytes.len() != ENCODED_LEN || bytes[0] != ENCODING_VERSION {
+            return None;
+        }
+        let mut rest = &bytes[1..];
+        let mut take4 = || {
+            let (head, tail) = rest.split_at(4);
+            rest = tail;
+            [head[0], head[1], head[2], head[3]]
+        };
+        let mut m = KeyModel::default();
+        for counts in [&mut m.ok, &mut m.ok_at, &mut m.at_risk, &mut m.events] {
+            counts.iter_mut().for_each(|c| *c = f32::from_le_bytes(take4()));
+        }
+        m.weight = f32::from_le_bytes(take4());
+        for counts in [&mut m.bucket_ok, &mut m.bucket_fail] {
+            counts.iter_mut().for_each(|c| *c = u32::from_le_bytes(take4()));
+        }
+        for counts in [&mut m.recent_ok, &mut m.recent_fail] {
+            counts.iter_mut().for_each(|c| *c = f32::from_le_bytes(take4()));
+        }
+        let samples = u64::from(u32::from_le_bytes(take4())) | u64::from(u32::from_le_bytes(take4())) << 32;
+        let since_fit = u32::from_le_bytes(take4());
+        let reset_at = u64::from(u32::from_le_bytes(take4())) | u64::from(u32::from_le_bytes(take4())) << 32;
+        let surprise = f32::from_le_bytes(take4());
+        let finite = m.ok.iter().chain(&m.ok_at).chain(&m.at_risk).chain(&m.events).all(|c| c.is_finite());
+        if !(finite && m.weight.is_finite() && m.weight > 0.0) {
+            return None;
+        }
+        m.samples = samples;
+        m.reset_at_ms = reset_at;
+        m.surprise = if surprise.is_finite() { surprise } else { 0.0 };
+        m.refit(cfg);
+        m.since_fit = since_fit;
+        Some(m)
+    }
+
     pub fn samples(&self) -> u64 {
         self.samples
     }
@@ -521,6 +585,25 @@ impl<'a> Scope<'a> {
         }
     }
 
+    /// The scope a stored label names (the inverse of `Display`); `None` for an unknown label.
+    pub fn parse(stored: &'a str) -> Option<Scope<'a>> {
+        match stored {
+            "" => Some(Scope::Key),
+            "state:degraded" => Some(Scope::Degraded),
+            _ => {
+                if let Some(t) = stored.strip_prefix("tenant:") {
+                    Some(Scope::Tenant(t))
+                } else {
+                    stored
+                        .strip_prefix("hour:")
+                        .and_then(|h| h.parse().ok())
+                        .filter(|h| *h < 24)
+                        .map(Scope::Hour)
+                }
+            }
+        }
+    }
+
     /// How a rationale names it: "", " for tenant acme", " for failures while …".
     pub fn describe(self) -> Described<'a> {
         Described(self)
@@ -661,6 +744,16 @@ impl Learner {
         }
         shard.push(key, entry);
         out
+    }
+
+    /// One key's learning state as bytes (for a store to persist), read under its lock.
+    pub fn encoded(&self, job_type: &str, error_class: &str, scope: Scope<'_>) -> Option<Vec<u8>> {
+        self.with(job_type, error_class, scope, KeyModel::encode)
+    }
+
+    /// Put a key's learning state back (from a store), replacing what was there.
+    pub fn restore(&self, job_type: &str, error_class: &str, scope: Scope<'_>, model: KeyModel) {
+        self.update(job_type, error_class, scope, |m| *m = model);
     }
 
     pub fn evictions(&self) -> u64 {
@@ -853,6 +946,22 @@ mod tests {
         let plain = 2f32.powf((m.samples - samples) as f32 / cfg().half_life_samples as f32);
         assert!(m.surprise < -DRIFT_SURPRISE, "{}", m.surprise);
         assert!(m.weight / weight > 2.0 * plain, "{} vs {plain}", m.weight / weight);
+    }
+
+    #[test]
+    fn a_model_survives_encoding_and_rejects_other_bytes() {
+        let m = payment_model(60);
+        let back = KeyModel::decode(&m.encode(), &cfg()).unwrap();
+        assert_eq!(back.encode(), m.encode());
+        assert_eq!(back.plan(0, 2), m.plan(0, 2), "the same fit, so the same plan");
+        assert!(KeyModel::decode(&m.encode()[1..], &cfg()).is_none());
+        let mut bad = m.encode();
+        bad[0] = 99;
+        assert!(KeyModel::decode(&bad, &cfg()).is_none());
+        for scope in [Scope::Key, Scope::Tenant("a:b"), Scope::Hour(7), Scope::Degraded] {
+            assert_eq!(Scope::parse(&scope.to_string()), Some(scope));
+        }
+        assert_eq!(Scope::parse("hour:24"), None);
     }
 
     #[test]

@@ -150,6 +150,22 @@ impl Breaker {
         }
     }
 
+    /// Open until `until` (another worker's breaker opened, or a restarted engine's was
+    /// open): later only, never shortening a cool-down already running.
+    pub fn adopt_open(&mut self, until: u64, now: u64, cfg: &BreakerConfig) {
+        if until > now && (self.state != BreakerState::Open || until > self.open_until) {
+            if self.state != BreakerState::Open {
+                self.open(now, cfg);
+            }
+            self.open_until = until;
+        }
+    }
+
+    /// When an open breaker half-opens.
+    pub fn open_until(&self) -> Option<u64> {
+        (self.state == BreakerState::Open).then_some(self.open_until)
+    }
+
     pub fn on_failure(&mut self, now: u64, cfg: &BreakerConfig) {
         self.settle(now, cfg);
         match self.state {

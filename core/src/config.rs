@@ -21,6 +21,12 @@ use crate::time::parse_duration_ms;
 pub struct Config {
     /// `false` turns the adaptive tiers off: rules and guardrails only, nothing learned.
     pub enabled: bool,
+    /// Where state lives: `memory` (default), `sqlite:///path.db`, `redis://host:port/db`.
+    /// Empty with a `redis_addr` means that Redis.
+    pub store: String,
+    /// Outcomes and audit records held while a store is unreachable; the oldest beyond
+    /// it are dropped and counted (`store_dropped_total`).
+    pub store_buffer: usize,
     pub redis_addr: String,
     pub redis_password: String,
     pub redis_db: u32,
@@ -48,6 +54,8 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             enabled: true,
+            store: String::new(),
+            store_buffer: 100_000,
             redis_addr: String::new(),
             redis_password: String::new(),
             redis_db: 0,
@@ -294,6 +302,7 @@ impl Config {
                 }
                 "RETRY_BAYESIAN_THRESHOLD" => self.strategy.bayesian_threshold = parse_fraction(key, value)?,
                 "RETRY_REDIS_ADDR" => self.redis_addr = value.to_string(),
+                "RETRY_STORE" => self.store = value.to_string(),
                 "RETRY_REDIS_PASSWORD" => self.redis_password = value.to_string(),
                 _ => {}
             }
@@ -301,8 +310,23 @@ impl Config {
         self.validate()
     }
 
+    /// The store to open: `store`, else Redis at `redis_addr` (`host:port` or a URL).
+    pub fn store_url(&self) -> String {
+        let addr = self.redis_addr.trim();
+        if !self.store.trim().is_empty() || addr.is_empty() {
+            self.store.trim().to_string()
+        } else if addr.contains("://") {
+            addr.to_string()
+        } else {
+            format!("redis://{addr}/{}", self.redis_db)
+        }
+    }
+
     pub fn validate(&self) -> Result<()> {
         self.strategy.validate().map_err(|e| e.within("strategy"))?;
+        if !(1..=100_000_000).contains(&self.store_buffer) {
+            return Err(Error::config("store_buffer", "must be 1–100,000,000"));
+        }
         if self.max_keys == 0 || self.max_keys > 10_000_000 {
             return Err(Error::config("max_keys", "must be 1–10,000,000"));
         }

@@ -9,6 +9,7 @@ use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -30,7 +31,8 @@ use crate::overrides::{Override, OverrideSet, Resolved as Overrides};
 use crate::policy::{Policy, PolicySet, Subject};
 use crate::say;
 use crate::say::{Ms, Pct, Two};
-use crate::store::{HistoryRecord, HistoryStore, MemoryHistory};
+use crate::store::persist::{Persister, Shared};
+use crate::store::{AuditRecord, HistoryRecord, HistoryStore, MemoryHistory, OutcomeRecord, Store};
 use crate::time;
 
 mod controls;
@@ -66,10 +68,10 @@ pub const GUARDRAILS: [&str; 14] = [
 /// Called with a sample of decisions (`data_collection.sample_rate`): the audit trail.
 pub type AuditHook = Arc<dyn Fn(&Features, &Decision, u64) + Send + Sync>;
 
-struct Settings {
-    strategy: Strategy,
+pub(crate) struct Settings {
+    pub(crate) strategy: Strategy,
     policies: PolicySet,
-    bayes: BayesConfig,
+    pub(crate) bayes: BayesConfig,
     tuning: BayesTuning,
     adaptive: bool,
     overrides: OverrideSet,
@@ -132,6 +134,18 @@ pub struct MetricsSnapshot {
     /// Events a full subscriber queue dropped.
     pub events_dropped_total: u64,
     pub overrides_active: u64,
+    /// Where state lives (`memory`, `sqlite:///…`, `redis://…`, without secrets).
+    pub store: String,
+    /// Records waiting to be written (bounded by `store_buffer`).
+    pub store_buffered: u64,
+    pub store_written_total: u64,
+    /// Records dropped because the buffer was full while the store was unreachable.
+    pub store_dropped_total: u64,
+    pub store_errors_total: u64,
+    /// The last write or fleet sync failed: decisions run on this engine's state alone.
+    pub store_degraded: bool,
+    /// Outcomes other workers of a fleet recorded, learned here.
+    pub fleet_outcomes_total: u64,
 }
 
 /// Builds an [`Engine`] from a config, a seed and hooks.
@@ -140,6 +154,7 @@ pub struct EngineBuilder {
     config: Config,
     seed: Option<u64>,
     audit: Option<AuditHook>,
+    store: Option<Arc<dyn Store>>,
 }
 
 impl EngineBuilder {
@@ -175,6 +190,18 @@ impl EngineBuilder {
         self
     }
 
+    /// Where state lives: `memory` (default), `sqlite:///path.db`, `redis://host:port/db`.
+    pub fn store(mut self, url: impl Into<String>) -> Self {
+        self.config.store = url.into();
+        self
+    }
+
+    /// A store opened by the caller (shared by several engines, or a custom one).
+    pub fn store_handle(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
     pub fn on_decision(mut self, hook: impl Fn(&Features, &Decision, u64) + Send + Sync + 'static) -> Self {
         self.audit = Some(Arc::new(hook));
         self
@@ -188,12 +215,31 @@ impl EngineBuilder {
             mix64(state)
         });
         let guardrails = &settings.strategy.guardrails;
-        Ok(Engine {
-            emergency: AtomicBool::new(guardrails.emergency_stop),
-            guard: Mutex::new(GuardState::new(self.config.max_keys, guardrails)),
-            learner: Learner::new(self.config.max_keys),
-            history: MemoryHistory::new(self.config.history_capacity),
-            settings: RwLock::new(Arc::new(settings)),
+        let shared = Shared {
+            emergency: Arc::new(AtomicBool::new(guardrails.emergency_stop)),
+            guard: Arc::new(Mutex::new(GuardState::new(self.config.max_keys, guardrails))),
+            learner: Arc::new(Learner::new(self.config.max_keys)),
+            history: Arc::new(MemoryHistory::new(self.config.history_capacity)),
+            settings: Arc::new(RwLock::new(Arc::new(settings))),
+        };
+        let store = match self.store {
+            Some(store) => store,
+            None => crate::store::open(&self.config.store_url(), Some(&self.config.redis_password))?,
+        };
+        let persist = if store.durable() {
+            let mut restored = store.restore(self.config.history_capacity)?;
+            let cursor = std::mem::take(&mut restored.cursor);
+            shared.restore(restored);
+            Some(Persister::start(Arc::clone(&store), shared.clone(), self.config.store_buffer, cursor)?)
+        } else {
+            None
+        };
+        let engine = Engine {
+            emergency: shared.emergency,
+            guard: shared.guard,
+            learner: shared.learner,
+            history: shared.history,
+            settings: shared.settings,
             seed,
             counter: AtomicU64::new(0),
             metrics: Metrics::default(),
@@ -201,17 +247,28 @@ impl EngineBuilder {
             ml: MlTier::new(self.config.ml_runtime_path.clone()),
             events: Arc::new(EventBus::default()),
             context_state: Mutex::new(ContextState::default()),
-        })
+            store,
+            persist,
+        };
+        if engine.persist.is_some() {
+            match engine.load_ml_registry() {
+                // An unreachable fleet store starts the engine without the registry
+                // (decisions come from the tiers below; deploy again or restart).
+                Err(Error::Store(_)) if engine.store.fleet().is_some() => {}
+                other => other?,
+            }
+        }
+        Ok(engine)
     }
 }
 
 /// The retry engine. Cheap to share (`Arc<Engine>`); every method takes `&self`.
 pub struct Engine {
-    settings: RwLock<Arc<Settings>>,
-    emergency: AtomicBool,
-    learner: Learner,
-    guard: Mutex<GuardState>,
-    history: MemoryHistory,
+    settings: Arc<RwLock<Arc<Settings>>>,
+    emergency: Arc<AtomicBool>,
+    learner: Arc<Learner>,
+    guard: Arc<Mutex<GuardState>>,
+    history: Arc<MemoryHistory>,
     seed: u64,
     counter: AtomicU64,
     metrics: Metrics,
@@ -220,6 +277,9 @@ pub struct Engine {
     events: Arc<EventBus>,
     /// Counts of the contexts' own caps (locked only for contexts that have caps).
     context_state: Mutex<ContextState>,
+    store: Arc<dyn Store>,
+    /// The writer thread of a durable store (none for memory).
+    persist: Option<Persister>,
 }
 
 impl Default for Engine {
@@ -320,12 +380,28 @@ impl Engine {
         let now = now_ms.unwrap_or_else(time::now_ms);
         let settings = self.settings();
         let bits = mix64(self.seed ^ mix64(self.counter.fetch_add(1, Ordering::Relaxed)));
-        let decision = self.evaluate(features, now, &settings, bits, Mode::Live);
+        let mut decision = self.evaluate(features, now, &settings, bits, Mode::Live);
+        if let Some(p) = &self.persist {
+            if p.queue.stats.degraded.load(Ordering::Relaxed) {
+                decision
+                    .rationale
+                    .push_str(" (the store is unreachable: decided from this engine's own state)");
+            }
+        }
         self.count(&decision);
         self.emit_decision(features, &decision, now);
-        if let Some(hook) = &self.audit {
-            if rand01(mix64(bits ^ 0xa5a5)) < settings.strategy.data_collection.sample_rate {
+        if (self.audit.is_some() || self.persist.is_some())
+            && rand01(mix64(bits ^ 0xa5a5)) < settings.strategy.data_collection.sample_rate
+        {
+            if let Some(hook) = &self.audit {
                 hook(features, &decision, now);
+            }
+            if let Some(p) = &self.persist {
+                p.queue.push_audit(AuditRecord {
+                    at_ms: now,
+                    features: features.clone(),
+                    decision: decision.clone(),
+                });
             }
         }
         Ok(decision)
@@ -1059,6 +1135,14 @@ impl Engine {
                     self.metrics.refits.fetch_add(1, Ordering::Relaxed);
                 }
             }
+            if let Some(p) = &self.persist {
+                p.queue.push_outcome(OutcomeRecord {
+                    scopes: scopes.iter().flatten().map(|sc| sc.to_string()).collect(),
+                    ..outcome_record(attempt, label, at, x)
+                });
+            }
+        } else if let Some(p) = &self.persist {
+            p.queue.push_outcome(outcome_record(attempt, label, at, x));
         }
         self.history.append(HistoryRecord {
             key: self.learner.key(&attempt.job_type, label, Scope::Key),
@@ -1271,7 +1355,11 @@ impl Engine {
     /// Replace the guardrails (validated first; the old ones stay on error).
     pub fn update_guardrails(&self, guardrails: Guardrails) -> Result<()> {
         guardrails.validate()?;
-        self.emergency.store(guardrails.emergency_stop, Ordering::Relaxed);
+        if guardrails.emergency_stop != self.emergency.swap(guardrails.emergency_stop, Ordering::Relaxed) {
+            if let Some(p) = &self.persist {
+                p.queue.set_emergency(guardrails.emergency_stop);
+            }
+        }
         self.guard().reconfigure(&guardrails);
         self.update_settings(|s| {
             s.strategy.guardrails = guardrails;
@@ -1286,9 +1374,13 @@ impl Engine {
         Ok(next)
     }
 
-    /// The emergency stop: while on, nothing is retried.
+    /// The emergency stop: while on, nothing is retried. A durable store keeps it across
+    /// restarts; a fleet store stops (or resumes) every worker.
     pub fn emergency_stop(&self, on: bool) {
         self.emergency.store(on, Ordering::Relaxed);
+        if let Some(p) = &self.persist {
+            p.queue.set_emergency(on);
+        }
         let _ = self.update_settings(|s| {
             s.strategy.guardrails.emergency_stop = on;
             Ok(())
@@ -1319,6 +1411,9 @@ impl Engine {
 
     pub fn metrics(&self) -> MetricsSnapshot {
         let m = &self.metrics;
+        let store_stat = |read: fn(&crate::store::persist::StoreStats) -> u64| {
+            self.persist.as_ref().map_or(0, |p| read(&p.queue.stats))
+        };
         let by_method: Vec<_> =
             Method::ALL.iter().zip(&m.decisions).map(|(k, v)| (*k, v.load(Ordering::Relaxed))).collect();
         MetricsSnapshot {
@@ -1346,6 +1441,16 @@ impl Engine {
                 .collect(),
             events_dropped_total: self.events.dropped(),
             overrides_active: self.settings().overrides.len() as u64,
+            store: self.store.url(),
+            store_buffered: self.persist.as_ref().map_or(0, |p| p.queue.buffered()),
+            store_written_total: store_stat(|s| s.written.load(Ordering::Relaxed)),
+            store_dropped_total: store_stat(|s| s.dropped.load(Ordering::Relaxed)),
+            store_errors_total: store_stat(|s| s.errors.load(Ordering::Relaxed)),
+            store_degraded: self
+                .persist
+                .as_ref()
+                .is_some_and(|p| p.queue.stats.degraded.load(Ordering::Relaxed)),
+            fleet_outcomes_total: store_stat(|s| s.fleet_applied.load(Ordering::Relaxed)),
         }
     }
 
@@ -1353,7 +1458,16 @@ impl Engine {
     /// loaded once to prove it matches its feature contract and runs; a mismatch is
     /// refused with an error naming it, and nothing deployed changes.
     pub fn register_model(&self, onnx: Vec<u8>, sidecar: Sidecar, now_ms: Option<u64>) -> Result<ModelInfo> {
-        self.ml.register(onnx, sidecar, now_ms.unwrap_or_else(time::now_ms))
+        self.ml_changed(self.ml.register(onnx, sidecar, now_ms.unwrap_or_else(time::now_ms)))
+    }
+
+    /// A durable store keeps the registry: write it after a change.
+    fn ml_changed<T>(&self, result: Result<T>) -> Result<T> {
+        let value = result?;
+        if self.persist.is_some() {
+            self.save_ml_registry()?;
+        }
+        Ok(value)
     }
 
     /// [`register_model`](Self::register_model) from files: `model.onnx` and its sidecar
@@ -1364,7 +1478,7 @@ impl Engine {
         sidecar: Option<&std::path::Path>,
         now_ms: Option<u64>,
     ) -> Result<ModelInfo> {
-        self.ml.register_files(model.as_ref(), sidecar, now_ms.unwrap_or_else(time::now_ms))
+        self.ml_changed(self.ml.register_files(model.as_ref(), sidecar, now_ms.unwrap_or_else(time::now_ms)))
     }
 
     /// Registered versions, with their training metrics and deployment state.
@@ -1383,7 +1497,7 @@ impl Engine {
     ) -> Result<Deployment> {
         let d = self.ml.deploy(version, canary_percent, now_ms.unwrap_or_else(time::now_ms))?;
         self.enable_ml()?;
-        Ok(d)
+        self.ml_changed(Ok(d))
     }
 
     /// Run `version` in shadow: it decides alongside every decision, its choice is
@@ -1392,17 +1506,17 @@ impl Engine {
     pub fn shadow_model(&self, version: Option<&str>, now_ms: Option<u64>) -> Result<Deployment> {
         let d = self.ml.shadow(version, now_ms.unwrap_or_else(time::now_ms))?;
         self.enable_ml()?;
-        Ok(d)
+        self.ml_changed(Ok(d))
     }
 
     /// Return to the previous deployment (its models stay loaded: instant).
     pub fn rollback_model(&self, now_ms: Option<u64>) -> Result<Deployment> {
-        self.ml.rollback(now_ms.unwrap_or_else(time::now_ms))
+        self.ml_changed(self.ml.rollback(now_ms.unwrap_or_else(time::now_ms)))
     }
 
     /// No model serves or watches any more: decisions come from the Bayesian tier.
     pub fn rollback_to_bayesian(&self, now_ms: Option<u64>) -> Result<Deployment> {
-        self.ml.rollback_to_bayesian(now_ms.unwrap_or_else(time::now_ms))
+        self.ml_changed(self.ml.rollback_to_bayesian(now_ms.unwrap_or_else(time::now_ms)))
     }
 
     /// The ML tier: runtime, deployment, versions, ML-vs-Bayesian comparison, failures.
@@ -1437,6 +1551,37 @@ impl Engine {
         })
     }
 
+    /// Where this engine keeps its state.
+    pub fn store(&self) -> &dyn Store {
+        &*self.store
+    }
+
+    /// Wait until every outcome and audit record so far is in the store (at most
+    /// `timeout`); an error says the store is unreachable (the records stay buffered).
+    pub fn flush(&self, timeout: Duration) -> Result<()> {
+        match &self.persist {
+            Some(p) => p.flush(timeout),
+            None => Ok(()),
+        }
+    }
+
+    /// The most recent sampled decisions (`data_collection.sample_rate`), newest first;
+    /// empty with the memory store.
+    pub fn audit_trail(&self, limit: usize) -> Result<Vec<AuditRecord>> {
+        self.store.audit(limit)
+    }
+
+    /// Recorded outcomes at or after `since_ms`, oldest first (a durable store's
+    /// attempt history: the ML tier's training data).
+    pub fn outcomes(&self, since_ms: u64, limit: usize) -> Result<Vec<OutcomeRecord>> {
+        self.store.outcomes(since_ms, limit)
+    }
+
+    /// 64 bits unique to this engine and call (ids of dead letters).
+    pub(crate) fn unique_bits(&self, now: u64) -> u64 {
+        mix64(self.seed ^ mix64(now) ^ mix64(self.counter.fetch_add(1, Ordering::Relaxed) ^ 0xd1e))
+    }
+
     fn update_settings(&self, change: impl FnOnce(&mut Settings) -> Result<()>) -> Result<()> {
         let mut slot = self.settings.write().unwrap_or_else(|p| p.into_inner());
         let mut next = Settings {
@@ -1453,6 +1598,22 @@ impl Engine {
         next.tuning = next.strategy.bayesian;
         *slot = Arc::new(next);
         Ok(())
+    }
+}
+
+/// An attempt as the attempt history keeps it.
+fn outcome_record(a: &Attempt, label: &str, at: u64, clock_ms: u64) -> OutcomeRecord {
+    OutcomeRecord {
+        at_ms: at,
+        job_id: a.job_id.clone(),
+        job_type: a.job_type.clone(),
+        error_class: label.to_string(),
+        tenant: a.tenant.clone(),
+        attempt_number: a.attempt_number,
+        delay_ms: a.delay_ms,
+        clock_ms,
+        success: a.success,
+        scopes: Vec::new(),
     }
 }
 

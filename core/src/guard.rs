@@ -30,6 +30,7 @@ use crate::breaker::{Admit, Breaker, BreakerConfig, BreakerSnapshot, BreakerStat
 use crate::error::{Error, Result};
 use crate::health::{Signals, View};
 use crate::model::{Attempt, Features, Priority};
+use crate::store::FleetCounts;
 use crate::window::SlidingWindow;
 
 /// Hard limits, in the API document's shape plus the budget, fairness, throttling and
@@ -265,6 +266,19 @@ struct Downstream {
     signals_at_ms: Option<u64>,
 }
 
+impl Downstream {
+    fn new(g: &Guardrails) -> Downstream {
+        Downstream {
+            calls: SlidingWindow::new(g.throttle_window_ms),
+            health: HealthLog::default(),
+            breaker: None,
+            reported: BreakerState::Closed,
+            signals: Signals::default(),
+            signals_at_ms: None,
+        }
+    }
+}
+
 /// A breaker that changed state: (downstream, from, to, when).
 pub type Transition = (String, BreakerState, BreakerState, u64);
 
@@ -300,7 +314,15 @@ pub struct GuardState {
     outcomes_seen: bool,
     /// Breaker transitions not yet taken by the engine.
     transitions: Vec<Transition>,
+    /// Breakers that opened or closed since a store last took them (job type, when).
+    breaker_changes: Vec<(String, u64)>,
+    /// What the other workers of a fleet spend (see `store::Fleet`); zero alone.
+    fleet: FleetCounts,
+    fleet_tenants: HashMap<String, u64>,
 }
+
+/// Most breaker changes kept for the store between two flushes.
+const MAX_BREAKER_CHANGES: usize = 1_024;
 
 impl GuardState {
     pub fn new(max_keys: usize, g: &Guardrails) -> Self {
@@ -313,6 +335,9 @@ impl GuardState {
             anonymous: 0,
             outcomes_seen: false,
             transitions: Vec::new(),
+            breaker_changes: Vec::new(),
+            fleet: FleetCounts::default(),
+            fleet_tenants: HashMap::new(),
         }
     }
 
@@ -369,11 +394,15 @@ impl GuardState {
         if b.enabled && (self.outcomes_seen || matches!(outcome, Outcome::Successes(_))) {
             let breaker = d.breaker.get_or_insert_with(|| Breaker::new(b));
             note_transition(&mut self.transitions, job_type, &mut d.reported, breaker.state(now), now);
+            let before = breaker.open_until();
             match outcome {
                 Outcome::Failure => breaker.on_failure(now, b),
                 Outcome::Successes(n) => breaker.on_successes(now, n, b),
             }
             note_transition(&mut self.transitions, job_type, &mut d.reported, breaker.state(now), now);
+            if breaker.open_until() != before && self.breaker_changes.len() < MAX_BREAKER_CHANGES {
+                self.breaker_changes.push((job_type.to_string(), now));
+            }
         }
         self.outcomes_seen && (d.health.since.is_some() || d.reported != BreakerState::Closed)
     }
@@ -411,6 +440,61 @@ impl GuardState {
                 (view, d.signals, d.signals_at_ms)
             }
         }
+    }
+
+    /// Breakers that opened or closed since the last call, as they stood then.
+    pub fn take_breaker_changes(&mut self) -> Vec<BreakerSnapshot> {
+        let changes = std::mem::take(&mut self.breaker_changes);
+        let mut out: Vec<BreakerSnapshot> = changes
+            .into_iter()
+            .filter_map(|(key, at)| {
+                let d = self.downstreams.peek_mut(&key)?;
+                d.breaker.as_mut().map(|b| b.snapshot(&key, at))
+            })
+            .collect();
+        // The latest word per breaker.
+        out.reverse();
+        let mut seen = std::collections::HashSet::new();
+        out.retain(|s| seen.insert(s.key.clone()));
+        out
+    }
+
+    /// Hold `job_type`'s breaker open until `until` (a restored or fleet-shared state).
+    pub fn adopt_open_breaker(
+        &mut self,
+        job_type: &str,
+        until: u64,
+        now: u64,
+        g: &Guardrails,
+        b: &BreakerConfig,
+    ) {
+        if !b.enabled || until <= now {
+            return;
+        }
+        let d = bounded(&mut self.downstreams, self.max_keys, job_type, || Downstream::new(g));
+        d.breaker.get_or_insert_with(|| Breaker::new(b)).adopt_open(until, now, b);
+    }
+
+    /// The latest time the guardrails counted (the engine's clock as they last saw it).
+    pub fn latest_ms(&self) -> u64 {
+        self.budget.latest_ms()
+    }
+
+    /// This worker's share of the fleet-wide guardrails, over the budget window.
+    pub fn own_counts(&mut self, now: u64) -> FleetCounts {
+        let (first_attempts, retries) = self.budget.sum(now);
+        let tenant_retries = self
+            .tenants
+            .iter_mut()
+            .filter_map(|(t, w)| Some((t.clone(), w.sum(now).1)).filter(|(_, n)| *n > 0))
+            .collect();
+        FleetCounts { first_attempts, retries, in_flight: self.in_flight.len() as u64, tenant_retries }
+    }
+
+    /// What the rest of the fleet spends, added to this worker's counts by every check.
+    pub fn set_fleet(&mut self, mut others: FleetCounts) {
+        self.fleet_tenants = std::mem::take(&mut others.tenant_retries).into_iter().collect();
+        self.fleet = others;
     }
 
     /// Whether `job_type`'s downstream was degraded at time `t`.
@@ -489,6 +573,9 @@ impl GuardState {
     /// The shared retry budget at `now`: what was spent and what the window allows.
     pub fn budget(&mut self, now: u64, g: &Guardrails) -> BudgetSnapshot {
         let (first_attempts, retries) = self.budget.sum(now);
+        // A fleet's other workers spend the same budget (zero when alone).
+        let (first_attempts, retries) =
+            (first_attempts + self.fleet.first_attempts, retries + self.fleet.retries);
         let window_ms = self.budget.window_ms();
         let window_s = window_ms as f64 / 1_000.0;
         let allowed = (g.min_retries_per_sec * window_s
@@ -525,7 +612,7 @@ impl GuardState {
             if self.in_flight.len() >= part(u64::from(limit)) as usize {
                 self.in_flight.retain(|_, expires| *expires > now);
             }
-            let in_flight = self.in_flight.len() as u64;
+            let in_flight = self.in_flight.len() as u64 + self.fleet.in_flight;
             let replacing = ctx.job_id.is_some_and(|id| self.in_flight.contains_key(id));
             let allowed = part(u64::from(limit));
             if in_flight >= allowed && !replacing {
@@ -545,7 +632,8 @@ impl GuardState {
         }
         if let (Some(t), true) = (ctx.tenant, g.per_tenant_limits) {
             let tenant_allowed = ((total as f64) * g.tenant_max_share).ceil() as u64;
-            let used = self.tenants.get_mut(t).map_or(0, |w| w.sum(now).1);
+            let fleet_used = self.fleet_tenants.get(t).copied().unwrap_or(0);
+            let used = self.tenants.get_mut(t).map_or(0, |w| w.sum(now).1) + fleet_used;
             if used >= tenant_allowed {
                 return Err(Refusal::Tenant { used, allowed: tenant_allowed });
             }

@@ -22,6 +22,7 @@ pub mod breaker;
 pub mod classify;
 pub mod config;
 pub mod contexts;
+pub mod dlq;
 pub mod engine;
 pub mod error;
 pub mod events;
@@ -41,6 +42,7 @@ pub use breaker::{BreakerConfig, BreakerSnapshot, BreakerState};
 pub use classify::ErrorKind;
 pub use config::{Config, Strategy};
 pub use contexts::Context;
+pub use dlq::{DeadLetter, DeadLetterQuery, DeadLetterStatus, NewDeadLetter};
 pub use engine::{Engine, EngineBuilder, MetricsSnapshot};
 pub use error::{Error, Result};
 pub use events::{Event, EventKind, Subscription};
@@ -50,6 +52,7 @@ pub use ml::{Deployment, MlSnapshot, MlStatus, ModelInfo, Sidecar};
 pub use model::{Attempt, Decision, Features, Method, Preview, Priority, Stats, TimelineEntry};
 pub use overrides::Override;
 pub use policy::Policy;
+pub use store::{AuditRecord, ModelRecord, OutcomeRecord, Store};
 
 #[cfg(test)]
 mod send_sync {

@@ -36,6 +36,11 @@ impl SlidingWindow {
         self.slot_ms * SLOTS
     }
 
+    /// The latest time counted or asked about.
+    pub fn latest_ms(&self) -> u64 {
+        self.latest_ms
+    }
+
     /// The current epoch, relative to the base (≥ 1), re-basing after ~4 billion slots.
     fn epoch(&mut self, now_ms: u64) -> u32 {
         self.latest_ms = self.latest_ms.max(now_ms);

@@ -298,3 +298,43 @@ fn a_model_failing_at_inference_falls_back_to_bayesian_and_is_counted() {
     assert_eq!(engine.metrics().ml_errors_total, 1);
     assert_eq!(engine.ml_status().errors_total, 1);
 }
+
+#[test]
+fn the_registry_in_a_sqlite_store_survives_a_restart() {
+    let Some(dir) = models() else { return };
+    let db = std::env::temp_dir().join(format!("smartretry-ml-registry-{}.db", std::process::id()));
+    let _ = std::fs::remove_file(&db);
+    let open = || {
+        let mut config = smartretry::Config::default();
+        config.strategy.circuit_breaker.enabled = false;
+        config.store = format!("sqlite://{}", db.display());
+        Engine::builder().config(config).seed(7).build().expect("engine")
+    };
+    let (snapshot, decisions) = {
+        let engine = open();
+        for stem in ["recovery", "recovery_gb"] {
+            engine.register_model_files(dir.join(format!("{stem}.onnx")), None, Some(NOW)).expect(stem);
+        }
+        engine.deploy_model("lr-1", 40.0, Some(NOW)).unwrap();
+        engine.shadow_model(Some("gb-1"), Some(NOW)).unwrap();
+        let decisions: Vec<_> = (0..10)
+            .map(|i| engine.decide(&failure(&format!("job-{i}"), "timeout", 1), Some(NOW)).unwrap().method)
+            .collect();
+        (engine.ml_snapshot(), decisions)
+    };
+    let engine = open();
+    assert_eq!(engine.ml_snapshot().versions, snapshot.versions, "versions with their bytes");
+    assert_eq!(engine.ml_snapshot().deployment, snapshot.deployment);
+    let status = engine.ml_status();
+    assert!(status.available && status.enabled, "{status:?}");
+    let again: Vec<_> = (0..10)
+        .map(|i| engine.decide(&failure(&format!("job-{i}"), "timeout", 1), Some(NOW)).unwrap().method)
+        .collect();
+    assert_eq!(again, decisions, "the same canary split and model after the restart");
+    let rows = engine.store().model_list().unwrap();
+    let states: Vec<_> = rows.iter().map(|m| (m.version.as_str(), m.status.as_str())).collect();
+    assert_eq!(states, [("gb-1", "shadow"), ("lr-1", "canary")]);
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+}

@@ -12,10 +12,11 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 /** The retry engine. Use the package's `Engine` class, which converts objects. */
 export declare class NativeEngine {
   /**
-   * `configJson`: the configuration file's JSON; `seed`: makes random choices reproducible.
-   * `mlRuntime`: the ONNX Runtime library for the ML tier (default: found installed).
+   * `configJson`: the configuration file's JSON; `seed`: makes random choices reproducible;
+   * `mlRuntime`: the ONNX Runtime library for the ML tier (default: found installed);
+   * `store`: `memory` (default), `sqlite:///path.db`, `redis://host:port/db`.
    */
-  constructor(seed?: number | undefined | null, configJson?: string | undefined | null, mlRuntime?: string | undefined | null)
+  constructor(seed?: number | undefined | null, configJson?: string | undefined | null, mlRuntime?: string | undefined | null, store?: string | undefined | null)
   /** `Engine::decide`: Features JSON in, Decision JSON out. */
   decide(featuresJson: string, nowMs?: number | undefined | null): string
   /**
@@ -88,6 +89,22 @@ export declare class NativeEngine {
   mlSnapshot(): string
   /** `Engine::restore_ml` from `mlSnapshot()`'s JSON. */
   restoreMl(snapshotJson: string): void
+  /** `Engine::flush`: waits (this thread) until the store has every record so far. */
+  flush(timeoutMs: number): void
+  /** `Engine::audit_trail`, as JSON. */
+  auditTrail(limit: number): string
+  /** `Engine::add_dead_letter`: NewDeadLetter JSON in, DeadLetter JSON out. */
+  addDeadLetter(entryJson: string, nowMs?: number | undefined | null): string
+  /** `Engine::dead_letters`: DeadLetterQuery JSON in, a JSON array out. */
+  deadLetters(queryJson: string): string
+  /** `Engine::dead_letter`, as JSON. */
+  deadLetter(id: string): string
+  /** `Engine::retry_dead_letter`, as JSON. */
+  retryDeadLetter(id: string, nowMs?: number | undefined | null): string
+  /** `Engine::resolve_dead_letter`, as JSON. */
+  resolveDeadLetter(id: string, note: string, nowMs?: number | undefined | null): string
+  /** `Engine::dead_letter_count`. */
+  deadLetterCount(status?: string | undefined | null): number
 }
 
 /** A subscription made by `NativeEngine.subscribe`. */

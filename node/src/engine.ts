@@ -4,7 +4,11 @@ import type { Clock } from './clock.js';
 import { realClock } from './clock.js';
 import type {
   Attempt,
+  AuditRecord,
   Config,
+  DeadLetterRecord,
+  DeadLetterQuery,
+  DeadLetterStatus,
   Decision,
   Deployment,
   EventName,
@@ -14,6 +18,7 @@ import type {
   LifecycleEvent,
   MlStatus,
   ModelInfo,
+  NewDeadLetter,
   Override,
   Policy,
   Preview,
@@ -58,6 +63,11 @@ export interface EngineOptions {
    * installed `onnxruntime` Python wheel or `onnxruntime-node` package.
    */
   mlRuntime?: string;
+  /**
+   * Where state lives: `'memory'` (default), `'sqlite:///path.db'` (survives restarts),
+   * `'redis://host:port/db'` (shared by a fleet of workers).
+   */
+  store?: string;
 }
 
 /** First-attempt successes are flushed to the engine after this many… */
@@ -102,10 +112,10 @@ export class Engine extends EventEmitter {
   private lastSlot: Slot | undefined;
 
   constructor(options: EngineOptions = {}) {
-    const { seed, config, mlRuntime } = options;
+    const { seed, config, mlRuntime, store } = options;
     super();
     const json = config === undefined ? undefined : typeof config === 'string' ? config : JSON.stringify(config);
-    this.native = new NativeEngine(seed, json, mlRuntime);
+    this.native = new NativeEngine(seed, json, mlRuntime, store);
     // Lifecycle events ('retry_scheduled', 'gave_up', …) flow from the core only while
     // someone listens; they arrive on the event loop and never hold up a decision.
     this.on('newListener', (name: string | symbol) => {
@@ -256,6 +266,49 @@ export class Engine extends EventEmitter {
   /** Replaces the model registry from `mlSnapshot()`'s JSON. */
   restoreMl(snapshot: string): void {
     this.native.restoreMl(snapshot);
+  }
+
+  /**
+   * Waits until the store has every outcome and audit record so far (blocks this
+   * thread, at most `timeoutMs`); throws `code: 'store'` while the store is unreachable.
+   */
+  flush(timeoutMs = 10_000): void {
+    this.native.flush(timeoutMs);
+  }
+
+  /** The most recent sampled decisions, newest first (empty with the memory store). */
+  auditTrail(limit = 100): AuditRecord[] {
+    return JSON.parse(this.native.auditTrail(limit)) as AuditRecord[];
+  }
+
+  /** Puts a job in the dead-letter queue; returns the entry with its `id`. */
+  addDeadLetter(entry: NewDeadLetter, nowMs?: number): DeadLetterRecord {
+    return JSON.parse(this.native.addDeadLetter(JSON.stringify(entry), nowMs)) as DeadLetterRecord;
+  }
+
+  /** Dead letters, newest first. */
+  deadLetters(query: DeadLetterQuery = {}): DeadLetterRecord[] {
+    return JSON.parse(this.native.deadLetters(JSON.stringify(query))) as DeadLetterRecord[];
+  }
+
+  /** One dead letter with its attempt history; `code: 'not_found'` if there is none. */
+  deadLetter(id: string): DeadLetterRecord {
+    return JSON.parse(this.native.deadLetter(id)) as DeadLetterRecord;
+  }
+
+  /** Marks a dead letter retried and returns it (with its payload) for re-enqueueing. */
+  retryDeadLetter(id: string, nowMs?: number): DeadLetterRecord {
+    return JSON.parse(this.native.retryDeadLetter(id, nowMs)) as DeadLetterRecord;
+  }
+
+  /** Closes a dead letter with a note. */
+  resolveDeadLetter(id: string, note: string, nowMs?: number): DeadLetterRecord {
+    return JSON.parse(this.native.resolveDeadLetter(id, note, nowMs)) as DeadLetterRecord;
+  }
+
+  /** How many dead letters there are (with this status, or in all). */
+  deadLetterCount(status?: DeadLetterStatus): number {
+    return this.native.deadLetterCount(status);
   }
 
   /**

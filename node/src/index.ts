@@ -26,8 +26,13 @@ export type { EngineError, EngineErrorCode } from './errors.js';
 export type {
   ArmStats,
   Attempt,
+  AuditRecord,
   BackoffStrategy,
   BreakerState,
+  DeadLetterQuery,
+  DeadLetterRecord,
+  DeadLetterStatus,
+  NewDeadLetter,
   BucketStats,
   Comparison,
   Config,

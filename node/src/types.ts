@@ -367,3 +367,52 @@ export interface MlStatus {
   errors_total: number;
   unavailable_total: number;
 }
+
+/** Where a dead letter stands. */
+export type DeadLetterStatus = 'open' | 'retried' | 'resolved';
+
+/** A job for the dead-letter queue: its full attempt history and where its payload is. */
+export interface NewDeadLetter {
+  job_id: string;
+  job_type: string;
+  error_class?: string;
+  tenant?: string;
+  /** Why it was given up on (typically the last decision's rationale). */
+  failure_reason?: string;
+  attempts?: Attempt[];
+  /** Where the original payload lives (a queue message id, an object-store key…). */
+  payload_ref?: string;
+  /** The payload itself, when small (at most 1 MiB as JSON). */
+  payload?: unknown;
+}
+
+/** A job in the dead-letter queue. */
+export interface DeadLetterRecord extends NewDeadLetter {
+  id: string;
+  failure_reason: string;
+  attempts: Attempt[];
+  status: DeadLetterStatus;
+  added_ms: number;
+  added_at: string;
+  updated_ms: number;
+  manual_retries: number;
+  last_retried_at?: string;
+  resolution_note?: string;
+  resolved_at?: string;
+}
+
+/** Which dead letters to list (newest first). */
+export interface DeadLetterQuery {
+  status?: DeadLetterStatus;
+  job_type?: string;
+  /** 1–1000 (default 100). */
+  limit?: number;
+  offset?: number;
+}
+
+/** One sampled decision of the audit trail. */
+export interface AuditRecord {
+  at_ms: number;
+  features: Features;
+  decision: Decision;
+}

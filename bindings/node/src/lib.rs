@@ -22,7 +22,9 @@ use napi_derive::napi;
 use serde::Serialize;
 use smartretry::events::EventKind;
 use smartretry::model::from_json;
-use smartretry::{Attempt, Config, Engine, Features, Override, Policy};
+use smartretry::{
+    Attempt, Config, DeadLetterQuery, DeadLetterStatus, Engine, Features, NewDeadLetter, Override, Policy,
+};
 
 mod error;
 
@@ -77,19 +79,24 @@ pub struct NativeEngine(Engine);
 
 #[napi]
 impl NativeEngine {
-    /// `configJson`: the configuration file's JSON; `seed`: makes random choices reproducible.
-    /// `mlRuntime`: the ONNX Runtime library for the ML tier (default: found installed).
+    /// `configJson`: the configuration file's JSON; `seed`: makes random choices reproducible;
+    /// `mlRuntime`: the ONNX Runtime library for the ML tier (default: found installed);
+    /// `store`: `memory` (default), `sqlite:///path.db`, `redis://host:port/db`.
     #[napi(constructor, catch_unwind)]
     pub fn new(
         env: &Env,
         seed: Option<f64>,
         config_json: Option<String>,
         ml_runtime: Option<String>,
+        store: Option<String>,
     ) -> Result<Self> {
-        let config = match config_json {
+        let mut config = match config_json {
             Some(text) => core(env, Config::from_json(&text))?,
             None => Config::default(),
         };
+        if let Some(store) = store {
+            config.store = store;
+        }
         let mut builder = Engine::builder().config(config);
         if let Some(seed) = seed {
             builder = builder.seed(int(env, "seed", seed)?);
@@ -438,6 +445,67 @@ impl NativeEngine {
     pub fn restore_ml(&self, env: &Env, snapshot_json: String) -> Result<()> {
         let snapshot = core(env, smartretry::MlSnapshot::from_json(&snapshot_json))?;
         core(env, self.0.restore_ml(snapshot))
+    }
+
+    /// `Engine::flush`: waits (this thread) until the store has every record so far.
+    #[napi(catch_unwind)]
+    pub fn flush(&self, env: &Env, timeout_ms: f64) -> Result<()> {
+        let ms = int(env, "timeout_ms", timeout_ms)?;
+        core(env, self.0.flush(std::time::Duration::from_millis(ms)))
+    }
+
+    /// `Engine::audit_trail`, as JSON.
+    #[napi(catch_unwind)]
+    pub fn audit_trail(&self, env: &Env, limit: u32) -> Result<String> {
+        json(env, &core(env, self.0.audit_trail(limit as usize))?)
+    }
+
+    /// `Engine::add_dead_letter`: NewDeadLetter JSON in, DeadLetter JSON out.
+    #[napi(catch_unwind)]
+    pub fn add_dead_letter(&self, env: &Env, entry_json: String, now_ms: Option<f64>) -> Result<String> {
+        let entry: NewDeadLetter = parse(env, &entry_json)?;
+        let now = opt_int(env, "now_ms", now_ms)?;
+        json(env, &core(env, self.0.add_dead_letter(entry, now))?)
+    }
+
+    /// `Engine::dead_letters`: DeadLetterQuery JSON in, a JSON array out.
+    #[napi(catch_unwind)]
+    pub fn dead_letters(&self, env: &Env, query_json: String) -> Result<String> {
+        let query: DeadLetterQuery = parse(env, &query_json)?;
+        json(env, &core(env, self.0.dead_letters(&query))?)
+    }
+
+    /// `Engine::dead_letter`, as JSON.
+    #[napi(catch_unwind)]
+    pub fn dead_letter(&self, env: &Env, id: String) -> Result<String> {
+        json(env, &core(env, self.0.dead_letter(&id))?)
+    }
+
+    /// `Engine::retry_dead_letter`, as JSON.
+    #[napi(catch_unwind)]
+    pub fn retry_dead_letter(&self, env: &Env, id: String, now_ms: Option<f64>) -> Result<String> {
+        let now = opt_int(env, "now_ms", now_ms)?;
+        json(env, &core(env, self.0.retry_dead_letter(&id, now))?)
+    }
+
+    /// `Engine::resolve_dead_letter`, as JSON.
+    #[napi(catch_unwind)]
+    pub fn resolve_dead_letter(
+        &self,
+        env: &Env,
+        id: String,
+        note: String,
+        now_ms: Option<f64>,
+    ) -> Result<String> {
+        let now = opt_int(env, "now_ms", now_ms)?;
+        json(env, &core(env, self.0.resolve_dead_letter(&id, &note, now))?)
+    }
+
+    /// `Engine::dead_letter_count`.
+    #[napi(catch_unwind)]
+    pub fn dead_letter_count(&self, env: &Env, status: Option<String>) -> Result<f64> {
+        let status = core(env, status.as_deref().map(DeadLetterStatus::parse).transpose())?;
+        Ok(core(env, self.0.dead_letter_count(status))? as f64)
     }
 }
 

@@ -18,7 +18,9 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
 use smartretry::events::{Closed, EventKind};
 use smartretry::model::from_value;
-use smartretry::{Attempt, Config, Features, Guardrails, Override, Policy};
+use smartretry::{
+    Attempt, Config, DeadLetterQuery, DeadLetterStatus, Features, Guardrails, NewDeadLetter, Override, Policy,
+};
 
 use crate::errors::IntoPyResult;
 
@@ -71,7 +73,8 @@ fn attempt(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Attempt> {
 #[pymethods]
 impl Engine {
     /// `config`: a dict in the configuration file's shape, or a path to such a JSON file.
-    /// `env`: apply `RETRY_*` environment variables over it. `store`: `"memory"` (default).
+    /// `env`: apply `RETRY_*` environment variables over it. `store`: `"memory"` (default),
+    /// `"sqlite:///path.db"` or `"redis://host:port/db"`.
     /// `ml_runtime`: the ONNX Runtime library for the ML tier (default: found installed).
     #[new]
     #[pyo3(signature = (seed = None, config = None, store = None, env = false, ml_runtime = None))]
@@ -97,17 +100,8 @@ impl Engine {
         if env {
             cfg.apply_env(std::env::vars()).map_py(py)?;
         }
-        match store {
-            None | Some("memory") => {}
-            Some(other) => {
-                return Err(errors::to_py(
-                    py,
-                    smartretry::Error::config(
-                        "store",
-                        format!("unknown store {other:?}; this build has \"memory\""),
-                    ),
-                ))
-            }
+        if let Some(store) = store {
+            cfg.store = store.to_string();
         }
         let mut builder = smartretry::Engine::builder().config(cfg);
         if let Some(seed) = seed {
@@ -116,7 +110,7 @@ impl Engine {
         if let Some(path) = ml_runtime {
             builder = builder.ml_runtime(path);
         }
-        builder.build().map(Engine).map_py(py)
+        py.detach(|| builder.build()).map(Engine).map_py(py)
     }
 
     /// The seed every random choice derives from.
@@ -381,6 +375,86 @@ impl Engine {
     fn restore_ml(&self, py: Python<'_>, snapshot: &str) -> PyResult<()> {
         py.detach(|| smartretry::MlSnapshot::from_json(snapshot).and_then(|s| self.0.restore_ml(s)))
             .map_py(py)
+    }
+
+    /// Wait until every outcome and audit record so far is in the store.
+    #[pyo3(signature = (timeout_ms = 10_000))]
+    fn flush(&self, py: Python<'_>, timeout_ms: u64) -> PyResult<()> {
+        py.detach(|| self.0.flush(std::time::Duration::from_millis(timeout_ms))).map_py(py)
+    }
+
+    /// The most recent sampled decisions, newest first (empty with the memory store).
+    #[pyo3(signature = (limit = 100))]
+    fn audit_trail<'py>(&self, py: Python<'py>, limit: usize) -> PyResult<Bound<'py, PyAny>> {
+        let trail = py.detach(|| self.0.audit_trail(limit)).map_py(py)?;
+        convert::serialize_to_py(py, &trail)
+    }
+
+    /// Put a job in the dead-letter queue; returns the entry with its `id`.
+    #[pyo3(signature = (entry, now_ms = None))]
+    fn add_dead_letter<'py>(
+        &self,
+        py: Python<'py>,
+        entry: &Bound<'py, PyAny>,
+        now_ms: Option<u64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let new: NewDeadLetter = parse(py, entry)?;
+        let added = py.detach(|| self.0.add_dead_letter(new, now_ms)).map_py(py)?;
+        convert::serialize_to_py(py, &added)
+    }
+
+    /// Dead letters, newest first.
+    #[pyo3(signature = (status = None, job_type = None, limit = 100, offset = 0))]
+    fn dead_letters<'py>(
+        &self,
+        py: Python<'py>,
+        status: Option<&str>,
+        job_type: Option<String>,
+        limit: usize,
+        offset: usize,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let status = status.map(DeadLetterStatus::parse).transpose().map_py(py)?;
+        let query = DeadLetterQuery { status, job_type, limit, offset };
+        let listed = py.detach(|| self.0.dead_letters(&query)).map_py(py)?;
+        convert::serialize_to_py(py, &listed)
+    }
+
+    /// One dead letter with its attempt history.
+    fn dead_letter<'py>(&self, py: Python<'py>, id: &str) -> PyResult<Bound<'py, PyAny>> {
+        let entry = py.detach(|| self.0.dead_letter(id)).map_py(py)?;
+        convert::serialize_to_py(py, &entry)
+    }
+
+    /// Mark a dead letter retried and return it (with its payload) for re-enqueueing.
+    #[pyo3(signature = (id, now_ms = None))]
+    fn retry_dead_letter<'py>(
+        &self,
+        py: Python<'py>,
+        id: &str,
+        now_ms: Option<u64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let entry = py.detach(|| self.0.retry_dead_letter(id, now_ms)).map_py(py)?;
+        convert::serialize_to_py(py, &entry)
+    }
+
+    /// Close a dead letter with a note.
+    #[pyo3(signature = (id, note, now_ms = None))]
+    fn resolve_dead_letter<'py>(
+        &self,
+        py: Python<'py>,
+        id: &str,
+        note: &str,
+        now_ms: Option<u64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let entry = py.detach(|| self.0.resolve_dead_letter(id, note, now_ms)).map_py(py)?;
+        convert::serialize_to_py(py, &entry)
+    }
+
+    /// How many dead letters there are (with this status, or in all).
+    #[pyo3(signature = (status = None))]
+    fn dead_letter_count(&self, py: Python<'_>, status: Option<&str>) -> PyResult<u64> {
+        let status = status.map(DeadLetterStatus::parse).transpose().map_py(py)?;
+        py.detach(|| self.0.dead_letter_count(status)).map_py(py)
     }
 
     fn __repr__(&self) -> String {

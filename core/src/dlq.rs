@@ -1,0 +1,248 @@
+//! The dead-letter queue: jobs that ran out of retries (or were refused one), kept with
+//! their full attempt history and a reference to their payload for a person to review,
+//! retry by hand, or resolve with a note. Entries live in the engine's store (memory,
+//! SQLite or Redis), so a durable store keeps them across restarts.
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::model::{Attempt, Features};
+use crate::time;
+
+/// Most attempts kept with one dead letter, and most bytes of its text fields.
+pub const MAX_DEAD_LETTER_ATTEMPTS: usize = 1_000;
+pub const MAX_NOTE_BYTES: usize = 4_096;
+/// Largest inline payload (as JSON); bigger payloads belong behind `payload_ref`.
+pub const MAX_PAYLOAD_BYTES: usize = 1 << 20;
+/// Most entries one listing returns.
+pub const MAX_LIST: usize = 1_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum DeadLetterStatus {
+    /// Waiting for a person.
+    #[default]
+    Open,
+    /// Sent back to be tried again by hand (the caller re-enqueued it).
+    Retried,
+    /// Closed with a note.
+    Resolved,
+}
+
+impl DeadLetterStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeadLetterStatus::Open => "open",
+            DeadLetterStatus::Retried => "retried",
+            DeadLetterStatus::Resolved => "resolved",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self> {
+        match s {
+            "open" => Ok(DeadLetterStatus::Open),
+            "retried" => Ok(DeadLetterStatus::Retried),
+            "resolved" => Ok(DeadLetterStatus::Resolved),
+            _ => Err(Error::invalid("status", format!("expected open, retried or resolved, got {s:?}"))),
+        }
+    }
+}
+
+/// A job in the dead-letter queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetter {
+    pub id: String,
+    pub job_id: String,
+    pub job_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_class: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// Why it was given up on (typically the last decision's rationale).
+    pub failure_reason: String,
+    /// Every attempt, first to last.
+    #[serde(default)]
+    pub attempts: Vec<Attempt>,
+    /// Where the original payload lives (a queue message id, an object-store key…).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_ref: Option<String>,
+    /// The payload itself, when small enough to keep inline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<serde_json::Value>,
+    pub status: DeadLetterStatus,
+    pub added_ms: u64,
+    pub added_at: String,
+    pub updated_ms: u64,
+    /// How many times it was retried by hand.
+    #[serde(default)]
+    pub manual_retries: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_retried_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution_note: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolved_at: Option<String>,
+}
+
+/// What a caller gives to put a job in the queue.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NewDeadLetter {
+    pub job_id: String,
+    pub job_type: String,
+    #[serde(default)]
+    pub error_class: Option<String>,
+    #[serde(default)]
+    pub tenant: Option<String>,
+    #[serde(default)]
+    pub failure_reason: String,
+    #[serde(default)]
+    pub attempts: Vec<Attempt>,
+    #[serde(default)]
+    pub payload_ref: Option<String>,
+    #[serde(default)]
+    pub payload: Option<serde_json::Value>,
+}
+
+/// Which dead letters to list (newest first).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DeadLetterQuery {
+    pub status: Option<DeadLetterStatus>,
+    pub job_type: Option<String>,
+    pub limit: usize,
+    pub offset: usize,
+}
+
+impl Default for DeadLetterQuery {
+    fn default() -> Self {
+        DeadLetterQuery { status: None, job_type: None, limit: 100, offset: 0 }
+    }
+}
+
+impl DeadLetterQuery {
+    /// Whether an entry passes the filters (for stores that filter in memory).
+    pub fn matches(&self, e: &DeadLetter) -> bool {
+        self.status.is_none_or(|s| s == e.status) && self.job_type.as_ref().is_none_or(|j| *j == e.job_type)
+    }
+}
+
+impl NewDeadLetter {
+    fn validate(&self) -> Result<()> {
+        if self.job_id.trim().is_empty() {
+            return Err(Error::invalid("job_id", "must not be empty"));
+        }
+        Features::new(self.job_type.clone(), 1).validate()?;
+        if self.failure_reason.len() > MAX_NOTE_BYTES {
+            return Err(Error::invalid("failure_reason", format!("must be at most {MAX_NOTE_BYTES} bytes")));
+        }
+        if self.attempts.len() > MAX_DEAD_LETTER_ATTEMPTS {
+            return Err(Error::invalid(
+                "attempts",
+                format!("at most {MAX_DEAD_LETTER_ATTEMPTS} attempts, got {}", self.attempts.len()),
+            ));
+        }
+        for (i, a) in self.attempts.iter().enumerate() {
+            a.validate().map_err(|e| e.within(&format!("attempts[{i}]")))?;
+        }
+        if self.payload_ref.as_ref().is_some_and(|r| r.len() > MAX_NOTE_BYTES) {
+            return Err(Error::invalid("payload_ref", format!("must be at most {MAX_NOTE_BYTES} bytes")));
+        }
+        if let Some(p) = &self.payload {
+            let size = serde_json::to_vec(p).map(|v| v.len()).unwrap_or(usize::MAX);
+            if size > MAX_PAYLOAD_BYTES {
+                return Err(Error::invalid(
+                    "payload",
+                    format!(
+                        "{size} bytes is over {MAX_PAYLOAD_BYTES}: keep it elsewhere and pass payload_ref"
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Engine {
+    /// Put a job in the dead-letter queue; returns it with its id.
+    pub fn add_dead_letter(&self, new: NewDeadLetter, now_ms: Option<u64>) -> Result<DeadLetter> {
+        new.validate()?;
+        let now = now_ms.unwrap_or_else(time::now_ms);
+        let entry = DeadLetter {
+            id: format!("dlq_{:016x}", self.unique_bits(now)),
+            job_id: new.job_id,
+            job_type: new.job_type,
+            error_class: new.error_class,
+            tenant: new.tenant,
+            failure_reason: new.failure_reason,
+            attempts: new.attempts,
+            payload_ref: new.payload_ref,
+            payload: new.payload,
+            status: DeadLetterStatus::Open,
+            added_ms: now,
+            added_at: time::format_rfc3339(now),
+            updated_ms: now,
+            manual_retries: 0,
+            last_retried_at: None,
+            resolution_note: None,
+            resolved_at: None,
+        };
+        self.store().dlq_put(&entry)?;
+        Ok(entry)
+    }
+
+    /// Dead letters, newest first.
+    pub fn dead_letters(&self, query: &DeadLetterQuery) -> Result<Vec<DeadLetter>> {
+        if query.limit == 0 || query.limit > MAX_LIST {
+            return Err(Error::invalid("limit", format!("must be 1–{MAX_LIST}, got {}", query.limit)));
+        }
+        self.store().dlq_list(query)
+    }
+
+    /// One dead letter with its attempt history.
+    pub fn dead_letter(&self, id: &str) -> Result<DeadLetter> {
+        self.store().dlq_get(id)?.ok_or_else(|| Error::NotFound { what: format!("dead letter {id:?}") })
+    }
+
+    /// Send a dead letter back to be tried again: marks it `retried` and returns it (with
+    /// its payload or payload reference) for the caller to re-enqueue.
+    pub fn retry_dead_letter(&self, id: &str, now_ms: Option<u64>) -> Result<DeadLetter> {
+        let now = now_ms.unwrap_or_else(time::now_ms);
+        let mut entry = self.dead_letter(id)?;
+        if entry.status == DeadLetterStatus::Resolved {
+            return Err(Error::invalid(
+                "status",
+                format!("dead letter {id:?} is resolved; it cannot be retried"),
+            ));
+        }
+        entry.status = DeadLetterStatus::Retried;
+        entry.manual_retries += 1;
+        entry.last_retried_at = Some(time::format_rfc3339(now));
+        entry.updated_ms = now;
+        self.store().dlq_put(&entry)?;
+        Ok(entry)
+    }
+
+    /// Close a dead letter with a note saying what was done.
+    pub fn resolve_dead_letter(&self, id: &str, note: &str, now_ms: Option<u64>) -> Result<DeadLetter> {
+        if note.trim().is_empty() {
+            return Err(Error::invalid("note", "must say how it was resolved"));
+        }
+        if note.len() > MAX_NOTE_BYTES {
+            return Err(Error::invalid("note", format!("must be at most {MAX_NOTE_BYTES} bytes")));
+        }
+        let now = now_ms.unwrap_or_else(time::now_ms);
+        let mut entry = self.dead_letter(id)?;
+        entry.status = DeadLetterStatus::Resolved;
+        entry.resolution_note = Some(note.to_string());
+        entry.resolved_at = Some(time::format_rfc3339(now));
+        entry.updated_ms = now;
+        self.store().dlq_put(&entry)?;
+        Ok(entry)
+    }
+
+    /// How many dead letters there are (with this status, or in all).
+    pub fn dead_letter_count(&self, status: Option<DeadLetterStatus>) -> Result<u64> {
+        self.store().dlq_count(status)
+    }
+}
