@@ -75,6 +75,10 @@ struct ServeArgs {
     /// Address to listen on (default: the config file's server.addr, else 127.0.0.1:<api.port>).
     #[arg(long, env = "RETRY_API_ADDR")]
     addr: Option<String>,
+    /// SQLite file for history, learned state, the DLQ and models (default: the config's
+    /// `store`, e.g. Redis, else ./smartretry.db).
+    #[arg(long, env = "RETRY_DB", value_name = "PATH")]
+    db: Option<PathBuf>,
     /// JSON config file (the core's configuration plus a `server` section).
     #[arg(long, env = "RETRY_CONFIG", value_name = "PATH")]
     config: Option<PathBuf>,
@@ -207,6 +211,7 @@ fn tui(args: TuiArgs) -> ExitCode {
 fn serve(args: ServeArgs) -> ExitCode {
     let flags = ServeFlags {
         addr: args.addr,
+        db: args.db,
         config_file: args.config.as_deref(),
         max_body_bytes: args.max_body_bytes,
         alert_webhook: args.alert_webhook,

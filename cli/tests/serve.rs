@@ -457,6 +457,11 @@ async fn the_openapi_document_lists_every_endpoint() {
         ("/overrides", "post"),
         ("/overrides/{name}", "delete"),
         ("/health/{job_type}", "get"),
+        ("/dlq", "get"),
+        ("/dlq", "post"),
+        ("/dlq/{id}", "get"),
+        ("/dlq/{id}/retry", "post"),
+        ("/dlq/{id}/resolve", "post"),
     ] {
         assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} undocumented");
     }

@@ -36,6 +36,8 @@ pub struct AlertConfig {
     /// The serving model's drift score (see `/metrics` `smartretry_model_drift`) above
     /// which it should be retrained (the documents' `model_drift_score > 0.3`).
     pub model_drift: f64,
+    /// Open dead letters at or above which operators are alerted.
+    pub dlq_size: u64,
 }
 
 impl Default for AlertConfig {
@@ -49,6 +51,7 @@ impl Default for AlertConfig {
             breaker_open: true,
             guardrail_overrides_per_minute: 600.0,
             model_drift: 0.3,
+            dlq_size: 100,
         }
     }
 }
@@ -163,6 +166,18 @@ impl Alerts {
                     format!("circuit breaker for {} is open: its retries wait for the cool-down", b.key),
                     1.0,
                     1.0,
+                );
+            }
+        }
+        if let Ok(open) = engine.dead_letter_count(Some(smartretry::dlq::DeadLetterStatus::Open)) {
+            if open >= c.dlq_size {
+                alert(
+                    "dlq_size",
+                    "warning",
+                    "dlq",
+                    format!("{open} dead letters are waiting for an operator"),
+                    open as f64,
+                    c.dlq_size as f64,
                 );
             }
         }

@@ -20,7 +20,7 @@ use serde_json::json;
 use smartretry::{time, Attempt, Decision, Features, Method, Override, Policy};
 
 use super::error::ApiError;
-use super::{metrics, ml, App};
+use super::{dlq, metrics, ml, App};
 
 type Shared = State<Arc<App>>;
 type ApiResult<T> = Result<T, ApiError>;
@@ -56,6 +56,10 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/ml/rollback", post(ml::rollback))
         .route("/ml/models", get(ml::models).post(ml::register))
         .route("/ml/status", get(ml::status))
+        .route("/dlq", get(dlq::list).post(dlq::add))
+        .route("/dlq/{id}", get(dlq::inspect))
+        .route("/dlq/{id}/retry", post(dlq::retry))
+        .route("/dlq/{id}/resolve", post(dlq::resolve))
         .route("/strategy", get(strategy))
         .route("/guardrails", put(update_guardrails).get(guardrails))
         .route("/emergency-stop", get(emergency_state).post(emergency_stop))

@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use smartretry::dlq::DeadLetterStatus;
 use smartretry::{BreakerState, Engine};
 
 /// Upper bounds of the latency buckets, in microseconds (10 µs … 100 ms).
@@ -161,6 +162,12 @@ pub fn render(engine: &Engine, server: &ServerMetrics, now_ms: u64) -> String {
     let _ =
         writeln!(out, "smartretry_alerts_total {}", server.alerts.load(std::sync::atomic::Ordering::Relaxed));
 
+    metric(&mut out, "smartretry_dlq_size", "gauge", "Dead letters by status.");
+    for status in [DeadLetterStatus::Open, DeadLetterStatus::Retried, DeadLetterStatus::Resolved] {
+        if let Ok(n) = engine.dead_letter_count(Some(status)) {
+            let _ = writeln!(out, "smartretry_dlq_size{{status=\"{}\"}} {n}", status.as_str());
+        }
+    }
     let ml = engine.ml_status();
     metric(&mut out, "smartretry_ml_available", "gauge", "1 while the ML tier can take part in decisions.");
     let _ = writeln!(out, "smartretry_ml_available {}", u8::from(ml.enabled && ml.available));

@@ -7,19 +7,23 @@
 
 pub mod alerts;
 mod api;
+mod dlq;
 pub mod error;
 pub mod metrics;
 pub mod ml;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use smartretry::{Config, Decision, Engine, Error, Features};
 
 pub use alerts::AlertConfig;
+
+/// The SQLite file `serve` keeps its state in unless told otherwise.
+pub const DEFAULT_DB: &str = "smartretry.db";
 
 /// Default limit of a request body: far above any real Features or Policy document.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
@@ -29,6 +33,7 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 #[serde(default)]
 struct ServerSection {
     addr: Option<String>,
+    db: Option<PathBuf>,
     max_body_bytes: Option<usize>,
     alerts: AlertConfig,
 }
@@ -48,6 +53,7 @@ pub struct ServeOptions {
 #[derive(Debug, Default)]
 pub struct ServeFlags<'a> {
     pub addr: Option<String>,
+    pub db: Option<PathBuf>,
     pub config_file: Option<&'a Path>,
     pub max_body_bytes: Option<usize>,
     pub alert_webhook: Option<String>,
@@ -100,6 +106,15 @@ impl ServeOptions {
         };
         if !(256..=64 * 1024 * 1024).contains(&max_body_bytes) {
             return Err(Error::config("max_body_bytes", "must be 256 B – 64 MiB"));
+        }
+        // The store: --db / RETRY_DB / server.db (SQLite), else the configuration's store
+        // (e.g. Redis), else SQLite in ./smartretry.db.
+        let db = flags.db.or_else(|| env("RETRY_DB").map(PathBuf::from)).or(section.db);
+        if db.is_some() || config.store_url().is_empty() {
+            let path = db.unwrap_or_else(|| PathBuf::from(DEFAULT_DB));
+            let path = std::path::absolute(&path)
+                .map_err(|e| Error::config("db", format!("{}: {e}", path.display())))?;
+            config.store = format!("sqlite://{}", path.display());
         }
         let mut alerts = section.alerts;
         if let Some(url) = flags.alert_webhook.or_else(|| env("RETRY_ALERT_WEBHOOK")) {
