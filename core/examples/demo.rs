@@ -7,10 +7,16 @@
 //! After enough outcomes the Bayesian tier sees that retries in the 5–15 s bucket
 //! succeed and those in 1–5 s fail, and recommends a single well-placed retry.
 //!
-//! `cargo run -p smartretry --example demo [seed]`
+//! The engine keeps its state in SQLite (the default of the demo and of `smartretry
+//! serve`); at the end it is stopped and started again on the same file, and its first
+//! decision shows it kept what it learned.
+//!
+//! `cargo run -p smartretry --example demo [seed] [path.db]`
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::path::PathBuf;
+use std::time::Duration;
 
 use smartretry::backoff::{mix64, rand01};
 use smartretry::engine::fmt_ms;
@@ -35,7 +41,10 @@ struct Job {
 
 fn main() -> Result<(), smartretry::Error> {
     let seed = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(2025);
-    let engine = Engine::builder().seed(seed).build()?;
+    let db =
+        std::env::args().nth(2).map_or_else(|| PathBuf::from("target/demo/smartretry.db"), PathBuf::from);
+    let store = fresh_sqlite(&db)?;
+    let engine = Engine::builder().seed(seed).store(&store).build()?;
     let mut rng = mix64(seed);
     let mut next_rand = move || {
         rng = mix64(rng);
@@ -137,7 +146,42 @@ fn main() -> Result<(), smartretry::Error> {
             b.label, b.successes, b.failures, b.success_probability, b.confidence
         );
     }
+
+    // Stop the engine and start a new one on the same file: it decides as before.
+    engine.flush(Duration::from_secs(10))?;
+    drop(engine);
+    let restarted = Engine::builder().seed(seed).store(&store).build()?;
+    let now = T0 + JOBS * ARRIVAL_MS + 60_000;
+    let failure = Features {
+        job_id: Some("job-after-restart".into()),
+        error_class: Some("service_unavailable".into()),
+        http_status: Some(503),
+        ..Features::new("payment_capture", 1)
+    };
+    let d = restarted.decide(&failure, Some(now))?;
+    println!(
+        "\nrestarted on {} ({} learned key(s) restored):",
+        db.display(),
+        restarted.metrics().learned_keys
+    );
+    print_decision(now - T0, JOBS, 1, &d);
     Ok(())
+}
+
+/// A store URL for an empty SQLite file at `path` (the demo starts from nothing each run).
+fn fresh_sqlite(path: &std::path::Path) -> Result<String, smartretry::Error> {
+    let fail = |e: std::io::Error| smartretry::Error::config("store", format!("{}: {e}", path.display()));
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(fail)?;
+    }
+    for suffix in ["", "-wal", "-shm"] {
+        let file = PathBuf::from(format!("{}{suffix}", path.display()));
+        match std::fs::remove_file(&file) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(fail(e)),
+            _ => {}
+        }
+    }
+    Ok(format!("sqlite://{}", path.display()))
 }
 
 fn print_summary(jobs: &[Job]) {
