@@ -4,17 +4,21 @@
 //! Each connection sends recommendation requests back to back (and records an outcome
 //! every fourth one, so the engine keeps learning); labels come from a fixed set (job
 //! types × error classes × tenants), as in a real fleet, so a flat memory line means
-//! nothing grows per request. Request bodies are built before the clock starts.
+//! nothing grows per request. Whole requests (line, headers, body) are built before the
+//! clock starts and each connection speaks HTTP/1.1 on a bare socket, as wrk does, so the
+//! generator's CPU goes to the socket rather than to building requests: on a two-core
+//! machine every microsecond it spends is one the server cannot.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hyper::body::Bytes;
-use hyper::Method;
 use serde::Serialize;
 use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
-use crate::client::Client;
+use crate::client::{split_url, Client};
 
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
@@ -137,15 +141,17 @@ async fn drive(opts: &LoadOptions, url: &str, token: &str, pid: Option<u32>) -> 
     if r.status != 200 && r.status != 429 {
         return Err(format!("the server answered {}: {}", r.status, r.body));
     }
-    let plans: Vec<Vec<Step>> = (0..opts.connections).map(|id| traffic(id, opts.job_types.max(1))).collect();
+    let (addr, base) = split_url(url).map_err(|e| e.to_string())?;
+    let target = Target { addr: &addr, base: &base, token };
+    let plans: Vec<Vec<Step>> =
+        (0..opts.connections).map(|id| traffic(id, opts.job_types.max(1), &target)).collect();
     let server_cpu = |pid: Option<u32>| pid.and_then(|p| cpu_seconds(&p.to_string()));
     let (server_before, client_before) = (server_cpu(pid), cpu_seconds("self").unwrap_or(0.0));
     let deadline = Instant::now() + opts.duration;
     let started = Instant::now();
     let mut tasks = Vec::new();
     for steps in plans {
-        let client = Client::new(url).map_err(|e| e.to_string())?.with_token(Some(token.into()));
-        tasks.push(tokio::spawn(connection(client, steps, deadline)));
+        tasks.push(tokio::spawn(connection(addr.clone(), steps, deadline)));
     }
     let mut rss = Vec::new();
     if let Some(pid) = pid {
@@ -207,14 +213,36 @@ const ERRORS: [(&str, u16); 4] =
 /// time sending, not formatting JSON (job ids repeat after this many requests).
 const BODIES: usize = 8192;
 
-/// One step of the traffic: a failure to ask about, and every fourth step the outcome
-/// of an earlier retry to record.
+/// One step of the traffic, as the bytes sent: a failure to ask about, and every fourth
+/// step the outcome of an earlier retry to record.
 struct Step {
     recommendation: Bytes,
     outcome: Option<Bytes>,
 }
 
-fn traffic(id: usize, job_types: usize) -> Vec<Step> {
+/// Where the requests go.
+struct Target<'a> {
+    addr: &'a str,
+    base: &'a str,
+    token: &'a str,
+}
+
+impl Target<'_> {
+    /// A whole HTTP/1.1 POST with a JSON body.
+    fn post(&self, path: &str, body: &serde_json::Value) -> Bytes {
+        let body = body.to_string();
+        format!(
+            "POST {}{path} HTTP/1.1\r\nhost: {}\r\nauthorization: Bearer {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            self.base,
+            self.addr,
+            self.token,
+            body.len()
+        )
+        .into()
+    }
+}
+
+fn traffic(id: usize, job_types: usize, target: &Target<'_>) -> Vec<Step> {
     (0..BODIES)
         .map(|i| {
             let n = id.wrapping_mul(7919).wrapping_add(i);
@@ -227,50 +255,102 @@ fn traffic(id: usize, job_types: usize) -> Vec<Step> {
                 "job_id": format!("c{id}-{i}"), "since_first_failure_ms": attempt * 2000,
             });
             let outcome = (i % 4 == 0).then(|| {
-                json!({
+                let outcome = json!({
                     "job_id": format!("c{id}-{i}"), "job_type": job_type, "error_class": error_class,
                     "attempt_number": attempt + 1, "delay_ms": 1000 + (n % 20) * 500,
                     "since_first_failure_ms": attempt * 2000 + 1000 + (n % 20) * 500, "success": n % 3 != 0,
-                })
-                .to_string()
-                .into()
+                });
+                target.post("/attempt", &outcome)
             });
-            Step { recommendation: recommendation.to_string().into(), outcome }
+            Step { recommendation: target.post("/recommendation", &recommendation), outcome }
         })
         .collect()
 }
 
-/// One keep-alive connection sending until the deadline.
-async fn connection(mut client: Client, steps: Vec<Step>, deadline: Instant) -> Worker {
+/// One keep-alive connection sending until the deadline (reconnecting after an error).
+async fn connection(addr: String, steps: Vec<Step>, deadline: Instant) -> Worker {
     let mut w =
         Worker { latencies_us: Vec::with_capacity(1 << 16), ok: 0, refused: 0, errors: 0, attempts: 0 };
+    let mut conn: Option<RawConn> = None;
     for step in steps.iter().cycle() {
         if Instant::now() >= deadline {
             break;
         }
+        if conn.is_none() {
+            conn = RawConn::connect(&addr).await.ok();
+        }
+        let Some(c) = conn.as_mut() else {
+            w.errors += 1;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
         let sent = Instant::now();
-        match client.send(Method::POST, "/recommendation", Some(step.recommendation.clone())).await {
-            Ok(r) => {
+        match c.exchange(&step.recommendation).await {
+            Ok(status) => {
                 w.latencies_us.push(sent.elapsed().as_micros().min(u128::from(u32::MAX)) as u32);
-                match r.status {
+                match status {
                     200 => w.ok += 1,
                     429 => w.refused += 1,
                     _ => w.errors += 1,
                 }
             }
-            Err(_) => w.errors += 1,
+            Err(_) => {
+                w.errors += 1;
+                conn = None;
+                continue;
+            }
         }
         if let Some(outcome) = &step.outcome {
-            if client
-                .send(Method::POST, "/attempt", Some(outcome.clone()))
-                .await
-                .is_ok_and(|r| r.status == 202)
-            {
-                w.attempts += 1;
+            match c.exchange(outcome).await {
+                Ok(202) => w.attempts += 1,
+                Ok(_) => {}
+                Err(_) => conn = None,
             }
         }
     }
     w
+}
+
+/// A keep-alive HTTP/1.1 connection that sends pre-built requests and reads each answer's
+/// status, skipping its body (`Content-Length`, which every answer of the server has).
+struct RawConn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl RawConn {
+    async fn connect(addr: &str) -> std::io::Result<RawConn> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        Ok(RawConn { stream, buf: Vec::with_capacity(4096) })
+    }
+
+    /// Send one request and wait for its whole answer; returns the status code.
+    async fn exchange(&mut self, request: &[u8]) -> std::io::Result<u16> {
+        use std::io::{Error, ErrorKind};
+        self.stream.write_all(request).await?;
+        loop {
+            let mut headers = [httparse::EMPTY_HEADER; 16];
+            let mut response = httparse::Response::new(&mut headers);
+            let parsed = response.parse(&self.buf).map_err(|e| Error::new(ErrorKind::InvalidData, e))?;
+            if let httparse::Status::Complete(head) = parsed {
+                let length = response
+                    .headers
+                    .iter()
+                    .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+                    .and_then(|h| std::str::from_utf8(h.value).ok()?.trim().parse::<usize>().ok())
+                    .ok_or_else(|| Error::new(ErrorKind::InvalidData, "an answer without Content-Length"))?;
+                let status = response.code.unwrap_or(0);
+                if self.buf.len() >= head + length {
+                    self.buf.drain(..head + length);
+                    return Ok(status);
+                }
+            }
+            if self.stream.read_buf(&mut self.buf).await? == 0 {
+                return Err(Error::new(ErrorKind::UnexpectedEof, "the server closed the connection"));
+            }
+        }
+    }
 }
 
 impl LoadReport {
