@@ -68,12 +68,31 @@ struct Worker {
     attempts: u64,
 }
 
-/// Start `smartretry serve` on a free port; returns the child and its API URL.
-pub fn spawn_server(token: &str) -> Result<(Child, String), String> {
+/// The spawned server's SQLite file: in the temp dir, removed when the run ends.
+struct ScratchDb(std::path::PathBuf);
+
+impl ScratchDb {
+    fn new() -> ScratchDb {
+        ScratchDb(std::env::temp_dir().join(format!("smartretry-loadtest-{}.db", std::process::id())))
+    }
+}
+
+impl Drop for ScratchDb {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
+        }
+    }
+}
+
+/// Start `smartretry serve` on a free port, keeping its state in `db`; returns the child
+/// and its API URL.
+fn spawn_server(token: &str, db: &std::path::Path) -> Result<(Child, String), String> {
     use std::io::{BufRead, BufReader};
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut child = Command::new(exe)
-        .args(["serve", "--addr", "127.0.0.1:0"])
+        .args(["serve", "--addr", "127.0.0.1:0", "--db"])
+        .arg(db)
         .env("RETRY_API_TOKEN", token)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -110,10 +129,11 @@ pub fn rss_kb(pid: u32) -> Option<u64> {
 
 pub fn run(opts: &LoadOptions) -> Result<LoadReport, String> {
     let token = opts.token.clone().unwrap_or_else(|| "loadtest".into());
+    let scratch = ScratchDb::new();
     let (mut child, url) = match &opts.url {
         Some(url) => (None, url.clone()),
         None => {
-            let (child, url) = spawn_server(&token)?;
+            let (child, url) = spawn_server(&token, &scratch.0)?;
             (Some(child), url)
         }
     };
