@@ -26,6 +26,7 @@ type Option func(*engineOptions)
 type engineOptions struct {
 	seed       *uint64
 	configJSON string
+	store      string
 	clock      func() int64
 }
 
@@ -34,6 +35,13 @@ func WithSeed(seed uint64) Option { return func(o *engineOptions) { o.seed = &se
 
 // WithConfigJSON configures the engine from the configuration file's JSON.
 func WithConfigJSON(config string) Option { return func(o *engineOptions) { o.configJSON = config } }
+
+// WithStore sets where the engine keeps its state, over the configuration's store:
+// "memory", "sqlite:///path.db" (learned statistics, attempt history, the audit trail,
+// dead letters and breakers survive a restart) or "redis://host:port/db" (shared by a
+// fleet). A bad one is an *Error of KindConfig on "store"; a locked or corrupt SQLite
+// file is KindStore naming the file. Close the engine to finish its writes.
+func WithStore(url string) Option { return func(o *engineOptions) { o.store = url } }
 
 // WithClock sets the engine's "now" in Unix milliseconds (simulation, replay, tests).
 // Default: the wall clock, read by the engine.
@@ -52,9 +60,11 @@ func NewEngine(opts ...Option) (*Engine, error) {
 	}
 	config := optCString(o.configJSON)
 	defer free(config)
+	store := optCString(o.store)
+	defer free(store)
 	var native *C.SmartretryEngine
 	var out *C.char
-	status := C.smartretry_engine_new(seed, C.bool(o.seed != nil), config, &native, &out)
+	status := C.smartretry_engine_new(seed, C.bool(o.seed != nil), config, store, &native, &out)
 	if _, err := result(status, out); err != nil {
 		return nil, err
 	}

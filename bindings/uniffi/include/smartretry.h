@@ -32,14 +32,17 @@ extern "C" {
 #endif // __cplusplus
 
 // Creates an engine. `has_seed` says whether `seed` is used; `config_json` (may be
-// NULL) is the configuration file's JSON. On success `*engine` is set and `*out` NULL.
+// NULL) is the configuration file's JSON; `store` (may be NULL: the configuration's)
+// is where state lives: `memory`, `sqlite:///path.db`, `redis://host:port/db`. On
+// success `*engine` is set and `*out` NULL.
 //
 // # Safety
-// `engine` and `out` are valid `*mut` pointers (or NULL); `config_json` is NULL or a
-// NUL-terminated string.
+// `engine` and `out` are valid `*mut` pointers (or NULL); `config_json` and `store`
+// are NULL or NUL-terminated strings.
 int32_t smartretry_engine_new(uint64_t seed,
                               bool has_seed,
                               const char *config_json,
+                              const char *store,
                               struct SmartretryEngine **engine,
                               char **out);
 

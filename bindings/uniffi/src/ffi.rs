@@ -104,16 +104,19 @@ fn opt(value: u64) -> Option<u64> {
 }
 
 /// Creates an engine. `has_seed` says whether `seed` is used; `config_json` (may be
-/// NULL) is the configuration file's JSON. On success `*engine` is set and `*out` NULL.
+/// NULL) is the configuration file's JSON; `store` (may be NULL: the configuration's)
+/// is where state lives: `memory`, `sqlite:///path.db`, `redis://host:port/db`. On
+/// success `*engine` is set and `*out` NULL.
 ///
 /// # Safety
-/// `engine` and `out` are valid `*mut` pointers (or NULL); `config_json` is NULL or a
-/// NUL-terminated string.
+/// `engine` and `out` are valid `*mut` pointers (or NULL); `config_json` and `store`
+/// are NULL or NUL-terminated strings.
 #[no_mangle]
 pub unsafe extern "C" fn smartretry_engine_new(
     seed: u64,
     has_seed: bool,
     config_json: *const c_char,
+    store: *const c_char,
     engine: *mut *mut SmartretryEngine,
     out: *mut *mut c_char,
 ) -> i32 {
@@ -121,10 +124,13 @@ pub unsafe extern "C" fn smartretry_engine_new(
         if engine.is_null() {
             return Err(SmartRetryError::invalid("engine", "must not be NULL"));
         }
-        let config = match opt_text("config_json", config_json)? {
+        let mut config = match opt_text("config_json", config_json)? {
             Some(text) => Config::from_json(text)?,
             None => Config::default(),
         };
+        if let Some(store) = opt_text("store", store)? {
+            config.store = store.to_string();
+        }
         let mut builder = Engine::builder().config(config);
         if has_seed {
             builder = builder.seed(seed);
@@ -448,7 +454,7 @@ pub unsafe extern "C" fn smartretry_subscription_poll(
         // SAFETY: a non-NULL pointer comes from smartretry_subscribe and is not yet freed.
         let sub = unsafe { subscription.as_ref() }
             .ok_or_else(|| SmartRetryError::invalid("subscription", "must not be NULL"))?;
-        let events = crate::poll_events(&sub.0, timeout_ms);
+        let events = crate::poll_events(&sub.0, timeout_ms).unwrap_or_default();
         json(&events.iter().map(|e| &**e).collect::<Vec<_>>())
     })
 }
@@ -481,7 +487,10 @@ mod tests {
     #[test]
     fn a_subscription_polls_the_events_of_its_kinds_as_json() {
         let (mut e, mut sub, mut out) = (ptr::null_mut(), ptr::null_mut(), ptr::null_mut());
-        assert_eq!(unsafe { smartretry_engine_new(7, true, ptr::null(), &mut e, &mut out) }, SMARTRETRY_OK);
+        assert_eq!(
+            unsafe { smartretry_engine_new(7, true, ptr::null(), ptr::null(), &mut e, &mut out) },
+            SMARTRETRY_OK
+        );
         let kinds = c"[\"retry_scheduled\"]";
         assert_eq!(unsafe { smartretry_subscribe(e, kinds.as_ptr(), 16, &mut sub, &mut out) }, SMARTRETRY_OK);
         let f = c"{\"job_type\":\"pay\",\"job_id\":\"j1\",\"attempt_number\":1,\"http_status\":503}";
@@ -504,7 +513,10 @@ mod tests {
     #[test]
     fn decide_round_trip_and_named_errors() {
         let (mut e, mut out) = (ptr::null_mut(), ptr::null_mut());
-        assert_eq!(unsafe { smartretry_engine_new(7, true, ptr::null(), &mut e, &mut out) }, SMARTRETRY_OK);
+        assert_eq!(
+            unsafe { smartretry_engine_new(7, true, ptr::null(), ptr::null(), &mut e, &mut out) },
+            SMARTRETRY_OK
+        );
         assert!(out.is_null());
         let f = c"{\"job_type\":\"pay\",\"attempt_number\":1,\"http_status\":503}";
         assert_eq!(unsafe { smartretry_decide(e, f.as_ptr(), 1_700_000_000_000, &mut out) }, SMARTRETRY_OK);

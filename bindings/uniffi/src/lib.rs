@@ -262,6 +262,110 @@ pub struct Guardrails {
     pub in_flight_ttl_ms: i64,
 }
 
+/// What a lifecycle event is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum EventKind {
+    /// `decide` granted a retry.
+    RetryScheduled,
+    /// A retry (attempt ≥ 2) was recorded as a success.
+    RetrySucceeded,
+    /// A retry (attempt ≥ 2) was recorded as a failure.
+    RetryFailed,
+    /// `decide` refused: the caller stops and the job is dead-lettered.
+    GaveUp,
+    /// A guardrail changed a decision (its names are in `guardrails`).
+    GuardrailTriggered,
+    /// A downstream's circuit breaker moved (`breaker_from` → `breaker_to`).
+    BreakerStateChanged,
+}
+
+impl From<EventKind> for smartretry::EventKind {
+    fn from(k: EventKind) -> Self {
+        match k {
+            EventKind::RetryScheduled => smartretry::EventKind::RetryScheduled,
+            EventKind::RetrySucceeded => smartretry::EventKind::RetrySucceeded,
+            EventKind::RetryFailed => smartretry::EventKind::RetryFailed,
+            EventKind::GaveUp => smartretry::EventKind::GaveUp,
+            EventKind::GuardrailTriggered => smartretry::EventKind::GuardrailTriggered,
+            EventKind::BreakerStateChanged => smartretry::EventKind::BreakerStateChanged,
+        }
+    }
+}
+
+impl From<smartretry::EventKind> for EventKind {
+    fn from(k: smartretry::EventKind) -> Self {
+        match k {
+            smartretry::EventKind::RetryScheduled => EventKind::RetryScheduled,
+            smartretry::EventKind::RetrySucceeded => EventKind::RetrySucceeded,
+            smartretry::EventKind::RetryFailed => EventKind::RetryFailed,
+            smartretry::EventKind::GaveUp => EventKind::GaveUp,
+            smartretry::EventKind::GuardrailTriggered => EventKind::GuardrailTriggered,
+            smartretry::EventKind::BreakerStateChanged => EventKind::BreakerStateChanged,
+        }
+    }
+}
+
+/// A downstream's circuit breaker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum BreakerState {
+    Closed,
+    Open,
+    HalfOpen,
+}
+
+impl From<smartretry::BreakerState> for BreakerState {
+    fn from(s: smartretry::BreakerState) -> Self {
+        match s {
+            smartretry::BreakerState::Closed => BreakerState::Closed,
+            smartretry::BreakerState::Open => BreakerState::Open,
+            smartretry::BreakerState::HalfOpen => BreakerState::HalfOpen,
+        }
+    }
+}
+
+/// One lifecycle event. Fields that do not apply to its kind are null.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct Event {
+    pub kind: EventKind,
+    /// When it happened (the call's `now_ms`).
+    pub at_ms: i64,
+    /// The job type (for a breaker, the downstream it guards).
+    pub job_type: String,
+    pub job_id: Option<String>,
+    pub tenant: Option<String>,
+    pub queue: Option<String>,
+    pub attempt_number: Option<i32>,
+    pub error_class: Option<String>,
+    /// The delay of a scheduled retry, or the wait before a recorded one.
+    pub delay_ms: Option<i64>,
+    pub method: Option<Method>,
+    pub guardrails: Vec<String>,
+    pub rationale: Option<String>,
+    pub breaker_from: Option<BreakerState>,
+    pub breaker_to: Option<BreakerState>,
+}
+
+impl From<&smartretry::Event> for Event {
+    fn from(e: &smartretry::Event) -> Self {
+        Event {
+            kind: e.kind.into(),
+            at_ms: signed(e.at_ms),
+            job_type: e.job_type.clone(),
+            job_id: e.job_id.clone(),
+            tenant: e.tenant.clone(),
+            queue: e.queue.clone(),
+            attempt_number: e.attempt_number.map(|n| i32::try_from(n).unwrap_or(i32::MAX)),
+            error_class: e.error_class.clone(),
+            delay_ms: e.delay_ms.map(signed),
+            method: e.method.map(Into::into),
+            guardrails: e.guardrails.clone(),
+            rationale: e.rationale.clone(),
+            breaker_from: e.breaker_from.map(Into::into),
+            breaker_to: e.breaker_to.map(Into::into),
+        }
+    }
+}
+
 /// A host number as the core's unsigned one, or `InvalidInput` naming `field`.
 fn unsigned<T: TryFrom<i64>>(field: &str, value: i64) -> Result<T> {
     T::try_from(value).map_err(|_| {
@@ -369,15 +473,20 @@ impl From<smartretry::Decision> for Decision {
 }
 
 /// Waits up to `timeout_ms` for a lifecycle event, then takes every one queued behind
-/// it: one crossing carries a burst, and an idle poll costs one wait.
-pub(crate) fn poll_events(sub: &smartretry::Subscription, timeout_ms: u64) -> Vec<Arc<smartretry::Event>> {
+/// it: one crossing carries a burst, and an idle poll costs one wait. `None` once the
+/// subscription is closed and drained.
+pub(crate) fn poll_events(
+    sub: &smartretry::Subscription,
+    timeout_ms: u64,
+) -> Option<Vec<Arc<smartretry::Event>>> {
     match sub.recv(Some(std::time::Duration::from_millis(timeout_ms))) {
         Ok(Some(first)) => {
             let mut events = vec![first];
             events.extend(sub.drain());
-            events
+            Some(events)
         }
-        Ok(None) | Err(_) => Vec::new(),
+        Ok(None) => Some(Vec::new()),
+        Err(smartretry::events::Closed) => None,
     }
 }
 
@@ -423,14 +532,19 @@ impl Engine {
 #[uniffi::export]
 impl Engine {
     /// `seed` makes every random choice (jitter, throttling) reproducible;
-    /// `config_json` is the configuration file's JSON.
-    #[uniffi::constructor(default(seed = None, config_json = None))]
-    pub fn new(seed: Option<i64>, config_json: Option<String>) -> Result<Arc<Self>> {
+    /// `config_json` is the configuration file's JSON; `store` is where state lives
+    /// (`"memory"`, `"sqlite:///path.db"`, `"redis://host:port/db"`), over the
+    /// configuration's `store`. A bad one is a `Config` error on `store`.
+    #[uniffi::constructor(default(seed = None, config_json = None, store = None))]
+    pub fn new(seed: Option<i64>, config_json: Option<String>, store: Option<String>) -> Result<Arc<Self>> {
         guarded(|| {
-            let config = match config_json {
+            let mut config = match config_json {
                 Some(text) => smartretry::Config::from_json(&text)?,
                 None => smartretry::Config::default(),
             };
+            if let Some(store) = store {
+                config.store = store;
+            }
             let mut builder = smartretry::Engine::builder().config(config);
             if let Some(seed) = seed {
                 // A seed is bits, not a quantity: a negative Long is as good as any.
@@ -561,6 +675,66 @@ impl Engine {
     pub fn is_emergency_stopped(&self) -> bool {
         self.inner.is_emergency_stopped()
     }
+
+    /// Waits until every outcome and audit record so far is in the store (at most
+    /// `timeout_ms`); a `Store` error says it is unreachable (the records stay buffered).
+    #[uniffi::method(default(timeout_ms = 10_000))]
+    pub fn flush(&self, timeout_ms: i64) -> Result<()> {
+        guarded(|| {
+            let ms = unsigned("timeout_ms", timeout_ms)?;
+            Ok(self.inner.flush(std::time::Duration::from_millis(ms))?)
+        })
+    }
+
+    /// Counters of decisions, guardrails, events and the store, as JSON.
+    pub fn metrics_json(&self) -> String {
+        to_json(&self.inner.metrics())
+    }
+
+    /// Receives lifecycle events of `kinds` (all when empty) in a queue of `capacity`;
+    /// when it is full, new events are dropped (and counted), never waited for.
+    #[uniffi::method(default(capacity = 1024))]
+    pub fn subscribe(&self, kinds: Vec<EventKind>, capacity: i32) -> Result<Arc<EventSubscription>> {
+        guarded(|| {
+            let kinds: Vec<smartretry::EventKind> = kinds.into_iter().map(Into::into).collect();
+            let sub = self.inner.subscribe(&kinds, unsigned("capacity", capacity.into())?)?;
+            Ok(Arc::new(EventSubscription { inner: sub }))
+        })
+    }
+
+    /// Subscriptions open now.
+    pub fn event_subscribers(&self) -> i32 {
+        i32::try_from(self.inner.event_subscribers()).unwrap_or(i32::MAX)
+    }
+}
+
+/// A subscription made by `Engine.subscribe`: a bounded queue of lifecycle events.
+/// Poll it from one thread at a time; `unsubscribe` may come from any thread.
+#[derive(uniffi::Object)]
+pub struct EventSubscription {
+    inner: smartretry::Subscription,
+}
+
+#[uniffi::export]
+impl EventSubscription {
+    /// Waits up to `timeout_ms` for an event, then takes every one queued, oldest
+    /// first; empty when none came in time, null once unsubscribed and drained.
+    pub fn poll(&self, timeout_ms: i64) -> Result<Option<Vec<Event>>> {
+        guarded(|| {
+            let events = poll_events(&self.inner, unsigned("timeout_ms", timeout_ms)?);
+            Ok(events.map(|events| events.iter().map(|e| Event::from(&**e)).collect()))
+        })
+    }
+
+    /// Ends the subscription: a waiting `poll` returns at once.
+    pub fn unsubscribe(&self) {
+        self.inner.close();
+    }
+
+    /// Events lost because the queue was full.
+    pub fn dropped(&self) -> i64 {
+        signed(self.inner.dropped())
+    }
 }
 
 #[cfg(test)]
@@ -569,12 +743,44 @@ mod tests {
 
     #[test]
     fn negative_numbers_are_named_errors() {
-        let engine = Engine::new(Some(1), None).unwrap();
+        let engine = Engine::new(Some(1), None, None).unwrap();
         let f = Features { job_type: "a".into(), attempt_number: -1, ..Default::default() };
         let err = engine.decide(f, None).unwrap_err();
         assert_eq!(err.field(), Some("attempt_number"));
         let f = Features { job_type: "a".into(), attempt_number: 1, ..Default::default() };
         assert_eq!(engine.decide(f, Some(-5)).unwrap_err().field(), Some("now_ms"));
+    }
+
+    #[test]
+    fn a_subscription_polls_typed_events_until_unsubscribed() {
+        let engine = Engine::new(Some(1), None, None).unwrap();
+        let sub = engine.subscribe(vec![EventKind::RetryScheduled], 8).unwrap();
+        assert_eq!(engine.event_subscribers(), 1);
+        let f = Features {
+            job_type: "pay".into(),
+            job_id: Some("j1".into()),
+            attempt_number: 1,
+            http_status: Some(503),
+            ..Default::default()
+        };
+        engine.decide(f, Some(1_700_000_000_000)).unwrap();
+        let events = sub.poll(1_000).unwrap().unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!((events[0].kind, events[0].job_id.as_deref()), (EventKind::RetryScheduled, Some("j1")));
+        assert_eq!(sub.poll(0).unwrap(), Some(vec![]));
+        sub.unsubscribe();
+        assert_eq!(sub.poll(1_000).unwrap(), None);
+        assert_eq!(engine.event_subscribers(), 0);
+        assert_eq!(
+            engine.subscribe(vec![], 0).err().and_then(|e| e.field().map(str::to_string)).as_deref(),
+            Some("capacity")
+        );
+    }
+
+    #[test]
+    fn a_bad_store_is_a_config_error_on_store() {
+        let err = Engine::new(None, None, Some("ftp://elsewhere".into())).err().expect("refused");
+        assert_eq!((err.kind(), err.field()), ("config", Some("store")));
     }
 
     #[test]
@@ -585,7 +791,7 @@ mod tests {
 
     #[test]
     fn records_round_trip_the_core_shapes() {
-        let engine = Engine::new(Some(7), None).unwrap();
+        let engine = Engine::new(Some(7), None, None).unwrap();
         let f =
             features_from_json(r#"{"job_type":"pay","attempt_number":1,"http_status":503}"#.into()).unwrap();
         assert_eq!(f.http_status, Some(503));

@@ -172,6 +172,11 @@ impl Engine {
     pub fn subscribe(&self, kinds: &[EventKind], capacity: usize) -> Result<Subscription> {
         self.events.subscribe(kinds, capacity)
     }
+
+    /// Subscriptions open now (a closed or dropped one no longer counts).
+    pub fn event_subscribers(&self) -> usize {
+        self.events.subscribers()
+    }
 }
 
 /// What shapes a decision beyond the policy: the job type's context and the overrides.

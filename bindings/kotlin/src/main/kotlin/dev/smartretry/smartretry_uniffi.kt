@@ -687,11 +687,17 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_smartretry_uniffi_checksum_method_engine_emergency_stop(
     ): Int
+    external fun uniffi_smartretry_uniffi_checksum_method_engine_event_subscribers(
+    ): Int
+    external fun uniffi_smartretry_uniffi_checksum_method_engine_flush(
+    ): Int
     external fun uniffi_smartretry_uniffi_checksum_method_engine_guardrails(
     ): Int
     external fun uniffi_smartretry_uniffi_checksum_method_engine_health_json(
     ): Int
     external fun uniffi_smartretry_uniffi_checksum_method_engine_is_emergency_stopped(
+    ): Int
+    external fun uniffi_smartretry_uniffi_checksum_method_engine_metrics_json(
     ): Int
     external fun uniffi_smartretry_uniffi_checksum_method_engine_overrides_json(
     ): Int
@@ -711,7 +717,15 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_smartretry_uniffi_checksum_method_engine_stats(
     ): Int
+    external fun uniffi_smartretry_uniffi_checksum_method_engine_subscribe(
+    ): Int
     external fun uniffi_smartretry_uniffi_checksum_method_engine_update_guardrails(
+    ): Int
+    external fun uniffi_smartretry_uniffi_checksum_method_eventsubscription_dropped(
+    ): Int
+    external fun uniffi_smartretry_uniffi_checksum_method_eventsubscription_poll(
+    ): Int
+    external fun uniffi_smartretry_uniffi_checksum_method_eventsubscription_unsubscribe(
     ): Int
     external fun uniffi_smartretry_uniffi_checksum_constructor_engine_new(
     ): Int
@@ -739,7 +753,7 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_smartretry_uniffi_fn_free_engine(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
-    external fun uniffi_smartretry_uniffi_fn_constructor_engine_new(`seed`: RustBuffer.ByValue,`configJson`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    external fun uniffi_smartretry_uniffi_fn_constructor_engine_new(`seed`: RustBuffer.ByValue,`configJson`: RustBuffer.ByValue,`store`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_smartretry_uniffi_fn_method_engine_add_override_json(`ptr`: Long,`overrideJson`: RustBuffer.ByValue,`nowMs`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
@@ -749,12 +763,18 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_smartretry_uniffi_fn_method_engine_emergency_stop(`ptr`: Long,`on`: Byte,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
+    external fun uniffi_smartretry_uniffi_fn_method_engine_event_subscribers(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Int
+    external fun uniffi_smartretry_uniffi_fn_method_engine_flush(`ptr`: Long,`timeoutMs`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
     external fun uniffi_smartretry_uniffi_fn_method_engine_guardrails(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_smartretry_uniffi_fn_method_engine_health_json(`ptr`: Long,`jobType`: RustBuffer.ByValue,`nowMs`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_smartretry_uniffi_fn_method_engine_is_emergency_stopped(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Byte
+    external fun uniffi_smartretry_uniffi_fn_method_engine_metrics_json(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_smartretry_uniffi_fn_method_engine_overrides_json(`ptr`: Long,`nowMs`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_smartretry_uniffi_fn_method_engine_patch_guardrails(`ptr`: Long,`patchJson`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
@@ -773,7 +793,19 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_smartretry_uniffi_fn_method_engine_stats(`ptr`: Long,`jobType`: RustBuffer.ByValue,`errorClass`: RustBuffer.ByValue,`windowMs`: RustBuffer.ByValue,`nowMs`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_smartretry_uniffi_fn_method_engine_subscribe(`ptr`: Long,`kinds`: RustBuffer.ByValue,`capacity`: Int,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
     external fun uniffi_smartretry_uniffi_fn_method_engine_update_guardrails(`ptr`: Long,`guardrails`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_smartretry_uniffi_fn_clone_eventsubscription(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_smartretry_uniffi_fn_free_eventsubscription(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_smartretry_uniffi_fn_method_eventsubscription_dropped(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_smartretry_uniffi_fn_method_eventsubscription_poll(`ptr`: Long,`timeoutMs`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_smartretry_uniffi_fn_method_eventsubscription_unsubscribe(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
     external fun uniffi_smartretry_uniffi_fn_method_attempt_to_json(`ptr`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
@@ -928,6 +960,12 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_smartretry_uniffi_checksum_method_engine_emergency_stop() and 0xFFFF) != 55343) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_smartretry_uniffi_checksum_method_engine_event_subscribers() and 0xFFFF) != 18280) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_smartretry_uniffi_checksum_method_engine_flush() and 0xFFFF) != 52174) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_smartretry_uniffi_checksum_method_engine_guardrails() and 0xFFFF) != 30279) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -935,6 +973,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_smartretry_uniffi_checksum_method_engine_is_emergency_stopped() and 0xFFFF) != 18744) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_smartretry_uniffi_checksum_method_engine_metrics_json() and 0xFFFF) != 22740) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_smartretry_uniffi_checksum_method_engine_overrides_json() and 0xFFFF) != 44204) {
@@ -964,10 +1005,22 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_smartretry_uniffi_checksum_method_engine_stats() and 0xFFFF) != 24974) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_smartretry_uniffi_checksum_method_engine_subscribe() and 0xFFFF) != 42216) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_smartretry_uniffi_checksum_method_engine_update_guardrails() and 0xFFFF) != 43305) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_smartretry_uniffi_checksum_constructor_engine_new() and 0xFFFF) != 64310) {
+    if ((lib.uniffi_smartretry_uniffi_checksum_method_eventsubscription_dropped() and 0xFFFF) != 28198) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_smartretry_uniffi_checksum_method_eventsubscription_poll() and 0xFFFF) != 3128) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_smartretry_uniffi_checksum_method_eventsubscription_unsubscribe() and 0xFFFF) != 1147) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_smartretry_uniffi_checksum_constructor_engine_new() and 0xFFFF) != 12603) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
 }
@@ -1401,6 +1454,17 @@ public interface EngineInterface {
     fun `emergencyStop`(`on`: kotlin.Boolean)
     
     /**
+     * Subscriptions open now.
+     */
+    fun `eventSubscribers`(): kotlin.Int
+    
+    /**
+     * Waits until every outcome and audit record so far is in the store (at most
+     * `timeout_ms`); a `Store` error says it is unreachable (the records stay buffered).
+     */
+    fun `flush`(`timeoutMs`: kotlin.Long = 10000L)
+    
+    /**
      * The guardrails in force.
      */
     fun `guardrails`(): Guardrails
@@ -1411,6 +1475,11 @@ public interface EngineInterface {
     fun `healthJson`(`jobType`: kotlin.String, `nowMs`: kotlin.Long? = null): kotlin.String
     
     fun `isEmergencyStopped`(): kotlin.Boolean
+    
+    /**
+     * Counters of decisions, guardrails, events and the store, as JSON.
+     */
+    fun `metricsJson`(): kotlin.String
     
     /**
      * The operator overrides in force, as a JSON array.
@@ -1459,6 +1528,12 @@ public interface EngineInterface {
     fun `stats`(`jobType`: kotlin.String, `errorClass`: kotlin.String, `windowMs`: kotlin.Long? = null, `nowMs`: kotlin.Long? = null): Stats
     
     /**
+     * Receives lifecycle events of `kinds` (all when empty) in a queue of `capacity`;
+     * when it is full, new events are dropped (and counted), never waited for.
+     */
+    fun `subscribe`(`kinds`: List<EventKind>, `capacity`: kotlin.Int = 1024): EventSubscription
+    
+    /**
      * Replaces the guardrails (validated; nothing changes on error).
      */
     fun `updateGuardrails`(`guardrails`: Guardrails)
@@ -1496,16 +1571,19 @@ open class Engine: Disposable, AutoCloseable, EngineInterface
     }
     /**
      * `seed` makes every random choice (jitter, throttling) reproducible;
-     * `config_json` is the configuration file's JSON.
+     * `config_json` is the configuration file's JSON; `store` is where state lives
+     * (`"memory"`, `"sqlite:///path.db"`, `"redis://host:port/db"`), over the
+     * configuration's `store`. A bad one is a `Config` error on `store`.
      */
-    constructor(`seed`: kotlin.Long? = null, `configJson`: kotlin.String? = null) :
+    constructor(`seed`: kotlin.Long? = null, `configJson`: kotlin.String? = null, `store`: kotlin.String? = null) :
         this(UniffiWithHandle, 
     uniffiRustCallWithError(SmartRetryException) { _status ->
     UniffiLib.uniffi_smartretry_uniffi_fn_constructor_engine_new(
     
         
         FfiConverterOptionalLong.lower(`seed`),
-        FfiConverterOptionalString.lower(`configJson`),_status)
+        FfiConverterOptionalString.lower(`configJson`),
+        FfiConverterOptionalString.lower(`store`),_status)
 }
     )
 
@@ -1660,6 +1738,40 @@ open class Engine: Disposable, AutoCloseable, EngineInterface
 
     
     /**
+     * Subscriptions open now.
+     */override fun `eventSubscribers`(): kotlin.Int {
+            return FfiConverterInt.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_smartretry_uniffi_fn_method_engine_event_subscribers(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Waits until every outcome and audit record so far is in the store (at most
+     * `timeout_ms`); a `Store` error says it is unreachable (the records stay buffered).
+     */
+    @Throws(SmartRetryException::class)override fun `flush`(`timeoutMs`: kotlin.Long)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(SmartRetryException) { _status ->
+    UniffiLib.uniffi_smartretry_uniffi_fn_method_engine_flush(
+        it,
+        
+        FfiConverterLong.lower(`timeoutMs`),_status)
+}
+    }
+    
+    
+
+    
+    /**
      * The guardrails in force.
      */
     @Throws(SmartRetryException::class)override fun `guardrails`(): Guardrails {
@@ -1699,6 +1811,22 @@ open class Engine: Disposable, AutoCloseable, EngineInterface
     callWithHandle {
     uniffiRustCall() { _status ->
     UniffiLib.uniffi_smartretry_uniffi_fn_method_engine_is_emergency_stopped(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Counters of decisions, guardrails, events and the store, as JSON.
+     */override fun `metricsJson`(): kotlin.String {
+            return FfiConverterString.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_smartretry_uniffi_fn_method_engine_metrics_json(
         it,
         _status)
 }
@@ -1878,6 +2006,26 @@ open class Engine: Disposable, AutoCloseable, EngineInterface
 
     
     /**
+     * Receives lifecycle events of `kinds` (all when empty) in a queue of `capacity`;
+     * when it is full, new events are dropped (and counted), never waited for.
+     */
+    @Throws(SmartRetryException::class)override fun `subscribe`(`kinds`: List<EventKind>, `capacity`: kotlin.Int): EventSubscription {
+            return FfiConverterTypeEventSubscription.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SmartRetryException) { _status ->
+    UniffiLib.uniffi_smartretry_uniffi_fn_method_engine_subscribe(
+        it,
+        
+        FfiConverterSequenceTypeEventKind.lower(`kinds`),
+        FfiConverterInt.lower(`capacity`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
      * Replaces the guardrails (validated; nothing changes on error).
      */
     @Throws(SmartRetryException::class)override fun `updateGuardrails`(`guardrails`: Guardrails)
@@ -1927,6 +2075,320 @@ public object FfiConverterTypeEngine: FfiConverter<Engine, Long> {
     override fun allocationSize(value: Engine) = 8UL
 
     override fun write(value: Engine, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
+ * A subscription made by `Engine.subscribe`: a bounded queue of lifecycle events.
+ * Poll it from one thread at a time; `unsubscribe` may come from any thread.
+ */
+public interface EventSubscriptionInterface {
+    
+    /**
+     * Events lost because the queue was full.
+     */
+    fun `dropped`(): kotlin.Long
+    
+    /**
+     * Waits up to `timeout_ms` for an event, then takes every one queued, oldest
+     * first; empty when none came in time, null once unsubscribed and drained.
+     */
+    fun `poll`(`timeoutMs`: kotlin.Long): List<Event>?
+    
+    /**
+     * Ends the subscription: a waiting `poll` returns at once.
+     */
+    fun `unsubscribe`()
+    
+    companion object
+}
+
+/**
+ * A subscription made by `Engine.subscribe`: a bounded queue of lifecycle events.
+ * Poll it from one thread at a time; `unsubscribe` may come from any thread.
+ */
+open class EventSubscription: Disposable, AutoCloseable, EventSubscriptionInterface
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_smartretry_uniffi_fn_free_eventsubscription(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_smartretry_uniffi_fn_clone_eventsubscription(handle, status)
+        }
+    }
+
+    
+    /**
+     * Events lost because the queue was full.
+     */override fun `dropped`(): kotlin.Long {
+            return FfiConverterLong.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_smartretry_uniffi_fn_method_eventsubscription_dropped(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Waits up to `timeout_ms` for an event, then takes every one queued, oldest
+     * first; empty when none came in time, null once unsubscribed and drained.
+     */
+    @Throws(SmartRetryException::class)override fun `poll`(`timeoutMs`: kotlin.Long): List<Event>? {
+            return FfiConverterOptionalSequenceTypeEvent.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SmartRetryException) { _status ->
+    UniffiLib.uniffi_smartretry_uniffi_fn_method_eventsubscription_poll(
+        it,
+        
+        FfiConverterLong.lower(`timeoutMs`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Ends the subscription: a waiting `poll` returns at once.
+     */override fun `unsubscribe`()
+        = 
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_smartretry_uniffi_fn_method_eventsubscription_unsubscribe(
+        it,
+        _status)
+}
+    }
+    
+    
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeEventSubscription: FfiConverter<EventSubscription, Long> {
+    override fun lower(value: EventSubscription): Long {
+        return value.uniffiCloneHandle()
+    }
+
+    override fun lift(value: Long): EventSubscription {
+        return EventSubscription(UniffiWithHandle, value)
+    }
+
+    override fun read(buf: ByteBuffer): EventSubscription {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: EventSubscription) = 8UL
+
+    override fun write(value: EventSubscription, buf: ByteBuffer) {
         buf.putLong(lower(value))
     }
 }
@@ -2236,6 +2698,116 @@ public object FfiConverterTypeDecision: FfiConverterRustBuffer<Decision> {
             FfiConverterSequenceString.write(value.`policyGuardrails`, buf)
             FfiConverterString.write(value.`errorClass`, buf)
             FfiConverterString.write(value.`policy`, buf)
+    }
+}
+
+
+
+/**
+ * One lifecycle event. Fields that do not apply to its kind are null.
+ */
+data class Event (
+    var `kind`: EventKind
+    , 
+    /**
+     * When it happened (the call's `now_ms`).
+     */
+    var `atMs`: kotlin.Long
+    , 
+    /**
+     * The job type (for a breaker, the downstream it guards).
+     */
+    var `jobType`: kotlin.String
+    , 
+    var `jobId`: kotlin.String?
+    , 
+    var `tenant`: kotlin.String?
+    , 
+    var `queue`: kotlin.String?
+    , 
+    var `attemptNumber`: kotlin.Int?
+    , 
+    var `errorClass`: kotlin.String?
+    , 
+    /**
+     * The delay of a scheduled retry, or the wait before a recorded one.
+     */
+    var `delayMs`: kotlin.Long?
+    , 
+    var `method`: Method?
+    , 
+    var `guardrails`: List<kotlin.String>
+    , 
+    var `rationale`: kotlin.String?
+    , 
+    var `breakerFrom`: BreakerState?
+    , 
+    var `breakerTo`: BreakerState?
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeEvent: FfiConverterRustBuffer<Event> {
+    override fun read(buf: ByteBuffer): Event {
+        return Event(
+            FfiConverterTypeEventKind.read(buf),
+            FfiConverterLong.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalInt.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalLong.read(buf),
+            FfiConverterOptionalTypeMethod.read(buf),
+            FfiConverterSequenceString.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterOptionalTypeBreakerState.read(buf),
+            FfiConverterOptionalTypeBreakerState.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: Event) = (
+            FfiConverterTypeEventKind.allocationSize(value.`kind`) +
+            FfiConverterLong.allocationSize(value.`atMs`) +
+            FfiConverterString.allocationSize(value.`jobType`) +
+            FfiConverterOptionalString.allocationSize(value.`jobId`) +
+            FfiConverterOptionalString.allocationSize(value.`tenant`) +
+            FfiConverterOptionalString.allocationSize(value.`queue`) +
+            FfiConverterOptionalInt.allocationSize(value.`attemptNumber`) +
+            FfiConverterOptionalString.allocationSize(value.`errorClass`) +
+            FfiConverterOptionalLong.allocationSize(value.`delayMs`) +
+            FfiConverterOptionalTypeMethod.allocationSize(value.`method`) +
+            FfiConverterSequenceString.allocationSize(value.`guardrails`) +
+            FfiConverterOptionalString.allocationSize(value.`rationale`) +
+            FfiConverterOptionalTypeBreakerState.allocationSize(value.`breakerFrom`) +
+            FfiConverterOptionalTypeBreakerState.allocationSize(value.`breakerTo`)
+    )
+
+    override fun write(value: Event, buf: ByteBuffer) {
+            FfiConverterTypeEventKind.write(value.`kind`, buf)
+            FfiConverterLong.write(value.`atMs`, buf)
+            FfiConverterString.write(value.`jobType`, buf)
+            FfiConverterOptionalString.write(value.`jobId`, buf)
+            FfiConverterOptionalString.write(value.`tenant`, buf)
+            FfiConverterOptionalString.write(value.`queue`, buf)
+            FfiConverterOptionalInt.write(value.`attemptNumber`, buf)
+            FfiConverterOptionalString.write(value.`errorClass`, buf)
+            FfiConverterOptionalLong.write(value.`delayMs`, buf)
+            FfiConverterOptionalTypeMethod.write(value.`method`, buf)
+            FfiConverterSequenceString.write(value.`guardrails`, buf)
+            FfiConverterOptionalString.write(value.`rationale`, buf)
+            FfiConverterOptionalTypeBreakerState.write(value.`breakerFrom`, buf)
+            FfiConverterOptionalTypeBreakerState.write(value.`breakerTo`, buf)
     }
 }
 
@@ -2788,6 +3360,103 @@ public object FfiConverterTypeTimelineEntry: FfiConverterRustBuffer<TimelineEntr
 
 
 /**
+ * A downstream's circuit breaker.
+ */
+
+enum class BreakerState {
+    
+    CLOSED,
+    OPEN,
+    HALF_OPEN;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeBreakerState: FfiConverterRustBuffer<BreakerState> {
+    override fun read(buf: ByteBuffer) = try {
+        BreakerState.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: BreakerState) = 4UL
+
+    override fun write(value: BreakerState, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
+/**
+ * What a lifecycle event is about.
+ */
+
+enum class EventKind {
+    
+    /**
+     * `decide` granted a retry.
+     */
+    RETRY_SCHEDULED,
+    /**
+     * A retry (attempt ≥ 2) was recorded as a success.
+     */
+    RETRY_SUCCEEDED,
+    /**
+     * A retry (attempt ≥ 2) was recorded as a failure.
+     */
+    RETRY_FAILED,
+    /**
+     * `decide` refused: the caller stops and the job is dead-lettered.
+     */
+    GAVE_UP,
+    /**
+     * A guardrail changed a decision (its names are in `guardrails`).
+     */
+    GUARDRAIL_TRIGGERED,
+    /**
+     * A downstream's circuit breaker moved (`breaker_from` → `breaker_to`).
+     */
+    BREAKER_STATE_CHANGED;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeEventKind: FfiConverterRustBuffer<EventKind> {
+    override fun read(buf: ByteBuffer) = try {
+        EventKind.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: EventKind) = 4UL
+
+    override fun write(value: EventKind, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
+
+
+
+/**
  * Which tier made a decision.
  */
 
@@ -3197,6 +3866,70 @@ public object FfiConverterOptionalString: FfiConverterRustBuffer<kotlin.String?>
 /**
  * @suppress
  */
+public object FfiConverterOptionalTypeBreakerState: FfiConverterRustBuffer<BreakerState?> {
+    override fun read(buf: ByteBuffer): BreakerState? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeBreakerState.read(buf)
+    }
+
+    override fun allocationSize(value: BreakerState?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeBreakerState.allocationSize(value)
+        }
+    }
+
+    override fun write(value: BreakerState?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeBreakerState.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeMethod: FfiConverterRustBuffer<Method?> {
+    override fun read(buf: ByteBuffer): Method? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeMethod.read(buf)
+    }
+
+    override fun allocationSize(value: Method?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeMethod.allocationSize(value)
+        }
+    }
+
+    override fun write(value: Method?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeMethod.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterOptionalTypePriority: FfiConverterRustBuffer<Priority?> {
     override fun read(buf: ByteBuffer): Priority? {
         if (buf.get().toInt() == 0) {
@@ -3219,6 +3952,38 @@ public object FfiConverterOptionalTypePriority: FfiConverterRustBuffer<Priority?
         } else {
             buf.put(1)
             FfiConverterTypePriority.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalSequenceTypeEvent: FfiConverterRustBuffer<List<Event>?> {
+    override fun read(buf: ByteBuffer): List<Event>? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterSequenceTypeEvent.read(buf)
+    }
+
+    override fun allocationSize(value: List<Event>?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterSequenceTypeEvent.allocationSize(value)
+        }
+    }
+
+    override fun write(value: List<Event>?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterSequenceTypeEvent.write(value, buf)
         }
     }
 }
@@ -3313,6 +4078,34 @@ public object FfiConverterSequenceTypeDecision: FfiConverterRustBuffer<List<Deci
 /**
  * @suppress
  */
+public object FfiConverterSequenceTypeEvent: FfiConverterRustBuffer<List<Event>> {
+    override fun read(buf: ByteBuffer): List<Event> {
+        val len = buf.getInt()
+        return List<Event>(len) {
+            FfiConverterTypeEvent.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<Event>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeEvent.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<Event>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeEvent.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterSequenceTypeTimelineEntry: FfiConverterRustBuffer<List<TimelineEntry>> {
     override fun read(buf: ByteBuffer): List<TimelineEntry> {
         val len = buf.getInt()
@@ -3331,6 +4124,34 @@ public object FfiConverterSequenceTypeTimelineEntry: FfiConverterRustBuffer<List
         buf.putInt(value.size)
         value.iterator().forEach {
             FfiConverterTypeTimelineEntry.write(it, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeEventKind: FfiConverterRustBuffer<List<EventKind>> {
+    override fun read(buf: ByteBuffer): List<EventKind> {
+        val len = buf.getInt()
+        return List<EventKind>(len) {
+            FfiConverterTypeEventKind.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<EventKind>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeEventKind.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<EventKind>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeEventKind.write(it, buf)
         }
     }
 }
