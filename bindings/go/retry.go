@@ -30,6 +30,9 @@ type Options struct {
 	// NonIdempotent marks a call that must not run twice: it is never retried after a
 	// failure that may have taken effect (timeouts, 5xx, resets).
 	NonIdempotent bool
+	// Priority is sent with every decision: when the retry budget or a concurrency cap
+	// binds, a priority may use only its share of it ("": not ranked).
+	Priority Priority
 	// RetryIf returning false for a failure returns it at once, without asking the engine.
 	RetryIf func(err error) bool
 	// OnRetry is called before each wait.
@@ -213,6 +216,7 @@ func Do(ctx context.Context, opts Options, fn func(ctx context.Context) error) e
 			AttemptNumber:       attempt,
 			JobID:               jobID,
 			Tenant:              opts.Tenant,
+			Priority:            opts.Priority,
 			SinceFirstFailureMs: Ptr(now.Sub(firstFailureAt).Milliseconds()),
 		}
 		if opts.MaxAttempts > 0 {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -108,6 +109,34 @@ func TestDoNeverRetriesANonIdempotentCallThatMayHaveTakenEffect(t *testing.T) {
 	})
 	if err != nil || calls != 2 {
 		t.Fatalf("err=%v calls=%d", err, calls)
+	}
+}
+
+func TestDoSendsItsPriorityWithEveryDecision(t *testing.T) {
+	e := newEngine(t)
+	// A budget of 3 retries a minute (no share of first attempts), of which low may use 1.
+	patch := map[string]any{"adaptive_throttle": false, "min_retries_per_sec": 0.05, "max_budget_percent": 0}
+	if _, err := e.UpdateGuardrails(patch); err != nil {
+		t.Fatal(err)
+	}
+	run := func(p smartretry.Priority) (int, *smartretry.GaveUpError) {
+		calls := 0
+		err := smartretry.Do(context.Background(), smartretry.Options{JobType: "flaky_job", Engine: e, Priority: p},
+			func(context.Context) error { calls++; return &smartretry.HTTPError{StatusCode: 503} })
+		var gaveUp *smartretry.GaveUpError
+		if !errors.As(err, &gaveUp) || gaveUp.Decision == nil {
+			t.Fatalf("want the engine to give up, got %v", err)
+		}
+		return calls, gaveUp
+	}
+	calls, low := run(smartretry.PriorityLow)
+	if calls != 2 || !strings.Contains(low.Decision.Rationale, "low priority may use 1 of them") {
+		t.Errorf("low: %d calls, %q", calls, low.Decision.Rationale)
+	}
+	// Critical work may use the whole budget: two more retries.
+	calls, critical := run(smartretry.PriorityCritical)
+	if calls != 3 || !strings.Contains(critical.Decision.Rationale, "3 of 3 retries") {
+		t.Errorf("critical: %d calls, %q", calls, critical.Decision.Rationale)
 	}
 }
 

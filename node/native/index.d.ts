@@ -24,7 +24,7 @@ export declare class NativeEngine {
    * `[should_retry ? 1 : 0, delay_ms]` into `out` (a `Float64Array` of length 2), so
    * the loop can act at once and parse the returned Decision JSON only if asked.
    */
-  decideFailure(out: Float64Array, jobType: string, attemptNumber: number, jobId?: string | undefined | null, tenant?: string | undefined | null, httpStatus?: number | undefined | null, errorClass?: string | undefined | null, errorCode?: string | undefined | null, retryAfter?: string | undefined | null, idempotent?: boolean | undefined | null, sinceFirstFailureMs?: number | undefined | null, deadlineMs?: number | undefined | null, maxAttempts?: number | undefined | null, nowMs?: number | undefined | null): string
+  decideFailure(out: Float64Array, jobType: string, attemptNumber: number, jobId?: string | undefined | null, tenant?: string | undefined | null, httpStatus?: number | undefined | null, errorClass?: string | undefined | null, errorCode?: string | undefined | null, retryAfter?: string | undefined | null, idempotent?: boolean | undefined | null, sinceFirstFailureMs?: number | undefined | null, deadlineMs?: number | undefined | null, maxAttempts?: number | undefined | null, priority?: 'low' | 'normal' | 'high' | 'critical' | undefined | null, nowMs?: number | undefined | null): string
   /** `Engine::record`: Attempt JSON in. */
   record(attemptJson: string, nowMs?: number | undefined | null): void
   /**

@@ -28,7 +28,7 @@ export interface BatchSummary<T, R> {
 }
 
 export interface BatchOptions
-  extends Pick<RetryOptions<unknown>, 'engine' | 'tenant' | 'retryOn' | 'maxAttempts' | 'timeout' | 'clock' | 'idempotent'> {
+  extends Pick<RetryOptions<unknown>, 'engine' | 'tenant' | 'retryOn' | 'maxAttempts' | 'timeout' | 'clock' | 'idempotent' | 'priority'> {
   /** What the engine learns under. */
   jobType: string;
   /** Items run at once (default 10). */
@@ -68,6 +68,7 @@ export async function retryBatch<T, R>(
     timeout: options.timeout,
     clock: options.clock,
     idempotent: options.idempotent,
+    priority: options.priority,
     signal,
     jobType,
   };

@@ -4,7 +4,7 @@ import { Engine, defaultEngine } from './engine.js';
 import { AttemptTimeoutError, isEngineError } from './errors.js';
 import type { FailureInfo } from './failure.js';
 import { describeFailure } from './failure.js';
-import type { Decision } from './types.js';
+import type { Decision, Priority } from './types.js';
 
 /** Passed to the function on every attempt. */
 export interface AttemptContext {
@@ -140,6 +140,12 @@ export interface RetryOptions<T = unknown> {
    * failure that may have taken effect (timeouts, 5xx, resets). Default `true`.
    */
   idempotent?: boolean;
+  /**
+   * How much this call matters. When the retry budget or a concurrency cap binds, a
+   * priority may use only its share of it (the rest waits for higher ones); critical
+   * work of a context that does not respect global backpressure goes past it.
+   */
+  priority?: Priority;
   /** Stops at once: rejects with `signal.reason`, interrupting a wait or an attempt. */
   signal?: AbortSignal;
   /** Called before each wait; may be async (awaited). Throwing stops the retries. */
@@ -439,6 +445,7 @@ function decideFailure<T>(
           sinceFirstFailureMs,
           deadlineMs,
           o.maxAttempts,
+          o.priority,
           now,
         ),
       );

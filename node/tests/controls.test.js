@@ -4,7 +4,7 @@
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const { once } = require('node:events');
-const { Engine, retryBatch, testing } = require('smartretry');
+const { Engine, retry, retryBatch, testing, wrap } = require('smartretry');
 
 const T0 = 1_700_000_000_000;
 
@@ -65,6 +65,43 @@ test("the documents' DEFAULT_RETRY_CONFIGS and critical priority past global bac
     code: 'config',
     field: 'contexts.pool.max_attempts',
   });
+});
+
+test('retry() and wrap() carry their priority to every decision', async () => {
+  const engine = new Engine({ seed: 7 });
+  // A budget of 3 retries a minute (no share of first attempts), of which low priority may use 1.
+  engine.updateGuardrails({ adaptive_throttle: false, min_retries_per_sec: 0.05, max_budget_percent: 0 });
+  // Attempts are not what runs out here: only the budget is.
+  engine.addPolicy({ name: 'nightly', job_type_patterns: ['nightly'], max_attempts: 10, base_delay_ms: 100, max_delay_ms: 1000, priority: 100 });
+  const clock = testing.virtualClock(T0);
+  const calls = { low: 0, critical: 0 };
+  const reasons = [];
+  const options = (priority) => ({
+    engine,
+    clock,
+    jobType: 'nightly',
+    priority,
+    onGiveUp: (info) => reasons.push([info.decision.policy_guardrails, info.decision.rationale]),
+  });
+  const low = () => {
+    calls.low += 1;
+    throw new HttpError(503);
+  };
+  await assert.rejects(retry(low, options('low')), HttpError);
+  assert.equal(calls.low, 2);
+  assert.deepEqual(reasons[0][0], ['retry_budget']);
+  assert.match(reasons[0][1], /low priority may use 1 of them/);
+  // The same spent share: critical work may use the whole budget, so it retries twice more.
+  const critical = wrap(async function nightly() {
+    calls.critical += 1;
+    throw new HttpError(503);
+  }, options('critical'));
+  await assert.rejects(critical(), HttpError);
+  assert.equal(calls.critical, 3);
+  assert.deepEqual(reasons[1][0], ['retry_budget']);
+  assert.match(reasons[1][1], /3 of 3 retries/);
+  assert.doesNotMatch(reasons[1][1], /priority may use/);
+  await assert.rejects(retry(low, { ...options('urgent'), onGiveUp: undefined }), { code: 'invalid_input', field: 'priority' });
 });
 
 test('health signals stretch rules delays; health() reports the downstream', () => {

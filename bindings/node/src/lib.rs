@@ -136,8 +136,10 @@ impl NativeEngine {
         since_first_failure_ms: Option<f64>,
         deadline_ms: Option<f64>,
         max_attempts: Option<f64>,
+        #[napi(ts_arg_type = "'low' | 'normal' | 'high' | 'critical' | undefined | null")] priority: Option<String>,
         now_ms: Option<f64>,
     ) -> Result<String> {
+        let priority = core(env, priority.as_deref().map(smartretry::Priority::parse).transpose())?;
         let features = Features {
             job_type,
             attempt_number,
@@ -151,6 +153,7 @@ impl NativeEngine {
             since_first_failure_ms: opt_int(env, "since_first_failure_ms", since_first_failure_ms)?,
             deadline_ms: opt_int(env, "deadline_ms", deadline_ms)?,
             max_attempts: opt_u32(env, "max_attempts", max_attempts)?,
+            priority,
             ..Features::default()
         };
         let now = opt_int(env, "now_ms", now_ms)?;

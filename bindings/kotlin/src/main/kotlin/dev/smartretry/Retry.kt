@@ -42,6 +42,11 @@ data class RetryOptions(
     val deadline: Duration? = null,
     /** `false`: the call must not run twice; never retried after a failure that may have taken effect. */
     val idempotent: Boolean = true,
+    /**
+     * Sent with every decision: when the retry budget or a concurrency cap binds, a
+     * priority may use only its share of it (null: not ranked).
+     */
+    val priority: Priority? = null,
     /** `false` for a failure means "do not retry it, throw it at once". */
     val retryOn: (Throwable) -> Boolean = { true },
     /** Called before each wait. Throwing stops the retries. */
@@ -115,6 +120,7 @@ private class RetryLoop(private val o: RetryOptions) {
         errorCode = info.errorCode,
         retryAfter = info.retryAfter,
         idempotent = o.idempotent,
+        priority = o.priority,
         sinceFirstFailureMs = now - firstFailureAt,
         deadlineMs = o.deadline?.let { maxOf(0L, it.inWholeMilliseconds - (firstFailureAt - startedAt)) },
         maxAttempts = o.maxAttempts,

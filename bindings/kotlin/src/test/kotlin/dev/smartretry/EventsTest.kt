@@ -16,13 +16,7 @@ import org.junit.jupiter.api.Test
 import org.junit.jupiter.api.assertThrows
 
 class EventsTest {
-    /** A real engine whose `flaky` jobs back off 5–20 ms. */
-    private val engine = Engine(seed = 7).also {
-        it.addPolicyJson(
-            """{"name":"fast","job_type_patterns":["flaky.*"],"max_attempts":5,"base_delay_ms":5,
-               "max_delay_ms":20,"jitter_percent":0,"priority":100}""",
-        )
-    }
+    private val engine = fastEngine()
 
     @AfterEach
     fun close() = engine.close()

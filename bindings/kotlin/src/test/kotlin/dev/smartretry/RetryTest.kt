@@ -27,14 +27,16 @@ class ForeignHttpException(private val status: FakeStatus) : RuntimeException("f
     fun getStatusCode(): FakeStatus = status
 }
 
+/** A real engine whose `flaky` jobs back off 5–20 ms, so the tests wait for real. */
+fun fastEngine() = Engine(seed = 7).also {
+    it.addPolicyJson(
+        """{"name":"fast","job_type_patterns":["flaky.*"],"max_attempts":5,"base_delay_ms":5,
+           "max_delay_ms":20,"jitter_percent":0,"priority":100}""",
+    )
+}
+
 class RetryTest {
-    /** A real engine whose `flaky` jobs back off 5–20 ms, so the tests wait for real. */
-    private val engine = Engine(seed = 7).also {
-        it.addPolicyJson(
-            """{"name":"fast","job_type_patterns":["flaky.*"],"max_attempts":5,"base_delay_ms":5,
-               "max_delay_ms":20,"jitter_percent":0,"priority":100}""",
-        )
-    }
+    private val engine = fastEngine()
 
     @AfterEach
     fun close() = engine.close()
@@ -58,6 +60,26 @@ class RetryTest {
         val stats = engine.stats("flaky_job", "service_unavailable")
         assertEquals(2L, stats.totalAttempts)
         assertEquals(1L, stats.successfulRetries)
+    }
+
+    @Test
+    fun `the priority goes with every decision`() {
+        // A budget of 3 retries a minute (no share of first attempts), of which low may use 1.
+        engine.patchGuardrails("""{"adaptive_throttle":false,"min_retries_per_sec":0.05,"max_budget_percent":0}""")
+        fun run(priority: Priority): Pair<Int, String> {
+            val calls = AtomicInteger()
+            val e = assertThrows<HttpStatusException> {
+                retryBlocking(options().copy(priority = priority)) { calls.incrementAndGet(); throw HttpStatusException(503) }
+            }
+            return calls.get() to e.suppressed.filterIsInstance<RetriesExhausted>().single().decision!!.rationale
+        }
+        val (lowCalls, lowReason) = run(Priority.LOW)
+        assertEquals(2, lowCalls)
+        assertTrue("low priority may use 1 of them" in lowReason, lowReason)
+        // Critical work may use the whole budget: two more retries.
+        val (criticalCalls, criticalReason) = run(Priority.CRITICAL)
+        assertEquals(3, criticalCalls)
+        assertTrue("3 of 3 retries" in criticalReason, criticalReason)
     }
 
     @Test
