@@ -136,7 +136,9 @@ impl NativeEngine {
         since_first_failure_ms: Option<f64>,
         deadline_ms: Option<f64>,
         max_attempts: Option<f64>,
-        #[napi(ts_arg_type = "'low' | 'normal' | 'high' | 'critical' | undefined | null")] priority: Option<String>,
+        #[napi(ts_arg_type = "'low' | 'normal' | 'high' | 'critical' | undefined | null")] priority: Option<
+            String,
+        >,
         now_ms: Option<f64>,
     ) -> Result<String> {
         let priority = core(env, priority.as_deref().map(smartretry::Priority::parse).transpose())?;
