@@ -23,7 +23,8 @@ const val DEFAULT_EVENT_CAPACITY = 1024
  * subscription's running total of dropped events whenever it grows; the engine-wide
  * total is `events_dropped_total` in [Engine.metricsJson].
  *
- * Polling runs on [Dispatchers.IO]; cancelling the collector wakes it at once.
+ * Polling runs on [Dispatchers.IO]; cancelling the collector wakes it at once. The
+ * flow completes when the engine is closed.
  */
 fun Engine.events(
     vararg kinds: EventKind,
@@ -45,6 +46,8 @@ fun Engine.events(
                     onDropped(total)
                 }
             }
+            // Unsubscribed here, or the engine is gone (closed): the flow completes.
+            channel.close()
         }
         // The native object is freed once the poller is done with it (this runs even if
         // it never started); until then, unsubscribing wakes a poll in flight at once.

@@ -91,6 +91,15 @@ class EventsTest {
     }
 
     @Test
+    fun `closing the engine completes the flow`() = runBlocking {
+        val collector = launch { engine.events().collect {} }
+        awaitSubscribers(1)
+        engine.close()
+        withTimeout(10_000) { collector.join() }
+        assertTrue(collector.isCompleted && !collector.isCancelled)
+    }
+
+    @Test
     fun `a bad capacity is an error naming it`() {
         val e = assertThrows<SmartRetryException.InvalidInput> { engine.subscribe(listOf(), 0) }
         assertEquals("capacity", e.field)
