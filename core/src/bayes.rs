@@ -186,8 +186,9 @@ pub struct KeyModel {
     /// from 0, the downstream changed and old evidence should fade faster.
     surprise: f32,
     fit: Option<Box<Fit>>,
-    /// When a rate limit is known to reset (from another job's `Retry-After`).
-    pub reset_at_ms: u64,
+    /// When the key's rate limit resets next, as narrowed by every job's evidence
+    /// (only its latest moment is kept by [`KeyModel::encode`]).
+    pub reset: crate::reset::Reset,
 }
 
 impl Fit {
@@ -217,7 +218,7 @@ impl Default for KeyModel {
             since_fit: 0,
             surprise: 0.0,
             fit: None,
-            reset_at_ms: 0,
+            reset: crate::reset::Reset::default(),
         }
     }
 }
@@ -381,7 +382,7 @@ impl KeyModel {
         }
         out.extend_from_slice(&self.samples.to_le_bytes());
         out.extend_from_slice(&self.since_fit.to_le_bytes());
-        out.extend_from_slice(&self.reset_at_ms.to_le_bytes());
+        out.extend_from_slice(&self.reset.at_ms.to_le_bytes());
         out.extend_from_slice(&self.surprise.to_le_bytes());
         out
     }
@@ -417,7 +418,7 @@ impl KeyModel {
             return None;
         }
         m.samples = samples;
-        m.reset_at_ms = reset_at;
+        m.reset = crate::reset::Reset::at(reset_at);
         m.surprise = if surprise.is_finite() { surprise } else { 0.0 };
         m.refit(cfg);
         m.since_fit = since_fit;

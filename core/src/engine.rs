@@ -29,6 +29,7 @@ use crate::model::{
 };
 use crate::overrides::{Override, OverrideSet, Resolved as Overrides};
 use crate::policy::{Policy, PolicySet, Subject};
+use crate::reset::Reset;
 use crate::say;
 use crate::say::{Ms, Pct, Two};
 use crate::store::persist::{Persister, Shared};
@@ -289,11 +290,11 @@ impl Default for Engine {
 }
 
 /// What the Bayesian tier knows for a failure: the plan of the view chosen, and when
-/// the key's rate limit resets (from a `Retry-After` given to any of its jobs).
+/// the key's rate limit resets (learned from every job of the key).
 struct Learned<'f> {
     scope: Scope<'f>,
     plan: Option<Plan>,
-    reset_at_ms: u64,
+    reset: Reset,
 }
 
 /// A decision in the making.
@@ -442,7 +443,7 @@ impl Engine {
         };
 
         if s.adaptive && mode == Mode::Live {
-            self.remember_reset(f, label, now);
+            self.remember_reset(f, kind, label, now);
         }
         let mut advice = Advice::default();
         if let Some((method, guard, why)) =
@@ -640,28 +641,36 @@ impl Engine {
         let retry = f.attempt_number + 1;
         let respect = s.strategy.guardrails.respect_retry_after;
         let own = f.retry_after_ms(now).filter(|_| respect);
-        let shared =
-            learned.as_ref().map(|l| l.reset_at_ms).filter(|&at| respect && at > now).map(|at| at - now);
-        if let Some((wait, whose)) = own
-            .map(|ra| (ra, "the server asked for it (Retry-After)"))
-            .or(shared.map(|r| (r, "the rate limit resets then (Retry-After given to another job)")))
+        // A reset predicted from the learned period is a real one but maybe not the next
+        // (the period may be a multiple of the true one): taken only when no later than
+        // the rules would wait.
+        let shared = learned.as_ref().map(|l| l.reset).filter(|r| {
+            respect && !(r.periodic_at(now) && r.wait_from(now).is_some_and(|w| w > rules_delay))
+        });
+        if let Some((wait, whose)) =
+            own.map(|ra| (ra, None)).or(shared.and_then(|r| Some((r.wait_from(now)?, Some(r)))))
         {
             // The server said when: that beats any guess. Up to 5 % later, so the callers
             // it told do not all return in the same millisecond.
             d.delay_ms = wait + (wait as f64 * 0.05 * rand01(mix64(bits ^ 0x5eed))) as u64;
             d.confidence = 0.9;
             d.estimated = learned.as_ref().and_then(|l| l.plan).map_or(0.9, |p| p.recovered_by.max(0.5));
-            say!(
-                &mut d.rationale,
-                "Retry ",
-                retry,
-                " of ",
-                max_attempts,
-                " in ",
-                Ms(d.delay_ms),
-                ": ",
-                whose
-            );
+            say!(&mut d.rationale, "Retry ", retry, " of ", max_attempts, " in ", Ms(d.delay_ms), ": ");
+            match whose {
+                None => d.rationale.push_str("the server asked for it (Retry-After)"),
+                Some(reset) if reset.periodic_at(now) => say!(
+                    &mut d.rationale,
+                    "the rate limit resets every ",
+                    Ms(reset.period_ms.unwrap_or_default()),
+                    ", learned from other jobs' Retry-After and retries, and the next reset is then"
+                ),
+                Some(reset) => say!(
+                    &mut d.rationale,
+                    "the rate limit resets then, learned from other jobs' Retry-After and retries (known to within ",
+                    Ms(reset.uncertainty_ms()),
+                    ")"
+                ),
+            }
             return Advice::default();
         }
         let advice = if d.adaptive && s.strategy.ml_enabled {
@@ -859,9 +868,9 @@ impl Engine {
         s: &Settings,
     ) -> Option<Learned<'f>> {
         let t = &s.tuning;
-        let (plan, reset_at_ms) = self
+        let (plan, reset) = self
             .learner
-            .with(&f.job_type, label, Scope::Key, |m| (m.plan(elapsed, retries_left), m.reset_at_ms))?;
+            .with(&f.job_type, label, Scope::Key, |m| (m.plan(elapsed, retries_left), m.reset))?;
         let first_failure = now.saturating_sub(elapsed);
         let narrow = [
             f.tenant.as_deref().filter(|_| t.tenant_scopes).map(Scope::Tenant),
@@ -877,20 +886,30 @@ impl Engine {
                     .and_then(|_| m.plan(elapsed, retries_left))
             });
             if let Some(Some(plan)) = narrow_plan {
-                return Some(Learned { scope, plan: Some(plan), reset_at_ms });
+                return Some(Learned { scope, plan: Some(plan), reset });
             }
         }
-        Some(Learned { scope: Scope::Key, plan, reset_at_ms })
+        Some(Learned { scope: Scope::Key, plan, reset })
     }
 
-    /// Remember a `Retry-After` for the key: a rate limit resets for every caller at once,
-    /// so jobs told nothing can wait for the same reset.
-    fn remember_reset(&self, f: &Features, label: &str, now: u64) {
-        if let Some(ra) = f.retry_after_ms(now) {
-            let reset_at = now.saturating_add(ra);
-            self.learner
-                .update(&f.job_type, label, Scope::Key, |m| m.reset_at_ms = m.reset_at_ms.max(reset_at));
+    /// Learn when the key's rate limit resets from this failure: its `Retry-After`, and a
+    /// retry refused (the reset had not come). A rate limit resets for every caller at
+    /// once, so jobs told nothing can wait for the same reset.
+    fn remember_reset(&self, f: &Features, kind: ErrorKind, label: &str, now: u64) {
+        let ra = f.retry_after_ms(now);
+        let refused_retry = kind == ErrorKind::RateLimit && f.attempt_number > 1;
+        if ra.is_none() && !refused_retry {
+            return;
         }
+        self.learner.update(&f.job_type, label, Scope::Key, |m| {
+            if refused_retry {
+                m.reset.on_refused_after_reset(now, ra);
+                m.reset.on_retry_outcome(now, false);
+            }
+            if let Some(ra) = ra {
+                m.reset.on_retry_after(now, ra);
+            }
+        });
     }
 
     /// Floors, caps, deadline, breaker and the shared budgets, in that order.
@@ -1118,6 +1137,11 @@ impl Engine {
         self.after_outcome(attempt, at, transitions, &s);
         if !s.adaptive {
             return Ok(());
+        }
+        if learns && attempt.success && kind == ErrorKind::RateLimit {
+            // A rate-limited job got through: the reset has come by now.
+            self.learner
+                .with_mut(&attempt.job_type, label, Scope::Key, |m| m.reset.on_retry_outcome(at, true));
         }
         if learns {
             let scopes = [

@@ -32,6 +32,7 @@ pub mod ml;
 pub mod model;
 pub mod overrides;
 pub mod policy;
+pub mod reset;
 pub mod say;
 pub mod store;
 pub mod time;
