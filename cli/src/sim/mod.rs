@@ -58,6 +58,18 @@ pub struct Figures {
     pub success_rate: f64,
     pub mean_time_to_success_ms: f64,
     pub p95_time_to_success_ms: f64,
+    /// The horizon of the restricted mean: the slowest recovery any policy of the
+    /// comparison made, or the scenario's `horizon_ms`.
+    pub horizon_ms: f64,
+    /// Restricted mean time to success: the mean over *every* failed job of
+    /// min(time to success, horizon), a lost job counting at the horizon. The area under
+    /// the survival curve up to the horizon; fair when policies recover different jobs.
+    pub restricted_mean_tts_ms: f64,
+    /// Over the jobs both this policy and smartretry recovered: how many, this policy's
+    /// mean time to success and smartretry's (0 jobs for smartretry itself).
+    pub paired_jobs: u32,
+    pub paired_tts_ms: f64,
+    pub paired_smartretry_tts_ms: f64,
     pub retries_per_job: f64,
     pub retries_per_recovered_job: f64,
     pub wasted_retries_per_job: f64,
@@ -207,6 +219,19 @@ impl Run {
     }
 }
 
+impl Run {
+    /// Mean of min(time to success, horizon) over the measured jobs, lost ones at the
+    /// horizon (restricted mean survival time, with success as the event).
+    pub fn restricted_mean_tts(&self, horizon_ms: u64) -> f64 {
+        let (mut sum, mut n) = (0u64, 0u64);
+        for (recovered, _) in self.recovered_after_ms.iter().zip(&self.measured).filter(|(_, &m)| m) {
+            sum += recovered.map_or(horizon_ms, |t| t.min(horizon_ms));
+            n += 1;
+        }
+        sum as f64 / n.max(1) as f64
+    }
+}
+
 /// Mean time to success of `a` and of `b` over the jobs both recovered, and how many.
 pub fn paired_time_to_success(a: &Run, b: &Run) -> (f64, f64, usize) {
     let both: Vec<(u64, u64)> = a
@@ -334,6 +359,11 @@ fn figures<'a>(scenario: &Scenario, policy: &str, jobs: impl Iterator<Item = &'a
             times.iter().sum::<u64>() as f64 / recovered as f64
         },
         p95_time_to_success_ms: p95 as f64,
+        horizon_ms: 0.0,
+        restricted_mean_tts_ms: 0.0,
+        paired_jobs: 0,
+        paired_tts_ms: 0.0,
+        paired_smartretry_tts_ms: 0.0,
         retries_per_job: f64::from(retries) / n,
         retries_per_recovered_job: f64::from(retries) / recovered.max(1) as f64,
         wasted_retries_per_job: f64::from(jobs.iter().map(|j| j.wasted).sum::<u32>()) / n,
@@ -361,6 +391,7 @@ pub fn ablations(scenario: &Scenario, seed: u64) -> Vec<Run> {
     let mut rows: Vec<Run> =
         SmartRetry::ablations(seed).iter_mut().map(|p| run(scenario, &jobs, p, seed)).collect();
     rows.push(oracle(scenario, &jobs, seed));
+    with_relative_figures(scenario, &mut rows);
     rows
 }
 
@@ -382,7 +413,32 @@ pub fn compare(scenario: &Scenario, seed: u64, model: Option<&std::path::Path>) 
         rows.push(run(scenario, &jobs, &mut bound.policy(), seed));
     }
     rows.push(oracle(scenario, &jobs, seed));
+    with_relative_figures(scenario, &mut rows);
     rows
+}
+
+/// Fill in the figures that compare runs: the restricted mean's horizon and each run's
+/// restricted mean, and the paired times against smartretry.
+///
+/// The horizon is the slowest recovery any policy made (unless the scenario sets one):
+/// every recovery then counts in full, and a lost job counts as no better than the
+/// slowest recovery of the comparison.
+fn with_relative_figures(scenario: &Scenario, runs: &mut [Run]) {
+    let horizon = scenario.horizon_ms.unwrap_or_else(|| {
+        runs.iter().flat_map(|r| r.recovered_after_ms.iter().flatten()).max().copied().unwrap_or(0)
+    });
+    let smart = runs.iter().position(|r| r.figures.policy == "smartretry");
+    for i in 0..runs.len() {
+        let paired = smart.filter(|&s| s != i).map(|s| paired_time_to_success(&runs[i], &runs[s]));
+        let run = &mut runs[i];
+        run.figures.horizon_ms = horizon as f64;
+        run.figures.restricted_mean_tts_ms = run.restricted_mean_tts(horizon);
+        if let Some((theirs, mine, n)) = paired {
+            run.figures.paired_jobs = n as u32;
+            run.figures.paired_tts_ms = theirs;
+            run.figures.paired_smartretry_tts_ms = mine;
+        }
+    }
 }
 
 /// The best-schedule bound of a scenario whose jobs recover on their own clocks.

@@ -26,6 +26,10 @@ pub struct Scenario {
     #[serde(default)]
     pub tenants: Vec<Tenant>,
     pub downstream: Downstream,
+    /// Where the restricted mean time to success stops counting (a lost job counts this
+    /// long). Default: the slowest recovery any compared policy made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub horizon_ms: Option<u64>,
 }
 
 fn default_start() -> u64 {
@@ -213,6 +217,9 @@ impl Scenario {
         if self.arrival_ms == 0 {
             return Err("arrival_ms: must be > 0".into());
         }
+        if self.horizon_ms == Some(0) {
+            return Err("horizon_ms: must be > 0".into());
+        }
         if !(0.0..1.0).contains(&self.warmup) {
             return Err("warmup: must be in [0, 1)".into());
         }
@@ -324,6 +331,7 @@ pub fn builtin() -> Vec<Scenario> {
             warmup: 0.2,
             tenants: Vec::new(),
             downstream,
+            horizon_ms: None,
         };
     let unavailable = |recovery: Vec<Recovery>| Failure {
         probability: 0.3,
