@@ -112,6 +112,10 @@ pub struct DataCollection {
     pub enabled: bool,
     /// Fraction of decisions passed to the audit hook.
     pub sample_rate: f64,
+    /// Most sampled decisions a durable store writes to its audit trail per second (0: no
+    /// limit). Past it they are shed and counted (`audit_shed_total`): a writer that fell
+    /// behind would otherwise run flat out beside the threads that decide.
+    pub max_audit_per_sec: u32,
     pub retention_days: u32,
     pub aggregation_interval: String,
     pub feature_extraction: bool,
@@ -122,6 +126,7 @@ impl Default for DataCollection {
         DataCollection {
             enabled: true,
             sample_rate: 1.0,
+            max_audit_per_sec: 10_000,
             retention_days: 30,
             aggregation_interval: "5m".into(),
             feature_extraction: true,

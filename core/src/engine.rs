@@ -142,6 +142,8 @@ pub struct MetricsSnapshot {
     pub store_written_total: u64,
     /// Records dropped because the buffer was full while the store was unreachable.
     pub store_dropped_total: u64,
+    /// Sampled decisions not written to the audit trail: past `max_audit_per_sec`.
+    pub audit_shed_total: u64,
     pub store_errors_total: u64,
     /// The last write or fleet sync failed: decisions run on this engine's state alone.
     pub store_degraded: bool,
@@ -397,7 +399,8 @@ impl Engine {
             if let Some(hook) = &self.audit {
                 hook(features, &decision, now);
             }
-            if let Some(p) = &self.persist {
+            let cap = settings.strategy.data_collection.max_audit_per_sec;
+            if let Some(p) = self.persist.as_ref().filter(|p| p.queue.admit_audit(cap)) {
                 p.queue.push_audit(AuditRecord {
                     at_ms: now,
                     features: features.clone(),
@@ -1469,6 +1472,7 @@ impl Engine {
             store_buffered: self.persist.as_ref().map_or(0, |p| p.queue.buffered()),
             store_written_total: store_stat(|s| s.written.load(Ordering::Relaxed)),
             store_dropped_total: store_stat(|s| s.dropped.load(Ordering::Relaxed)),
+            audit_shed_total: store_stat(|s| s.audit_shed.load(Ordering::Relaxed)),
             store_errors_total: store_stat(|s| s.errors.load(Ordering::Relaxed)),
             store_degraded: self
                 .persist

@@ -128,6 +128,28 @@ fn the_audit_trail_is_sampled_by_sample_rate() {
 }
 
 #[test]
+fn past_max_audit_per_sec_sampled_decisions_are_shed_and_counted() {
+    let db = TempDb::new("audit-cap");
+    let mut config = Config::default();
+    config.strategy.data_collection.max_audit_per_sec = 100;
+    config.store = db.url();
+    let e = Engine::from_config(config).unwrap();
+    let started = std::time::Instant::now();
+    for i in 0..400 {
+        let f = Features { job_id: Some(format!("j{i}")), ..Features::new("sync", 1).with_http_status(503) };
+        e.decide(&f, Some(T0 + i)).unwrap();
+    }
+    // The cap is per second of real time: a slow run may span more than one window.
+    let windows = started.elapsed().as_secs() + 2;
+    e.flush(FLUSH).unwrap();
+    let kept = e.audit_trail(1_000).unwrap().len() as u64;
+    let shed = e.metrics().audit_shed_total;
+    assert_eq!(kept + shed, 400, "every sampled decision is either kept or counted as shed");
+    assert!(kept >= 100 && kept <= 100 * windows, "kept {kept} over at most {windows} windows");
+    assert_eq!(e.metrics().store_dropped_total, 0, "shedding is not a buffer overflow");
+}
+
+#[test]
 fn the_dead_letter_queue_keeps_history_and_notes_across_restarts() {
     let db = TempDb::new("dlq");
     let id = {

@@ -115,6 +115,7 @@ impl Shared {
 pub(crate) struct StoreStats {
     pub written: AtomicU64,
     pub dropped: AtomicU64,
+    pub audit_shed: AtomicU64,
     pub errors: AtomicU64,
     pub fleet_applied: AtomicU64,
     /// The last write or sync failed: decisions run on local state only.
@@ -142,6 +143,10 @@ pub(crate) struct Queue {
     flushed: Condvar,
     capacity: usize,
     pub stats: StoreStats,
+    /// Audit records admitted in the current second: `(second << 32) | count`.
+    audit_window: AtomicU64,
+    /// The writer's clock for `audit_window` (real time, whatever clock decisions use).
+    epoch: Instant,
 }
 
 impl Queue {
@@ -176,6 +181,32 @@ impl Queue {
 
     pub fn push_audit(&self, a: AuditRecord) {
         self.push(a, |p| &mut p.audits);
+    }
+
+    /// Whether one more audit record fits in this second's `cap` (0: no cap); a refusal is
+    /// counted. Checked before the record is built, so a shed one costs nothing.
+    pub fn admit_audit(&self, cap: u32) -> bool {
+        if cap == 0 {
+            return true;
+        }
+        let second = self.epoch.elapsed().as_secs();
+        let mut window = self.audit_window.load(Ordering::Relaxed);
+        loop {
+            let next = if window >> 32 == second {
+                if window & 0xffff_ffff >= u64::from(cap) {
+                    self.stats.audit_shed.fetch_add(1, Ordering::Relaxed);
+                    return false;
+                }
+                window + 1
+            } else {
+                (second << 32) | 1
+            };
+            match self.audit_window.compare_exchange_weak(window, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return true,
+                Err(seen) => window = seen,
+            }
+        }
     }
 
     pub fn set_emergency(&self, on: bool) {
@@ -236,6 +267,8 @@ impl Persister {
             flushed: Condvar::new(),
             capacity: capacity.max(1),
             stats: StoreStats::default(),
+            audit_window: AtomicU64::new(0),
+            epoch: Instant::now(),
         });
         let writer = Writer {
             store,
