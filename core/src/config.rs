@@ -44,6 +44,10 @@ pub struct Config {
     /// installed `onnxruntime` wheel or `onnxruntime-node`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ml_runtime_path: Option<std::path::PathBuf>,
+    /// Which inference backend serves models: `auto` (default: every backend built in,
+    /// the faster first), `ort` (ONNX Runtime) or `tract` (feature `tract`); see docs/ml.md.
+    #[serde(skip_serializing_if = "crate::ml::MlBackend::is_auto")]
+    pub ml_backend: crate::ml::MlBackend,
     /// Defaults per service / operation, keyed by job type or a prefix of it
     /// (`session_manager`, `session_manager.create_session`); see [`crate::contexts`].
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
@@ -66,6 +70,7 @@ impl Default for Config {
             max_keys: 100_000,
             history_capacity: 100_000,
             ml_runtime_path: None,
+            ml_backend: crate::ml::MlBackend::Auto,
             contexts: BTreeMap::new(),
         }
     }
@@ -337,6 +342,15 @@ impl Config {
         }
         if self.history_capacity > 10_000_000 {
             return Err(Error::config("history_capacity", "must be ≤ 10,000,000"));
+        }
+        if !crate::ml::backend::built_in(self.ml_backend) {
+            return Err(Error::config(
+                "ml_backend",
+                format!(
+                    "{:?} is not built in (the smartretry crate's `tract` or `onnx` feature is off)",
+                    self.ml_backend
+                ),
+            ));
         }
         parse_duration_ms(&self.cache.ttl).map_err(|r| Error::config("cache.ttl", r))?;
         if !self.api.path.starts_with('/') {

@@ -188,6 +188,12 @@ impl EngineBuilder {
         self
     }
 
+    /// Which inference backend serves models (default [`MlBackend::Auto`](crate::ml::MlBackend)).
+    pub fn ml_backend(mut self, backend: crate::ml::MlBackend) -> Self {
+        self.config.ml_backend = backend;
+        self
+    }
+
     pub fn max_keys(mut self, max_keys: usize) -> Self {
         self.config.max_keys = max_keys;
         self
@@ -247,7 +253,7 @@ impl EngineBuilder {
             counter: AtomicU64::new(0),
             metrics: Metrics::default(),
             audit: self.audit,
-            ml: MlTier::new(self.config.ml_runtime_path.clone()),
+            ml: MlTier::new(self.config.ml_runtime_path.clone(), self.config.ml_backend),
             events: Arc::new(EventBus::default()),
             context_state: Mutex::new(ContextState::default()),
             store,

@@ -6,7 +6,6 @@
 //! missing piece fails these tests. A bare `cargo test` without them skips, saying why.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
 use smartretry::ml::MlSnapshot;
@@ -14,32 +13,14 @@ use smartretry::{Attempt, Engine, Error, Features, Method};
 
 const NOW: u64 = 1_700_000_000_000;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+mod ml_models;
 
 /// The test models, made once per test process; `None` (with the reason printed) when
 /// Python with scikit-learn or the runtime is missing and the run does not require them.
 fn models() -> Option<&'static Path> {
     static MODELS: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    let made = MODELS.get_or_init(|| {
-        let python = std::env::var_os("SMARTRETRY_PYTHON")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| repo().join(".venv/bin/python"));
-        if !python.exists() {
-            return Err(format!("no Python at {} (scripts/venv.sh makes it)", python.display()));
-        }
-        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ml-models");
-        let run = Command::new(&python)
-            .arg(repo().join("tests/ml/make_models.py"))
-            .arg(&out)
-            .output()
-            .map_err(|e| format!("{}: {e}", python.display()))?;
-        if !run.status.success() {
-            return Err(format!("make_models.py failed: {}", String::from_utf8_lossy(&run.stderr)));
-        }
-        Ok(out)
-    });
+    let made = MODELS
+        .get_or_init(|| ml_models::make_models(&Path::new(env!("CARGO_TARGET_TMPDIR")).join("ml-models")));
     let engine = Engine::new();
     let runtime = engine.ml_status().runtime;
     match (made, runtime) {
@@ -49,10 +30,7 @@ fn models() -> Option<&'static Path> {
                 Err(e) => e.clone(),
                 Ok(_) => format!("no ONNX Runtime: {:?}", runtime.or(engine.ml_status().reason)),
             };
-            if std::env::var("SMARTRETRY_REQUIRE_ML").is_ok_and(|v| v == "1") {
-                panic!("SMARTRETRY_REQUIRE_ML=1 but the ML tier cannot be tested: {why}");
-            }
-            eprintln!("skipping: {why}");
+            ml_models::skip(&why);
             None
         }
     }

@@ -1,7 +1,9 @@
 //! The ML tier when the ONNX Runtime library is missing (its own test process: the
 //! runtime is loaded, or found missing, once per process). Nothing here needs Python.
+//! The engines use ONNX Runtime only: with tract built in (feature `tract`), the default
+//! backend would serve from tract without the library.
 
-use smartretry::ml::{Deployment, FeatureColumn, MlSnapshot, StoredModel, TrainingMetrics};
+use smartretry::ml::{Deployment, FeatureColumn, MlBackend, MlSnapshot, StoredModel, TrainingMetrics};
 use smartretry::{Config, Engine, Error, Features, Method, Sidecar};
 
 const NOW: u64 = 1_700_000_000_000;
@@ -32,7 +34,7 @@ fn sidecar(version: &str) -> Sidecar {
 fn engine() -> Engine {
     let mut config = Config::default();
     config.strategy.ml_enabled = true;
-    Engine::builder().config(config).ml_runtime(MISSING).seed(3).build().unwrap()
+    Engine::builder().config(config).ml_runtime(MISSING).ml_backend(MlBackend::Ort).seed(3).build().unwrap()
 }
 
 #[test]
@@ -64,7 +66,7 @@ fn a_model_cannot_be_registered_without_the_runtime() {
 
 #[test]
 fn a_restored_deployment_waits_for_the_runtime_while_bayesian_decides() {
-    let engine = Engine::builder().ml_runtime(MISSING).seed(3).build().unwrap();
+    let engine = Engine::builder().ml_runtime(MISSING).ml_backend(MlBackend::Ort).seed(3).build().unwrap();
     let snapshot = MlSnapshot {
         versions: vec![StoredModel {
             sidecar: sidecar("v1"),
@@ -89,4 +91,33 @@ fn a_restored_deployment_waits_for_the_runtime_while_bayesian_decides() {
     bad.deployment.serving = Some("v9".into());
     let err = engine.restore_ml(bad).unwrap_err();
     assert_eq!(err.field(), Some("deployment"));
+}
+
+#[cfg(feature = "tract")]
+mod ml_models;
+
+/// With tract built in, the default backend needs no library: the tier stays available.
+/// (This process never finds ONNX Runtime, so it is the place for it; the model needs Python.)
+#[cfg(feature = "tract")]
+#[test]
+fn without_the_onnx_runtime_library_tract_still_serves() {
+    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("ml-tract-only-models");
+    let dir = match ml_models::make_models(&out) {
+        Ok(dir) => dir,
+        Err(why) => return ml_models::skip(&why),
+    };
+    let engine = Engine::builder().ml_runtime(MISSING).seed(3).build().unwrap();
+    let status = engine.ml_status();
+    assert!(status.available, "{status:?}");
+    assert!(status.runtime.as_deref().is_some_and(|r| r.contains("tract")), "{status:?}");
+    let info = engine.register_model_files(dir.join("recovery_gb.onnx"), None, Some(NOW)).unwrap();
+    engine.deploy_model(&info.version, 100.0, Some(NOW)).unwrap();
+    assert_eq!(
+        engine.decide(&Features::new("payment", 1).with_error_class("timeout"), Some(NOW)).unwrap().method,
+        Method::Ml
+    );
+    // A model only ONNX Runtime could serve is refused, naming both reasons.
+    let err = engine.register_model_files(dir.join("recovery_scaled.onnx"), None, Some(NOW)).unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("Scaler") && text.contains(MISSING), "{text}");
 }

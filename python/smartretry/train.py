@@ -181,11 +181,37 @@ def _importance(model: Any, columns: List[str], x: Any) -> Dict[str, float]:
     return {k: round(v / total, 4) for k, v in out.items()}
 
 
+def _folded(model: Any) -> Any:
+    """A StandardScaler + LogisticRegression pipeline as one LogisticRegression on the raw
+    inputs (w / σ, b − Σ w·μ / σ): the same probabilities, exported as a single
+    `LinearClassifier` node that both of the engine's backends run (tract-onnx has no
+    `Scaler` operator). Anything else is returned as it is."""
+    import numpy as np
+    from sklearn.base import clone  # type: ignore[import-untyped]
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.preprocessing import StandardScaler
+
+    steps = [step for _, step in getattr(model, "steps", [])]
+    if len(steps) != 2 or not isinstance(steps[0], StandardScaler) or not isinstance(steps[1], LogisticRegression):
+        return model
+    scaler, lr = steps
+    width = lr.coef_.shape[1]
+    mean = scaler.mean_ if scaler.mean_ is not None else np.zeros(width)
+    scale = scaler.scale_ if scaler.scale_ is not None else np.ones(width)
+    folded = clone(lr)
+    folded.coef_ = lr.coef_ / scale
+    folded.intercept_ = lr.intercept_ - (lr.coef_ * mean / scale).sum(axis=1)
+    folded.classes_ = lr.classes_
+    folded.n_features_in_ = width
+    return folded
+
+
 def _to_onnx(model: Any, x: Any) -> bytes:
     from skl2onnx import to_onnx  # type: ignore[import-untyped]
     from sklearn.ensemble import GradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
 
+    model = _folded(model)
     no_zipmap = {LogisticRegression: {"zipmap": False}, GradientBoostingClassifier: {"zipmap": False}}
     onx = to_onnx(model, x[:1], options=no_zipmap, target_opset={"": 17, "ai.onnx.ml": 3})
     # Name the batch dimension: pure-Rust runtimes need it, and it documents the contract.

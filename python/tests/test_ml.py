@@ -235,3 +235,24 @@ def test_bad_input_is_named(history: Path, tmp_path: Path) -> None:
         capture_output=True, text=True,
     )
     assert run.returncode == 2 and "at least 50" in run.stderr
+
+
+def test_the_scaled_logistic_regression_is_exported_as_one_linear_classifier() -> None:
+    # Standardized inputs are folded into the coefficients: one `LinearClassifier` node,
+    # which both engine backends run (tract-onnx has no `Scaler`), same probabilities.
+    import numpy as np
+    import onnx
+    import onnxruntime
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(3)
+    x = (rng.normal(size=(400, 5)) * [1, 10, 1_000, 0.1, 5] + [0, 50, 3_000, 1, -2]).astype(np.float32)
+    y = (x[:, 0] + x[:, 1] / 10 - x[:, 2] / 1_000 + rng.normal(size=400) > 2).astype(np.int64)
+    pipeline = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2_000)).fit(x, y)
+    data = trainer._to_onnx(pipeline, x)
+    assert [n.op_type for n in onnx.load_from_string(data).graph.node] == ["LinearClassifier"]
+    session = onnxruntime.InferenceSession(data, providers=["CPUExecutionProvider"])
+    got = session.run(["probabilities"], {session.get_inputs()[0].name: x})[0]
+    assert np.abs(got - pipeline.predict_proba(x)).max() < 1e-5

@@ -7,6 +7,8 @@ Writes, each with its sidecar (same name, .json):
                           whose downstream recovers ~8 s after the first failure for
                           `timeout` and ~60 s for `service_unavailable`
   recovery_gb.onnx        gradient boosting on the same data (a TreeEnsemble graph)
+  recovery_scaled.onnx    StandardScaler + logistic regression, as `smartretry.train`
+                          exports it (a Scaler node, which tract-onnx does not implement)
   wrong_width.onnx        a valid model whose input has 5 columns; its sidecar makes 7
   corrupt.onnx            recovery.onnx with its bytes cut in half and scrambled
   fails_at_inference.onnx loads and runs on a trial row, but fails at inference for
@@ -27,6 +29,8 @@ from onnx import TensorProto, helper
 from skl2onnx import to_onnx
 from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 BUCKETS = 4
 FEATURES = [
@@ -123,7 +127,8 @@ def export(
     """Write `model` as ONNX (probabilities without zipmap) with its hold-out metrics."""
     p = model.predict_proba(x_test)[:, 1]
     bins, ece = calibration(p, y_test)
-    onx = to_onnx(model, x[:1], options={id(model): {"zipmap": False}}, target_opset={"": 17, "ai.onnx.ml": 3})
+    final = model.steps[-1][1] if hasattr(model, "steps") else model
+    onx = to_onnx(model, x[:1], options={id(final): {"zipmap": False}}, target_opset={"": 17, "ai.onnx.ml": 3})
     metrics = {"accuracy": float(((p >= 0.5) == y_test).mean()), "calibration_error": ece, "samples": len(x)}
     meta = sidecar(version, kind, metrics=metrics, calibration=bins, feature_importance=importance)
     write(out, stem, onx, meta)
@@ -140,6 +145,8 @@ def trained(out: Path) -> bytes:
     for i, w in enumerate(lr.coef_[0]):
         importance[FEATURES[min(i, 3)]["name"]] += abs(float(w) * float(std[i]))
     lr_onnx = export(out, "recovery", lr, "lr-1", "logistic_regression", importance, x, x_test, y_test)
+    scaled = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2_000)).fit(x, y)
+    export(out, "recovery_scaled", scaled, "lr-scaled-1", "logistic_regression", importance, x, x_test, y_test)
     gb = GradientBoostingClassifier(n_estimators=60, max_depth=3, random_state=7).fit(x, y)
     importance = dict(zip([f["name"] for f in FEATURES[:3]], map(float, gb.feature_importances_[:3])))
     export(out, "recovery_gb", gb, "gb-1", "gradient_boosting", importance, x, x_test, y_test)

@@ -15,10 +15,13 @@
 //! The registry's state is plain data ([`MlSnapshot`], serde) so a store can persist it
 //! and an engine can be restored from it.
 
+pub mod backend;
 pub mod features;
 pub mod plan;
 #[cfg(feature = "onnx")]
 pub mod runtime;
+#[cfg(feature = "tract")]
+mod tract;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -33,6 +36,7 @@ use crate::error::{Error, Result};
 use crate::model::{check_label, Decision, Features};
 use crate::time;
 
+pub use backend::{MlBackend, Scorer};
 pub use features::{FeatureColumn, FeatureSpec, CANDIDATE_DELAY, ENCODING};
 pub use plan::DEFAULT_CANDIDATES_MS;
 
@@ -151,7 +155,6 @@ impl Sidecar {
         Ok(spec)
     }
 
-    #[cfg_attr(not(feature = "onnx"), allow(dead_code))]
     fn candidates(&self) -> Vec<u64> {
         if self.candidate_delays_ms.is_empty() {
             DEFAULT_CANDIDATES_MS.to_vec()
@@ -176,7 +179,6 @@ impl Sidecar {
     }
 
     /// Up to three feature names by importance, strongest first.
-    #[cfg_attr(not(feature = "onnx"), allow(dead_code))]
     fn strongest(&self) -> Vec<String> {
         let mut ranked: Vec<(&String, f64)> =
             self.feature_importance.iter().map(|(k, v)| (k, v.abs())).filter(|(_, v)| *v > 0.0).collect();
@@ -343,8 +345,7 @@ pub(crate) struct Loaded {
     spec: FeatureSpec,
     candidates: Vec<u64>,
     strongest: Vec<String>,
-    #[cfg(feature = "onnx")]
-    scorer: runtime::Scorer,
+    scorer: Scorer,
 }
 
 /// A model's advice for one failure.
@@ -425,6 +426,7 @@ struct Pending {
 /// The registry and the live deployment, owned by the engine.
 pub(crate) struct MlTier {
     runtime_path: Option<PathBuf>,
+    backend: MlBackend,
     live: RwLock<Arc<Live>>,
     registry: Mutex<Registry>,
     pending: Mutex<LruCache<(String, u32), Pending>>,
@@ -443,9 +445,10 @@ struct Registry {
 }
 
 impl MlTier {
-    pub fn new(runtime_path: Option<PathBuf>) -> MlTier {
+    pub fn new(runtime_path: Option<PathBuf>, backend: MlBackend) -> MlTier {
         MlTier {
             runtime_path,
+            backend,
             live: RwLock::new(Arc::new(Live::default())),
             registry: Mutex::new(Registry::default()),
             pending: Mutex::new(LruCache::new(
@@ -464,42 +467,25 @@ impl MlTier {
         Arc::clone(&self.live.read().unwrap_or_else(|p| p.into_inner()))
     }
 
-    /// The runtime's library, or why there is none (loads it on first call).
+    /// The runtime serving models (ONNX Runtime's library, tract), or why there is none
+    /// (loads ONNX Runtime on first call).
     pub fn runtime_status(&self) -> std::result::Result<String, String> {
-        #[cfg(feature = "onnx")]
-        {
-            runtime::runtime(self.runtime_path.as_deref()).map(|r| r.library.display().to_string())
-        }
-        #[cfg(not(feature = "onnx"))]
-        {
-            let _ = &self.runtime_path;
-            Err("this build has no ONNX support (the `onnx` feature of the smartretry crate is off)".into())
-        }
+        backend::runtime_status(self.backend, self.runtime_path.as_deref())
     }
 
     fn load(&self, stored: &StoredModel) -> Result<Loaded> {
         let spec = stored.sidecar.validate()?;
         let sidecar = stored.sidecar.clone();
-        #[cfg(feature = "onnx")]
-        {
-            let rt = runtime::runtime(self.runtime_path.as_deref())
-                .map_err(|why| Error::Model(format!("ML tier unavailable: {why}")))?;
-            let what = format!("model {} {}", sidecar.name, sidecar.version);
-            let scorer =
-                runtime::Scorer::load(rt, &stored.onnx, spec.width(), sidecar.output.as_deref(), &what)?;
-            Ok(Loaded {
-                candidates: sidecar.candidates(),
-                strongest: sidecar.strongest(),
-                sidecar,
-                spec,
-                scorer,
-            })
-        }
-        #[cfg(not(feature = "onnx"))]
-        {
-            let _ = (spec, sidecar);
-            Err(Error::Model(format!("ML tier unavailable: {}", self.runtime_status().unwrap_err())))
-        }
+        let what = format!("model {} {}", sidecar.name, sidecar.version);
+        let scorer = Scorer::load(
+            self.backend,
+            self.runtime_path.as_deref(),
+            &stored.onnx,
+            spec.width(),
+            sidecar.output.as_deref(),
+            &what,
+        )?;
+        Ok(Loaded { candidates: sidecar.candidates(), strongest: sidecar.strongest(), sidecar, spec, scorer })
     }
 
     /// Check and keep a new version (loaded once to prove it runs).
@@ -845,7 +831,7 @@ fn predict(
         model.spec.set_delay(&mut rows[start..], f, delay);
     }
     let mut probabilities = Vec::with_capacity(n);
-    score(model, &rows, n, &mut probabilities).map_err(|e| {
+    model.scorer.predict(&rows, n, &mut probabilities).map_err(|e| {
         format!(
             "model {} {} failed: {}",
             model.sidecar.name,
@@ -856,16 +842,6 @@ fn predict(
     let choice = plan::choose(&model.candidates, &probabilities, retries_left, cfg);
     let confidence = model.sidecar.confidence(choice.p_success);
     Ok(Prediction { model: Arc::clone(model), choice, confidence, probabilities })
-}
-
-#[cfg(feature = "onnx")]
-fn score(model: &Loaded, rows: &[f32], n: usize, out: &mut Vec<f32>) -> Result<()> {
-    model.scorer.predict(rows, n, out)
-}
-
-#[cfg(not(feature = "onnx"))]
-fn score(_: &Loaded, _: &[f32], _: usize, _: &mut Vec<f32>) -> Result<()> {
-    Err(Error::Model("this build has no ONNX support".into()))
 }
 
 impl Registry {

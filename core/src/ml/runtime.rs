@@ -22,6 +22,7 @@ use ort::environment::Environment;
 use ort::session::Session;
 use ort::value::{TensorElementType, TensorRef, ValueType};
 
+use super::backend::{check_contract, Infer, LoadError, Opened, Port};
 use crate::error::{Error, Result};
 
 /// The loaded runtime.
@@ -150,120 +151,44 @@ fn library_in(dir: &Path) -> Option<PathBuf> {
     found.pop()
 }
 
-/// A loaded model, ready to score rows. One inference at a time per session (ONNX
+/// A model in an ONNX Runtime session. One inference at a time per session (ONNX
 /// Runtime sessions are not safe to run concurrently); each run is a few µs.
-pub struct Scorer {
+struct OrtModel {
     session: Mutex<Session>,
     width: usize,
     output: String,
 }
 
-impl std::fmt::Debug for Scorer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Scorer").field("width", &self.width).field("output", &self.output).finish()
-    }
+/// Open `bytes` in a session with one intra-op thread and check it against the contract
+/// (see [`check_contract`]).
+pub(crate) fn open(
+    runtime: &Runtime,
+    bytes: &[u8],
+    width: usize,
+    output: Option<&str>,
+    what: &str,
+) -> Opened {
+    let session = Session::builder(&runtime.env)
+        .and_then(|b| Ok(b.with_intra_threads(1)?))
+        .and_then(|mut b| b.commit_from_memory(bytes))
+        .map_err(|e| LoadError::Unloadable(format!("{what}: not a loadable ONNX model: {e}")))?;
+    let port = |name: &str, dtype: &ValueType| Port {
+        name: name.to_string(),
+        float: matches!(dtype, ValueType::Tensor { ty: TensorElementType::Float32, .. }),
+        dims: match dtype {
+            ValueType::Tensor { shape, .. } => Some(shape.iter().map(|&d| usize::try_from(d).ok()).collect()),
+            _ => None,
+        },
+        kind: dtype.to_string(),
+    };
+    let inputs: Vec<Port> = session.inputs().iter().map(|i| port(i.name(), i.dtype())).collect();
+    let outputs: Vec<Port> = session.outputs().iter().map(|o| port(o.name(), o.dtype())).collect();
+    let (chosen, declared) = check_contract(&inputs, &outputs, width, output, what)?;
+    let output = outputs[chosen].name.clone();
+    Ok((Box::new(OrtModel { session: Mutex::new(session), width, output }), declared))
 }
 
-impl Scorer {
-    /// Load `bytes` and check its input and output against the contract: one float input
-    /// `[N, width]`, a float probability output `[N, 2]` or `[N, 1]` (named `output`, else
-    /// `probabilities`, else the last output). `what` names the model in errors.
-    pub fn load(
-        runtime: &Runtime,
-        bytes: &[u8],
-        width: usize,
-        output: Option<&str>,
-        what: &str,
-    ) -> Result<Scorer> {
-        let model_err = |m: String| Error::Model(format!("{what}: {m}"));
-        let session = Session::builder(&runtime.env)
-            .and_then(|b| Ok(b.with_intra_threads(1)?))
-            .and_then(|mut b| b.commit_from_memory(bytes))
-            .map_err(|e| model_err(format!("not a loadable ONNX model: {e}")))?;
-        let inputs = session.inputs();
-        if inputs.len() != 1 {
-            let names: Vec<&str> = inputs.iter().map(|i| i.name()).collect();
-            return Err(model_err(format!(
-                "has {} inputs ({}); the contract is one float input [N, {width}]",
-                names.len(),
-                names.join(", ")
-            )));
-        }
-        let input = &inputs[0];
-        match input.dtype() {
-            ValueType::Tensor { ty: TensorElementType::Float32, shape, .. } if shape.len() == 2 => {
-                if shape[1] >= 0 && shape[1] as usize != width {
-                    return Err(model_err(format!(
-                        "input {:?} has {} columns, but the sidecar's features make {width}",
-                        input.name(),
-                        shape[1]
-                    )));
-                }
-            }
-            other => {
-                return Err(model_err(format!(
-                    "input {:?} is {other}; the contract is a float tensor [N, {width}]",
-                    input.name()
-                )))
-            }
-        }
-        let outputs = session.outputs();
-        let chosen = match output {
-            Some(name) => outputs.iter().find(|o| o.name() == name).ok_or_else(|| {
-                model_err(format!(
-                    "has no output {name:?} (outputs: {})",
-                    outputs.iter().map(|o| o.name()).collect::<Vec<_>>().join(", ")
-                ))
-            })?,
-            None => outputs
-                .iter()
-                .find(|o| o.name() == "probabilities")
-                .or(outputs.last())
-                .ok_or_else(|| model_err("has no outputs".into()))?,
-        };
-        let output_columns = match chosen.dtype() {
-            ValueType::Tensor { ty: TensorElementType::Float32, shape, .. }
-                if shape.len() == 2 && matches!(shape[1], 1 | 2 | -1) =>
-            {
-                shape[1]
-            }
-            other => {
-                return Err(model_err(format!(
-                    "output {:?} is {other}; the contract is float probabilities [N, 2] or [N, 1] \
-                     (export scikit-learn models with zipmap disabled)",
-                    chosen.name()
-                )))
-            }
-        };
-        let output = chosen.name().to_string();
-        let scorer = Scorer { session: Mutex::new(session), width, output };
-        // Learn the output width from a trial row (symbolic columns), proving the model runs.
-        let mut probe = Vec::new();
-        let columns = scorer.run(&vec![0.0; width], 1, &mut probe).map_err(|e| {
-            model_err(format!("failed on a trial row: {}", e.to_string().trim_start_matches("model error: ")))
-        })?;
-        if output_columns > 0 && columns != output_columns as usize {
-            return Err(model_err(format!("output has {columns} columns, declared {output_columns}")));
-        }
-        Ok(scorer)
-    }
-
-    /// P(success) for `n` rows of `width` floats, into `out` (cleared first).
-    pub fn predict(&self, rows: &[f32], n: usize, out: &mut Vec<f32>) -> Result<()> {
-        let mut raw = Vec::new();
-        let columns = self.run(rows, n, &mut raw)?;
-        out.clear();
-        out.extend(raw.chunks(columns.max(1)).map(|r| r[columns - 1]));
-        if out.len() != n {
-            return Err(Error::Model(format!("returned {} probabilities for {n} rows", out.len())));
-        }
-        if let Some(bad) = out.iter().find(|p| !(0.0..=1.0).contains(*p)) {
-            return Err(Error::Model(format!("returned {bad}, not a probability")));
-        }
-        Ok(())
-    }
-
-    /// Run `n` rows; the raw output goes to `out`; returns its number of columns.
+impl Infer for OrtModel {
     fn run(&self, rows: &[f32], n: usize, out: &mut Vec<f32>) -> Result<usize> {
         let fail = |e: ort::Error| Error::Model(format!("inference failed: {e}"));
         let input = TensorRef::from_array_view(([n, self.width], rows)).map_err(fail)?;
@@ -274,7 +199,7 @@ impl Scorer {
             .ok_or_else(|| Error::Model(format!("output {:?} missing from the run", self.output)))?;
         let (shape, data) = value.try_extract_tensor::<f32>().map_err(fail)?;
         let columns = if shape.len() == 2 { shape[1].max(0) as usize } else { 1 };
-        if shape.first().copied() != Some(n as i64) || columns == 0 || !(1..=2).contains(&columns) {
+        if shape.first().copied() != Some(n as i64) {
             return Err(Error::Model(format!("output shape {shape:?} does not match {n} rows")));
         }
         out.clear();
