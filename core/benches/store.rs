@@ -23,9 +23,6 @@ use smartretry::{Config, Engine, Guardrails};
 
 const KEYS: usize = 100;
 const CALLS: usize = 100_000;
-/// Decisions per second of the paced rows: far above what one process sees in failures.
-const PACED_RATE: u32 = 20_000;
-const PACED_CALLS: usize = 60_000;
 const PERSISTED: u64 = 100_000;
 
 struct Redis(Child, u16, std::path::PathBuf);
@@ -82,21 +79,10 @@ fn engine(store: &str, sample_rate: f64) -> Engine {
     e
 }
 
-/// `decide` timed call by call: back to back (`pace` `None`: the writer falls behind and
-/// competes for the second core all the time), or one call per `pace` (a sustained rate
-/// the writer keeps up with), waiting by spinning so the wait itself is not measured.
-fn percentiles(e: &Engine, pace: Option<Duration>) -> (f64, f64, f64) {
+fn percentiles(e: &Engine) -> (f64, f64, f64) {
     let features: Vec<_> = (0..KEYS).map(failure).collect();
-    let calls = if pace.is_some() { PACED_CALLS } else { CALLS };
-    let mut ns = Vec::with_capacity(calls);
-    let started = Instant::now();
-    for i in 0..calls {
-        if let Some(pace) = pace {
-            let slot = started + pace * i as u32;
-            while Instant::now() < slot {
-                std::hint::spin_loop();
-            }
-        }
+    let mut ns = Vec::with_capacity(CALLS);
+    for i in 0..CALLS {
         let t = Instant::now();
         black_box(e.decide(&features[i % KEYS], Some(T0 + 1_000)).expect("decide"));
         ns.push(t.elapsed().as_nanos() as f64);
@@ -134,24 +120,22 @@ fn main() {
         b => b.to_string(),
     };
 
-    println!("store    sample_rate  pace        decide p50   p99      p99.9     p99 vs memory   records/s persisted");
+    println!("store    sample_rate  decide p50   p99      p99.9     p99 vs memory   records/s persisted");
     let mut run = 0;
-    let paced = Duration::from_secs(1) / PACED_RATE;
-    for (rate, pace) in [(1.0, None), (0.1, None), (1.0, Some(paced))] {
+    for rate in [1.0, 0.1] {
         let mut memory_p99 = None;
-        let pace_label = pace.map_or("back2back".to_string(), |_| format!("{PACED_RATE}/s"));
         for (name, base) in &stores {
             run += 1;
             let e = engine(&url(base, run), rate);
-            let (p50, p99, p999) = percentiles(&e, pace);
+            let (p50, p99, p999) = percentiles(&e);
             let memory = *memory_p99.get_or_insert(p99);
-            let persisted = if *name == "memory" || rate < 1.0 || pace.is_some() {
+            let persisted = if *name == "memory" || rate < 1.0 {
                 "-".to_string()
             } else {
                 format!("{:.0}", persisted_per_second(&e))
             };
             println!(
-                "{name:<8} {rate:>11}  {pace_label:<10} {p50:>7.0} ns {p99:>6.0} ns {p999:>7.0} ns {:>8.2}×        {persisted}",
+                "{name:<8} {rate:>11} {p50:>7.0} ns {p99:>6.0} ns {p999:>7.0} ns {:>8.2}×        {persisted}",
                 p99 / memory
             );
         }

@@ -118,8 +118,8 @@ pub struct DataCollection {
     /// Fraction of decisions passed to the audit hook.
     pub sample_rate: f64,
     /// Most sampled decisions a durable store writes to its audit trail per second (0: no
-    /// limit). Past it they are shed and counted (`audit_shed_total`): a writer that fell
-    /// behind would otherwise run flat out beside the threads that decide.
+    /// limit). Past it they are shed and counted (`audit_shed_total`): the writer's busy
+    /// time is time the deciding threads share the machine with it (docs/store.md).
     pub max_audit_per_sec: u32,
     pub retention_days: u32,
     pub aggregation_interval: String,
@@ -131,7 +131,7 @@ impl Default for DataCollection {
         DataCollection {
             enabled: true,
             sample_rate: 1.0,
-            max_audit_per_sec: 10_000,
+            max_audit_per_sec: 1_000,
             retention_days: 30,
             aggregation_interval: "5m".into(),
             feature_extraction: true,
