@@ -374,14 +374,7 @@ impl GuardState {
         g: &Guardrails,
         b: &BreakerConfig,
     ) -> bool {
-        let d = bounded(&mut self.downstreams, self.max_keys, job_type, || Downstream {
-            calls: SlidingWindow::new(g.throttle_window_ms),
-            health: HealthLog::default(),
-            breaker: None,
-            reported: BreakerState::Closed,
-            signals: Signals::default(),
-            signals_at_ms: None,
-        });
+        let d = bounded(&mut self.downstreams, self.max_keys, job_type, || Downstream::new(g));
         let (requests, accepts) = match outcome {
             Outcome::Failure => (1, 0),
             Outcome::Successes(n) => (n, n),
