@@ -79,9 +79,7 @@ impl ScratchDb {
 
 impl Drop for ScratchDb {
     fn drop(&mut self) {
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", self.0.display()));
-        }
+        let _ = smartretry::store::SqliteStore::remove_database(&self.0);
     }
 }
 

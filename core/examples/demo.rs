@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use smartretry::backoff::{mix64, rand01};
 use smartretry::engine::fmt_ms;
+use smartretry::store::SqliteStore;
 use smartretry::{Attempt, Decision, Engine, Features, Method};
 
 const JOBS: u64 = 600;
@@ -174,13 +175,7 @@ fn fresh_sqlite(path: &std::path::Path) -> Result<String, smartretry::Error> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(fail)?;
     }
-    for suffix in ["", "-wal", "-shm"] {
-        let file = PathBuf::from(format!("{}{suffix}", path.display()));
-        match std::fs::remove_file(&file) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(fail(e)),
-            _ => {}
-        }
-    }
+    SqliteStore::remove_database(path).map_err(fail)?;
     Ok(format!("sqlite://{}", path.display()))
 }
 

@@ -281,7 +281,7 @@ fn a_model_failing_at_inference_falls_back_to_bayesian_and_is_counted() {
 fn the_registry_in_a_sqlite_store_survives_a_restart() {
     let Some(dir) = models() else { return };
     let db = std::env::temp_dir().join(format!("smartretry-ml-registry-{}.db", std::process::id()));
-    let _ = std::fs::remove_file(&db);
+    let _ = smartretry::store::SqliteStore::remove_database(&db);
     let open = || {
         let mut config = smartretry::Config::default();
         config.strategy.circuit_breaker.enabled = false;
@@ -312,7 +312,5 @@ fn the_registry_in_a_sqlite_store_survives_a_restart() {
     let rows = engine.store().model_list().unwrap();
     let states: Vec<_> = rows.iter().map(|m| (m.version.as_str(), m.status.as_str())).collect();
     assert_eq!(states, [("gb-1", "shadow"), ("lr-1", "canary")]);
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
-    }
+    let _ = smartretry::store::SqliteStore::remove_database(&db);
 }

@@ -150,6 +150,20 @@ fn past_max_audit_per_sec_sampled_decisions_are_shed_and_counted() {
 }
 
 #[test]
+fn remove_database_deletes_the_file_with_its_wal_and_shared_memory() {
+    let db = TempDb::new("remove");
+    let e = engine(&db);
+    e.record(&Attempt::new("j", "sync", 2, true), Some(1_000)).unwrap();
+    e.flush(FLUSH).unwrap();
+    let files = || ["", "-wal", "-shm"].map(|s| PathBuf::from(format!("{}{s}", db.0.display())).exists());
+    assert_eq!(files(), [true, true, true], "an open engine in WAL mode keeps three files");
+    drop(e);
+    smartretry::store::SqliteStore::remove_database(&db.0).unwrap();
+    assert_eq!(files(), [false, false, false]);
+    smartretry::store::SqliteStore::remove_database(&db.0).expect("absent files are not an error");
+}
+
+#[test]
 fn the_dead_letter_queue_keeps_history_and_notes_across_restarts() {
     let db = TempDb::new("dlq");
     let id = {

@@ -112,6 +112,20 @@ fn uint(x: i64) -> u64 {
 }
 
 impl SqliteStore {
+    /// Delete the database at `path` with its WAL and shared-memory files (the ones that
+    /// are absent are fine): a database in WAL mode is three files, not one.
+    pub fn remove_database(path: &Path) -> std::io::Result<()> {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut file = path.as_os_str().to_owned();
+            file.push(suffix);
+            match std::fs::remove_file(&file) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     /// `sqlite:///abs/path.db` or `sqlite://relative.db`, with `?busy_timeout_ms=N`.
     pub fn open_url(url: &str) -> Result<SqliteStore> {
         let (base, params) = super::split_query(url);
