@@ -31,24 +31,26 @@ pub fn table(rows: &[Figures]) -> String {
         "1st ok"
     );
     for r in rows {
-        let ratio = if oracle > 0.0 && r.recovered > 0 {
+        // Figures over recovered jobs mean nothing when none recovered.
+        let over_recovered = |text: String| if r.recovered > 0 { text } else { "-".into() };
+        let ratio = over_recovered(if oracle > 0.0 {
             format!("{:.2}", r.mean_time_to_success_ms / oracle)
         } else {
             "-".into()
-        };
+        });
         let restricted = if r.horizon_ms > 0.0 { secs(r.restricted_mean_tts_ms) } else { "-".into() };
         let _ = writeln!(
             out,
-            "{:<28} {:>7} {:>7.1}% {:>9} {:>9} {:>7} {:>10} {:>9.2} {:>9.2} {:>9.2} {:>5} {:>7.0}%",
+            "{:<28} {:>7} {:>7.1}% {:>9} {:>9} {:>7} {:>10} {:>9.2} {:>9} {:>9.2} {:>5} {:>7.0}%",
             r.policy,
             r.failed_jobs,
             r.success_rate * 100.0,
-            secs(r.mean_time_to_success_ms),
-            secs(r.p95_time_to_success_ms),
+            over_recovered(secs(r.mean_time_to_success_ms)),
+            over_recovered(secs(r.p95_time_to_success_ms)),
             ratio,
             restricted,
             r.retries_per_job,
-            r.retries_per_recovered_job,
+            over_recovered(format!("{:.2}", r.retries_per_recovered_job)),
             r.wasted_retries_per_job,
             r.lost,
             r.first_retry_success * 100.0
