@@ -157,6 +157,7 @@ fn main() -> Result<(), smartretry::Error> {
         job_id: Some("job-after-restart".into()),
         error_class: Some("service_unavailable".into()),
         http_status: Some(503),
+        since_first_failure_ms: Some(0),
         ..Features::new("payment_capture", 1)
     };
     let d = restarted.decide(&failure, Some(now))?;
