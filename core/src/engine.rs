@@ -49,7 +49,7 @@ pub const DEFAULT_STATS_WINDOW_MS: u64 = 86_400_000;
 pub const MAX_PREVIEW_ATTEMPTS: u32 = 100;
 
 /// Every guardrail name that can appear in `policy_guardrails`.
-pub const GUARDRAILS: [&str; 14] = [
+pub const GUARDRAILS: [&str; 15] = [
     "emergency_stop",
     "never_retry",
     "non_idempotent",
@@ -64,6 +64,7 @@ pub const GUARDRAILS: [&str; 14] = [
     "adaptive_throttle",
     "concurrency",
     "override",
+    "probe_and_release",
 ];
 
 /// Called with a sample of decisions (`data_collection.sample_rate`): the audit trail.
@@ -109,6 +110,7 @@ struct Metrics {
     guardrails: [AtomicU64; GUARDRAILS.len()],
     records: AtomicU64,
     refits: AtomicU64,
+    released: AtomicU64,
 }
 
 /// A copy of the engine's counters.
@@ -149,6 +151,9 @@ pub struct MetricsSnapshot {
     pub store_degraded: bool,
     /// Outcomes other workers of a fleet recorded, learned here.
     pub fleet_outcomes_total: u64,
+    /// Check-ins answered "the downstream is back: retry now" (probe-and-release).
+    #[serde(default)]
+    pub released_total: u64,
 }
 
 /// Builds an [`Engine`] from a config, a seed and hooks.
@@ -319,6 +324,8 @@ struct Draft {
     /// Set when the rules tier's backoff gave the delay: its bounds, within which
     /// health-aware backoff may move it.
     rules_bounds: Option<(u64, u64)>,
+    /// Set while the downstream is down: how often the waiting job checks in.
+    check_in_ms: Option<u64>,
 }
 
 impl Draft {
@@ -449,6 +456,7 @@ impl Engine {
             rationale: String::with_capacity(256),
             adaptive: s.adaptive && context.is_none_or(|c| c.learning()),
             rules_bounds: None,
+            check_in_ms: None,
         };
 
         if s.adaptive && mode == Mode::Live {
@@ -509,6 +517,7 @@ impl Engine {
             method: d.method,
             estimated_success: round3(d.estimated),
             next_evaluation: time::format_rfc3339(now.saturating_add(d.delay_ms)),
+            check_in_ms: d.check_in_ms.filter(|_| d.retry),
             policy_guardrails: d.guards,
             error_class: label.to_string(),
             policy: policy.name.clone(),
@@ -1097,6 +1106,10 @@ impl Engine {
                 d.refuse(Method::Guardrail, Some(refusal.guardrail()), why);
             }
         }
+        if d.retry && commit && state.down(&f.job_type, now) {
+            let room = g.max_delay_ms.min(deadline.map_or(u64::MAX, |limit| limit.saturating_sub(elapsed)));
+            hold_while_down(f, now, now.saturating_add(room), state, d);
+        }
     }
 
     fn count(&self, d: &Decision) {
@@ -1184,6 +1197,23 @@ impl Engine {
             success: attempt.success,
         });
         Ok(())
+    }
+
+    /// Has `job_type`'s downstream come back since `failed_at_ms`, when a waiting job's
+    /// last attempt failed? Ask at each of a decision's `check_in_ms`: `true` once calls
+    /// made after that failure are being accepted again and the breaker is not open, so
+    /// the job should retry now instead of at the planned delay (probe-and-release).
+    pub fn released(&self, job_type: &str, failed_at_ms: u64, now_ms: Option<u64>) -> Result<bool> {
+        Features::new(job_type, 1).validate()?;
+        let now = now_ms.unwrap_or_else(time::now_ms);
+        if failed_at_ms > now {
+            return Err(Error::invalid("failed_at_ms", "is later than now"));
+        }
+        let released = self.guard().released(job_type, failed_at_ms, now);
+        if released {
+            self.metrics.released.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(released)
     }
 
     /// First attempts that succeeded, counted in one call (a host's fast path: the
@@ -1485,6 +1515,7 @@ impl Engine {
                 .as_ref()
                 .is_some_and(|p| p.queue.stats.degraded.load(Ordering::Relaxed)),
             fleet_outcomes_total: store_stat(|s| s.fleet_applied.load(Ordering::Relaxed)),
+            released_total: m.released.load(Ordering::Relaxed),
         }
     }
 
@@ -1696,6 +1727,45 @@ fn round3(x: f64) -> f64 {
 }
 
 /// A duration for people (`150ms`, `8.2s`, `2m30s`, `1h5m`).
+/// Probe-and-release, while `f`'s downstream is down: one job at a time probes it, the
+/// others wait (no later than `latest`) and check in, and the first call that gets
+/// through releases them all ([`Engine::released`]).
+fn hold_while_down(f: &Features, now: u64, latest: u64, state: &mut GuardState, d: &mut Draft) {
+    let planned = now.saturating_add(d.delay_ms);
+    let at = state.claim_probe(&f.job_type, now, planned, latest);
+    if at > planned {
+        d.clip(
+            "probe_and_release",
+            at - now,
+            format_args!(
+                "{} is down for every caller and other jobs probe it sooner, so wait {} unless they find it back",
+                f.job_type,
+                Ms(at - now)
+            ),
+        );
+    }
+    let every = check_in_interval(d.delay_ms);
+    if d.delay_ms >= 2 * every {
+        d.check_in_ms = Some(every);
+        d.name("probe_and_release");
+        say!(
+            &mut d.rationale,
+            "; check in every ",
+            Ms(every),
+            " and retry as soon as calls to ",
+            f.job_type.as_str(),
+            " get through again"
+        );
+    }
+}
+
+/// How often a job waiting `delay_ms` for a downstream that is down asks whether it is
+/// back: a sixteenth of the wait, 1–10 s, so a release costs a few seconds at most and a
+/// waiting job wakes at most 16 times.
+fn check_in_interval(delay_ms: u64) -> u64 {
+    (delay_ms / 16).clamp(1_000, 10_000)
+}
+
 pub fn fmt_ms(ms: u64) -> String {
     Ms(ms).to_string()
 }

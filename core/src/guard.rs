@@ -264,6 +264,14 @@ struct Downstream {
     /// The caller's last health signals, and when.
     signals: Signals,
     signals_at_ms: Option<u64>,
+    /// Calls accepted since the last failure, and when the first of them was: the
+    /// downstream coming back, which releases jobs waiting out an outage.
+    accepted_in_a_row: u64,
+    accepted_since_ms: u64,
+    /// Calls failed since the last accepted one.
+    failed_in_a_row: u64,
+    /// When jobs waiting out an outage are due to probe it, at least a spacing apart.
+    probes: std::collections::BTreeSet<u64>,
 }
 
 impl Downstream {
@@ -275,6 +283,10 @@ impl Downstream {
             reported: BreakerState::Closed,
             signals: Signals::default(),
             signals_at_ms: None,
+            accepted_in_a_row: 0,
+            accepted_since_ms: 0,
+            failed_in_a_row: 0,
+            probes: std::collections::BTreeSet::new(),
         }
     }
 }
@@ -380,6 +392,17 @@ impl GuardState {
             Outcome::Successes(n) => (n, n),
         };
         d.calls.add(now, requests, accepts);
+        if accepts == 0 {
+            d.accepted_in_a_row = 0;
+            d.failed_in_a_row += requests;
+        } else {
+            d.failed_in_a_row = 0;
+            if d.accepted_in_a_row == 0 {
+                d.accepted_since_ms = now;
+                d.probes.clear();
+            }
+            d.accepted_in_a_row += accepts;
+        }
         let (requests, accepts) = d.calls.sum(now);
         d.health.update(requests >= DEGRADED_MIN_REQUESTS && accepts * 2 < requests, now);
         // The breaker acts only once outcomes are reported (a caller that only ever
@@ -408,6 +431,51 @@ impl GuardState {
         self.downstreams.get_mut(job_type).is_some_and(|d| {
             seen && (d.health.at(now)
                 || d.breaker.as_ref().is_some_and(|b| b.state(now) != BreakerState::Closed))
+        })
+    }
+
+    /// Whether `job_type`'s downstream is down for every caller: fewer than a fifth of at
+    /// least [`DEGRADED_MIN_REQUESTS`] calls accepted over the throttle window, or
+    /// [`DOWN_FAILED_IN_A_ROW`] calls failed in a row. Jobs that fail then wait for the same event, its return, so
+    /// they are told to check in ([`GuardState::released`]) rather than only sleep.
+    pub fn down(&mut self, job_type: &str, now: u64) -> bool {
+        let seen = self.outcomes_seen;
+        self.downstreams.get_mut(job_type).is_some_and(|d| {
+            let (requests, accepts) = d.calls.sum(now);
+            seen && (d.failed_in_a_row >= DOWN_FAILED_IN_A_ROW
+                || (requests >= DEGRADED_MIN_REQUESTS && accepts * DOWN_ACCEPTS_ONE_IN < requests))
+        })
+    }
+
+    /// When a job that wants to retry at `wanted` probes `job_type`'s downstream while it
+    /// is down: the first time from `wanted` on with no other probe within the spacing,
+    /// if that is no later than `latest`; else `wanted` itself (the job's own limits
+    /// come first). The spacing grows with the outage, an eighth of how long the
+    /// downstream has been degraded (1–30 s): the longer it has been down, the longer it
+    /// is likely to stay down, and a return is found within an eighth of its age.
+    pub fn claim_probe(&mut self, job_type: &str, now: u64, wanted: u64, latest: u64) -> u64 {
+        let Some(d) = self.downstreams.get_mut(job_type) else { return wanted };
+        let down_for = now.saturating_sub(d.health.since.unwrap_or(now));
+        let spacing = (down_for / 8).clamp(MIN_PROBE_SPACING_MS, MAX_PROBE_SPACING_MS);
+        d.probes = d.probes.split_off(&now.saturating_sub(spacing));
+        let mut at = wanted;
+        while let Some(&taken) = d.probes.range(at.saturating_sub(spacing - 1)..at.saturating_add(spacing)).next_back()
+        {
+            at = taken + spacing;
+        }
+        let at = if at <= latest { at } else { latest.max(wanted) };
+        d.probes.insert(at);
+        at
+    }
+
+    /// Whether `job_type`'s downstream has come back since `since` (when a waiting job
+    /// failed): the calls made after it are being accepted ([`RELEASE_AFTER_ACCEPTED`] in
+    /// a row, no failure since) and its breaker is not open.
+    pub fn released(&mut self, job_type: &str, since: u64, now: u64) -> bool {
+        self.downstreams.get_mut(job_type).is_some_and(|d| {
+            d.accepted_in_a_row >= RELEASE_AFTER_ACCEPTED
+                && d.accepted_since_ms >= since
+                && d.breaker.as_ref().is_none_or(|b| b.state(now) != BreakerState::Open)
         })
     }
 
@@ -692,6 +760,20 @@ struct HealthLog {
 }
 
 pub const DEGRADED_MIN_REQUESTS: u64 = 10;
+/// Down: fewer than one call in this many accepted over the throttle window, or this
+/// many calls failed in a row (see [`GuardState::down`]). The run notices an outage
+/// within seconds, where the window still holds the minutes before it; at 40 % of
+/// calls failing, 20 in a row happen once in 10^8 calls.
+const DOWN_ACCEPTS_ONE_IN: u64 = 5;
+const DOWN_FAILED_IN_A_ROW: u64 = 20;
+/// Accepted calls in a row, after a job's failure, that release it (see
+/// [`GuardState::released`]). One: while a downstream is down nothing gets through, so
+/// the first call that does is the news; a false alarm costs the released jobs one retry
+/// each, and the failure that follows holds the rest again.
+const RELEASE_AFTER_ACCEPTED: u64 = 1;
+/// Bounds of the spacing between probes of a downstream that is down.
+const MIN_PROBE_SPACING_MS: u64 = 1_000;
+const MAX_PROBE_SPACING_MS: u64 = 30_000;
 const HEALTH_INTERVALS: usize = 8;
 
 impl HealthLog {

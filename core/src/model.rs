@@ -415,6 +415,11 @@ pub struct Decision {
     /// When to ask again (RFC 3339): now + delay.
     #[serde(default)]
     pub next_evaluation: String,
+    /// Set while the downstream is down for every caller: wait out `delay_ms`, but every
+    /// this many ms ask `released` (`Engine::released`, `GET /v1/released`) whether it
+    /// has come back, and retry at once if it has (probe-and-release).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check_in_ms: Option<u64>,
     /// Every guardrail that changed this decision, in the order they acted.
     #[serde(default)]
     pub policy_guardrails: Vec<Cow<'static, str>>,

@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use smartretry::backoff::{mix64, rand01};
 
 use super::scenario::{Downstream, Job, Scenario};
-use super::{FailureView, Policy};
+use super::{FailureView, Policy, Wait};
 
 /// Retry times (since the first failure) a schedule may use: this many quantiles of the
 /// cohort's recovery times, plus the slowest one.
@@ -236,9 +236,9 @@ impl Policy for BoundPolicy<'_> {
         "best_schedule_bound"
     }
 
-    fn on_failure(&mut self, f: &FailureView<'_>) -> Option<u64> {
+    fn on_failure(&mut self, f: &FailureView<'_>) -> Option<Wait> {
         let schedule = self.bound.schedules.get(f.job_id as usize)?;
         let next = schedule.iter().find(|&&t| t > f.since_first_failure_ms)?;
-        Some(next - f.since_first_failure_ms)
+        Some(Wait::sleep(next - f.since_first_failure_ms))
     }
 }

@@ -13,7 +13,7 @@ use std::collections::{BinaryHeap, HashMap};
 use serde::Serialize;
 use smartretry::backoff::mix64;
 
-pub use policies::{baselines, Policy, SmartRetry};
+pub use policies::{baselines, Policy, SmartRetry, Wait};
 pub use scenario::{builtin, Downstream, Job, Scenario};
 
 /// No policy gets more than this many attempts or this much time for one job.
@@ -91,6 +91,10 @@ struct JobState {
     permanent: bool,
     last_error_class: String,
     last_status: Option<u16>,
+    /// The next attempt and when it is due (a check-in that releases the job moves it
+    /// earlier).
+    pending_attempt: u32,
+    next_attempt_ms: u64,
 }
 
 enum Outcome {
@@ -249,11 +253,29 @@ pub fn paired_time_to_success(a: &Run, b: &Run) -> (f64, f64, usize) {
 pub fn run(scenario: &Scenario, jobs: &[Job], policy: &mut dyn Policy, seed: u64) -> Run {
     let mut downstream = LiveDownstream::new(scenario, jobs, seed);
     let mut state = vec![JobState::default(); jobs.len()];
-    let mut queue: BinaryHeap<Reverse<(u64, u32, u32)>> =
-        jobs.iter().map(|j| Reverse((j.at_ms, j.id, 1))).collect();
-    while let Some(Reverse((now, id, attempt))) = queue.pop() {
+    // (when, job, attempt, check-in interval): an attempt when the interval is 0, else
+    // a waiting job checking in.
+    let mut queue: BinaryHeap<Reverse<(u64, u32, u32, u64)>> =
+        jobs.iter().map(|j| Reverse((j.at_ms, j.id, 1, 0))).collect();
+    while let Some(Reverse((now, id, attempt, check_in))) = queue.pop() {
         let job = &jobs[id as usize];
         let st = &mut state[id as usize];
+        let due = st.pending_attempt == attempt && st.next_attempt_ms > now;
+        if check_in > 0 {
+            if due && policy.released(&scenario.job_type, st.last_attempt_ms, now) {
+                st.next_attempt_ms = now;
+                if attempt == 2 {
+                    st.first_retry_delay_ms = Some(now - st.last_attempt_ms);
+                }
+                queue.push(Reverse((now, id, attempt, 0)));
+            } else if due && now + check_in < st.next_attempt_ms {
+                queue.push(Reverse((now + check_in, id, attempt, check_in)));
+            }
+            continue;
+        }
+        if attempt > 1 && (st.pending_attempt != attempt || st.next_attempt_ms != now) {
+            continue; // superseded: a check-in released the job earlier
+        }
         let delay = now - st.last_attempt_ms.max(job.at_ms).min(now);
         st.last_attempt_ms = now;
         let outcome = downstream.attempt(job, attempt, st.first_failure_ms, now);
@@ -300,10 +322,15 @@ pub fn run(scenario: &Scenario, jobs: &[Job], policy: &mut dyn Policy, seed: u64
         if attempt >= MAX_ATTEMPTS || now - first > MAX_SPAN_MS {
             continue;
         }
-        if let Some(wait) = policy.on_failure(&view) {
+        if let Some(Wait { delay_ms, check_in_ms }) = policy.on_failure(&view) {
             st.retries += 1;
-            st.first_retry_delay_ms.get_or_insert(wait);
-            queue.push(Reverse((now + wait, id, attempt + 1)));
+            st.first_retry_delay_ms.get_or_insert(delay_ms);
+            st.pending_attempt = attempt + 1;
+            st.next_attempt_ms = now + delay_ms;
+            queue.push(Reverse((now + delay_ms, id, attempt + 1, 0)));
+            if let Some(every) = check_in_ms.filter(|&e| e > 0 && e < delay_ms) {
+                queue.push(Reverse((now + every, id, attempt + 1, every)));
+            }
         }
     }
     Run::new(scenario, policy.name(), jobs, &state)

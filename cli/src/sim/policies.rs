@@ -6,10 +6,29 @@ use smartretry::{Attempt, Config, Engine, Features};
 use super::scenario::Rng;
 use super::{FailureView, OutcomeView};
 
+/// How long to wait before the next attempt, and how often to check in meanwhile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wait {
+    pub delay_ms: u64,
+    /// Ask [`Policy::released`] this often while waiting; retry at once when it says so.
+    pub check_in_ms: Option<u64>,
+}
+
+impl Wait {
+    pub fn sleep(delay_ms: u64) -> Wait {
+        Wait { delay_ms, check_in_ms: None }
+    }
+}
+
 pub trait Policy {
     fn name(&self) -> &str;
     /// An attempt failed: how long to wait before the next, or `None` to give up.
-    fn on_failure(&mut self, failure: &FailureView<'_>) -> Option<u64>;
+    fn on_failure(&mut self, failure: &FailureView<'_>) -> Option<Wait>;
+    /// A waiting job checks in: has the downstream come back since it failed at
+    /// `failed_at_ms`, so it should retry now?
+    fn released(&mut self, _job_type: &str, _failed_at_ms: u64, _now_ms: u64) -> bool {
+        false
+    }
     /// A retry finished.
     fn on_outcome(&mut self, _outcome: &OutcomeView<'_>) {}
     /// A first attempt succeeded.
@@ -30,8 +49,8 @@ impl Policy for Static {
         self.name
     }
 
-    fn on_failure(&mut self, f: &FailureView<'_>) -> Option<u64> {
-        (f.attempt < self.max_attempts).then(|| (self.delay)(f.attempt, &mut self.rng))
+    fn on_failure(&mut self, f: &FailureView<'_>) -> Option<Wait> {
+        (f.attempt < self.max_attempts).then(|| Wait::sleep((self.delay)(f.attempt, &mut self.rng)))
     }
 }
 
@@ -151,7 +170,7 @@ impl Policy for SmartRetry {
         self.name
     }
 
-    fn on_failure(&mut self, f: &FailureView<'_>) -> Option<u64> {
+    fn on_failure(&mut self, f: &FailureView<'_>) -> Option<Wait> {
         self.flush(f.now_ms);
         let features = Features {
             job_id: Some(f.job_id.to_string()),
@@ -164,7 +183,12 @@ impl Policy for SmartRetry {
             ..Features::new(f.job_type, f.attempt)
         };
         let d = self.engine.decide(&features, Some(f.now_ms)).ok()?;
-        d.should_retry.then_some(d.delay_ms)
+        d.should_retry.then_some(Wait { delay_ms: d.delay_ms, check_in_ms: d.check_in_ms })
+    }
+
+    fn released(&mut self, job_type: &str, failed_at_ms: u64, now_ms: u64) -> bool {
+        self.flush(now_ms);
+        self.engine.released(job_type, failed_at_ms, Some(now_ms)).unwrap_or(false)
     }
 
     fn on_outcome(&mut self, o: &OutcomeView<'_>) {
