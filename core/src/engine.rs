@@ -1747,7 +1747,6 @@ fn hold_while_down(f: &Features, now: u64, latest: u64, state: &mut GuardState, 
     let every = check_in_interval(d.delay_ms);
     if d.delay_ms >= 2 * every {
         d.check_in_ms = Some(every);
-        d.name("probe_and_release");
         say!(
             &mut d.rationale,
             "; check in every ",
