@@ -205,4 +205,5 @@ type Guardrails struct {
 	ThrottleWindowMs       int64   `json:"throttle_window_ms"`
 	MaxConcurrentRetries   *int    `json:"max_concurrent_retries,omitempty"`
 	InFlightTTLMs          int64   `json:"in_flight_ttl_ms"`
+	ProbeAndRelease        bool    `json:"probe_and_release"`
 }

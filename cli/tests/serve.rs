@@ -427,6 +427,45 @@ async fn metrics_are_prometheus_text() {
 }
 
 #[tokio::test]
+async fn a_job_waiting_out_an_outage_is_released_when_calls_get_through() {
+    // Without the breaker, whose cool-down would hold the jobs 30 s regardless.
+    let dir = temp_dir("released");
+    let config = dir.join("config.json");
+    std::fs::write(&config, r#"{"strategy": {"circuit_breaker": {"enabled": false}}}"#).unwrap();
+    let server = Server::start(&[], &[("RETRY_CONFIG", config.to_str().unwrap())]);
+    let mut c = server.client();
+    let ok = json!({"job_id": "ok", "job_type": "webhook", "attempt_number": 1, "success": true});
+    assert_eq!(c.post("/attempt", &ok).await.unwrap().status, 202);
+    let mut last = Value::Null;
+    for i in 0..30 {
+        let failure = json!({"job_type": "webhook", "attempt_number": 1, "http_status": 503, "job_id": format!("w{i}")});
+        last = c.post("/recommendation", &failure).await.unwrap().json();
+    }
+    let every = last["check_in_ms"].as_u64().unwrap_or_else(|| panic!("down for every caller: {last}"));
+    assert!(every >= 1_000 && last["delay_ms"].as_u64().unwrap() >= 2 * every, "{last}");
+    let failed_at = smartretry::time::now_ms();
+    let ask = format!("/released/webhook?failed_at_ms={failed_at}");
+    let r = c.get(&ask).await.unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json(), json!({"job_type": "webhook", "failed_at_ms": failed_at, "released": false}));
+
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let back = json!({"job_id": "back", "job_type": "webhook", "attempt_number": 1, "success": true});
+    assert_eq!(c.post("/attempt", &back).await.unwrap().status, 202);
+    assert_eq!(c.get(&ask).await.unwrap().json()["released"], true);
+    let metrics = c.get("/metrics").await.unwrap();
+    assert!(metrics.body.contains("\nsmartretry_released_total 1\n"), "{}", metrics.body);
+
+    let bad = c.get("/released/webhook?failed_at_ms=soon").await.unwrap();
+    assert_eq!(bad.status, 400);
+    assert_error_shape(&bad.json(), 400);
+    assert!(bad.body.contains("failed_at_ms"), "{}", bad.body);
+    let missing = c.get("/released/webhook").await.unwrap();
+    assert_eq!(missing.status, 400);
+    assert!(missing.body.contains("failed_at_ms"), "{}", missing.body);
+}
+
+#[tokio::test]
 async fn the_openapi_document_lists_every_endpoint() {
     let server = Server::start(&[], &[]);
     let doc = server.anonymous().get("/openapi.json").await.unwrap().json();
@@ -457,6 +496,7 @@ async fn the_openapi_document_lists_every_endpoint() {
         ("/overrides", "post"),
         ("/overrides/{name}", "delete"),
         ("/health/{job_type}", "get"),
+        ("/released/{job_type}", "get"),
         ("/dlq", "get"),
         ("/dlq", "post"),
         ("/dlq/{id}", "get"),

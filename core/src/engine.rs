@@ -1109,7 +1109,7 @@ impl Engine {
                 d.refuse(Method::Guardrail, Some(refusal.guardrail()), why);
             }
         }
-        if d.retry && commit && state.down(&f.job_type, now) {
+        if d.retry && commit && g.probe_and_release && state.down(&f.job_type, now) {
             let room = g.max_delay_ms.min(deadline.map_or(u64::MAX, |limit| limit.saturating_sub(elapsed)));
             hold_while_down(f, now, now.saturating_add(room), state, d);
         }

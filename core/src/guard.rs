@@ -60,6 +60,9 @@ pub struct Guardrails {
     pub max_concurrent_retries: Option<u32>,
     /// How long after its scheduled time a retry that never reported counts as done.
     pub in_flight_ttl_ms: u64,
+    /// While a downstream is down for every caller, jobs take turns to probe it and the
+    /// rest wait to be released (`Decision::check_in_ms`, `Engine::released`).
+    pub probe_and_release: bool,
     /// The share of the retry budget and of concurrency caps each priority may use;
     /// the rest is kept for higher priorities. Calls that state no priority are not
     /// ranked and may use all of it.
@@ -132,6 +135,7 @@ impl Default for Guardrails {
             throttle_window_ms: 120_000,
             max_concurrent_retries: None,
             in_flight_ttl_ms: 60_000,
+            probe_and_release: true,
             priority_shares: PriorityShares::default(),
         }
     }
@@ -459,7 +463,8 @@ impl GuardState {
         let spacing = (down_for / 8).clamp(MIN_PROBE_SPACING_MS, MAX_PROBE_SPACING_MS);
         d.probes = d.probes.split_off(&now.saturating_sub(spacing));
         let mut at = wanted;
-        while let Some(&taken) = d.probes.range(at.saturating_sub(spacing - 1)..at.saturating_add(spacing)).next_back()
+        while let Some(&taken) =
+            d.probes.range(at.saturating_sub(spacing - 1)..at.saturating_add(spacing)).next_back()
         {
             at = taken + spacing;
         }

@@ -245,7 +245,8 @@ fn adaptive_throttling_defers_retries_to_an_overloaded_downstream() {
         if i % 4 == 0 {
             e.record(&Attempt::new(format!("ok{i}"), "search", 1, true), Some(T0 + i)).unwrap();
         } else {
-            decisions.push(e.decide(&Features::new("search", 1).with_http_status(500), Some(T0 + i)).unwrap());
+            decisions
+                .push(e.decide(&Features::new("search", 1).with_http_status(500), Some(T0 + i)).unwrap());
         }
     }
     let throttled = decisions.iter().filter(|d| guards(d).contains(&"adaptive_throttle")).count();
@@ -306,7 +307,10 @@ fn a_call_that_gets_through_after_a_job_failed_releases_it() {
     let back = failed_at + 31_000;
     e.record_successes("webhook", None, 1, Some(back)).unwrap();
     assert!(e.released("webhook", *failed_at, Some(back + 1)).unwrap(), "back since the job failed");
-    assert!(!e.released("webhook", back + 1, Some(back + 2)).unwrap(), "not news to a job that failed after it");
+    assert!(
+        !e.released("webhook", back + 1, Some(back + 2)).unwrap(),
+        "not news to a job that failed after it"
+    );
     assert!(!e.released("search", *failed_at, Some(back + 1)).unwrap(), "another downstream");
     // A failure after the good call holds the waiting jobs again.
     e.decide(&Features::new("webhook", 1).with_http_status(503), Some(back + 10)).unwrap();

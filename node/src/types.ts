@@ -81,6 +81,11 @@ export interface Decision {
   estimated_success: number;
   /** When to ask again (RFC 3339): now + delay. */
   next_evaluation: string;
+  /**
+   * Set while the downstream is down for every caller: wait out `delay_ms`, but every
+   * this many ms ask `engine.released()` whether it is back, and retry at once if so.
+   */
+  check_in_ms?: number;
   /** Every guardrail that changed this decision, in the order they acted. */
   policy_guardrails: string[];
   /** The error class the engine learned under (the given one, or the classified kind). */
@@ -177,6 +182,8 @@ export interface Guardrails {
   throttle_window_ms: number;
   max_concurrent_retries?: number;
   in_flight_ttl_ms: number;
+  /** While a downstream is down for every caller, jobs take turns to probe it and the rest wait to be released. */
+  probe_and_release: boolean;
   /** The share of the budget and caps each priority may use; the rest waits for higher ones. */
   priority_shares: Record<Priority, number>;
 }

@@ -50,6 +50,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/overrides", get(list_overrides).post(add_override))
         .route("/overrides/{name}", axum::routing::delete(remove_override))
         .route("/health/{job_type}", get(downstream_health))
+        .route("/released/{job_type}", get(released))
         .route("/bayesian/update", post(bayesian_update))
         .route("/ml/train", post(ml::train))
         .route("/ml/deploy", post(ml::deploy))
@@ -250,6 +251,23 @@ async fn remove_override(State(app): Shared, _: Authorized, Path(name): Path<Str
 /// One downstream's health score and the factor its rules-tier delays get.
 async fn downstream_health(State(app): Shared, Path(job_type): Path<String>) -> ApiResult<Response> {
     Ok(Json(app.engine.health(&job_type, None)?).into_response())
+}
+
+/// Probe-and-release: a job waiting out a decision with `check_in_ms` asks whether the
+/// downstream has come back since its failure (`failed_at_ms`), and retries now if so.
+async fn released(
+    State(app): Shared,
+    Path(job_type): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Response> {
+    let failed_at_ms = q
+        .get("failed_at_ms")
+        .ok_or_else(|| ApiError::invalid("failed_at_ms", "query parameter is required"))?
+        .parse::<u64>()
+        .map_err(|_| ApiError::invalid("failed_at_ms", "must be a Unix time in ms"))?;
+    let released = app.engine.released(&job_type, failed_at_ms, None)?;
+    Ok(Json(json!({ "job_type": job_type, "failed_at_ms": failed_at_ms, "released": released }))
+        .into_response())
 }
 
 #[derive(Deserialize)]

@@ -152,6 +152,13 @@ pub fn render(engine: &Engine, server: &ServerMetrics, now_ms: u64) -> String {
         "Learned keys evicted at the key cap (LRU).",
     );
     let _ = writeln!(out, "smartretry_key_evictions_total {}", m.key_evictions_total);
+    metric(
+        &mut out,
+        "smartretry_released_total",
+        "counter",
+        "Waiting jobs told to retry now: their downstream came back (probe-and-release).",
+    );
+    let _ = writeln!(out, "smartretry_released_total {}", m.released_total);
     metric(&mut out, "smartretry_attempts_recorded_total", "counter", "Attempt outcomes recorded.");
     let _ = writeln!(out, "smartretry_attempts_recorded_total {}", m.records_total);
     metric(&mut out, "smartretry_bayesian_refits_total", "counter", "Bayesian model refits.");

@@ -139,6 +139,7 @@ impl SmartRetry {
             with("without_exploration", |c| c.strategy.bayesian.explore_rate = 0.0),
             with("without_retry_after", |c| c.strategy.guardrails.respect_retry_after = false),
             with("without_forgetting", |c| c.strategy.bayesian.half_life_samples = 1_000_000),
+            with("without_probe_and_release", |c| c.strategy.guardrails.probe_and_release = false),
             SmartRetry::rules_only(seed),
         ]
     }
