@@ -21,8 +21,9 @@ export declare class NativeEngine {
   decide(featuresJson: string, nowMs?: number | undefined | null): string
   /**
    * `Engine::decide` with the features a retry loop knows, as arguments. Also writes
-   * `[should_retry ? 1 : 0, delay_ms]` into `out` (a `Float64Array` of length 2), so
-   * the loop can act at once and parse the returned Decision JSON only if asked.
+   * `[should_retry ? 1 : 0, delay_ms, check_in_ms or 0]` into `out` (a `Float64Array`
+   * of length 3), so the loop can act at once and parse the returned Decision JSON
+   * only if asked.
    */
   decideFailure(out: Float64Array, jobType: string, attemptNumber: number, jobId?: string | undefined | null, tenant?: string | undefined | null, httpStatus?: number | undefined | null, errorClass?: string | undefined | null, errorCode?: string | undefined | null, retryAfter?: string | undefined | null, idempotent?: boolean | undefined | null, sinceFirstFailureMs?: number | undefined | null, deadlineMs?: number | undefined | null, maxAttempts?: number | undefined | null, priority?: 'low' | 'normal' | 'high' | 'critical' | undefined | null, nowMs?: number | undefined | null): string
   /** `Engine::record`: Attempt JSON in. */
@@ -33,6 +34,8 @@ export declare class NativeEngine {
    * the core learns under the same key it decided under.
    */
   recordAttempt(jobId: string, jobType: string, attemptNumber: number, success: boolean, delayMs: number, tenant?: string | undefined | null, httpStatus?: number | undefined | null, errorClass?: string | undefined | null, errorCode?: string | undefined | null, sinceFirstFailureMs?: number | undefined | null, nowMs?: number | undefined | null): void
+  /** `Engine::released`: has the downstream come back since `failed_at_ms`? */
+  released(jobType: string, failedAtMs: number, nowMs?: number | undefined | null): boolean
   /** `Engine::record_successes`: first attempts that succeeded, in one call. */
   recordSuccesses(jobType: string, tenant: string | undefined | null, count: number, nowMs?: number | undefined | null): void
   /** `Engine::preview`: Features JSON in, Preview JSON out. */

@@ -175,6 +175,15 @@ export class Engine extends EventEmitter {
     this.native.recordSuccesses(jobType, tenant ?? undefined, count, nowMs);
   }
 
+  /**
+   * Probe-and-release: has `jobType`'s downstream come back since `failedAtMs` (when a
+   * waiting job's attempt failed)? Ask every `decision.check_in_ms`; retry now if so.
+   */
+  released(jobType: string, failedAtMs: number, nowMs?: number): boolean {
+    if (this.pendingTotal !== 0) this.flushSuccesses();
+    return this.native.released(jobType, failedAtMs, nowMs);
+  }
+
   /** The schedule the engine would follow from this failure if every retry failed. */
   preview(features: Features, maxAttempts: number, nowMs?: number): Preview {
     return JSON.parse(this.native.preview(JSON.stringify(features), maxAttempts, nowMs)) as Preview;

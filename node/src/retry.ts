@@ -274,6 +274,30 @@ function guarded<T>(fn: RetryFunction<T>, context: AttemptContext, o: RetryOptio
   });
 }
 
+/**
+ * Waits out `planned` ms in check-ins of `every` ms while the downstream is down for
+ * every caller, and stops early once the engine says it is back (probe-and-release).
+ * Resolves with how long it waited.
+ */
+async function waitOrRelease(
+  engine: Engine,
+  clock: Clock,
+  jobType: string,
+  failedAt: number,
+  planned: number,
+  every: number,
+  signal: AbortSignal | undefined,
+): Promise<number> {
+  let waited = 0;
+  while (waited < planned) {
+    const pause = Math.min(every, planned - waited);
+    await clock.sleep(pause, signal);
+    waited += pause;
+    if (waited < planned && engine.released(jobType, Math.round(failedAt), clock.now())) break;
+  }
+  return waited;
+}
+
 function isRetryableError<T>(o: RetryOptions<T>, error: unknown, attempt: number): boolean {
   const on = o.retryOn;
   if (on !== undefined) {
@@ -283,8 +307,8 @@ function isRetryableError<T>(o: RetryOptions<T>, error: unknown, attempt: number
   return o.retryIf === undefined || o.retryIf(error, { kind: 'error', attempt }) !== false;
 }
 
-/** `[should_retry, delay_ms]` of the last decideFailure call (calls are synchronous). */
-const OUT = new Float64Array(2);
+/** `[should_retry, delay_ms, check_in_ms]` of the last decideFailure call (calls are synchronous). */
+const OUT = new Float64Array(3);
 
 const FEATURE_FIELDS = new Set(['http_status', 'error_class', 'error_code', 'retry_after']);
 
@@ -358,17 +382,20 @@ async function failed<T>(
       throw engineError;
     }
     const shouldRetry = OUT[0] === 1;
-    const delay = OUT[1];
+    const planned = OUT[1];
+    const checkIn = OUT[2];
 
     if (!shouldRetry) {
       return giveUp(o, hookInfo(entry, jobType, jobId, history, 'engine'), failedByThrow);
     }
     if (o.onRetry !== undefined) {
       const retryInfo = hookInfo(entry, jobType, jobId, history, undefined) as unknown as RetryInfo<T>;
-      retryInfo.delayMs = delay;
+      retryInfo.delayMs = planned;
       await o.onRetry(retryInfo);
     }
-    await clock.sleep(delay, signal);
+    let delay = planned;
+    if (checkIn > 0) delay = await waitOrRelease(engine, clock, jobType, now, planned, checkIn, signal);
+    else await clock.sleep(planned, signal);
 
     previous = info;
     waited = delay;

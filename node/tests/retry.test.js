@@ -327,3 +327,35 @@ test('a virtual clock moves with the decided delays; the default clock is real',
   await retry(flaky([httpError(503), httpError(503)]), { engine, clock });
   assert.equal(clock.now(), T0 + clock.sleeps.reduce((a, b) => a + b, 0));
 });
+
+test('a call waiting out an outage checks in and retries as soon as calls get through', async () => {
+  const engine = new Engine({
+    seed: 3,
+    config: { strategy: { circuit_breaker: { enabled: false }, guardrails: { adaptive_throttle: false } } },
+  });
+  const clock = testing.virtualClock(T0);
+  // Down for every caller: one call got through, then twelve jobs failed.
+  engine.recordSuccesses('webhook', null, 1, T0);
+  for (let i = 0; i < 12; i++) engine.decide({ job_type: 'webhook', attempt_number: 1, http_status: 503, job_id: `w${i}` }, T0);
+  // Another job's call gets through during the first check-in.
+  const sleep = clock.sleep.bind(clock);
+  clock.sleep = async (ms, signal) => {
+    await sleep(ms, signal);
+    if (clock.sleeps.length === 1) engine.recordSuccesses('webhook', null, 1, clock.now());
+  };
+  let planned;
+  const fn = flaky([httpError(503)]);
+  const value = await retry(fn, { engine, clock, jobType: 'webhook', onRetry: (info) => (planned = info.delayMs) });
+  assert.equal(value, 'ok');
+  assert.equal(fn.seen.length, 2);
+  assert.ok(planned >= 2_000, `held while down: ${planned}`);
+  assert.deepEqual(clock.sleeps, [1_000], 'one check-in, then released');
+  assert.equal(engine.metrics().released_total, 1);
+});
+
+test('released() names a bad argument', () => {
+  const engine = new Engine({ seed: 1 });
+  assert.throws(() => engine.released('', 0), (e) => e.field === 'job_type');
+  assert.throws(() => engine.released('webhook', -1), (e) => e.field === 'failed_at_ms');
+  assert.equal(engine.released('webhook', 0), false);
+});

@@ -7,7 +7,7 @@
 
 const DECISION = /** @type {const} */ ([
   'should_retry', 'delay_ms', 'max_attempts', 'confidence', 'rationale', 'method',
-  'estimated_success', 'next_evaluation', 'policy_guardrails', 'error_class', 'policy',
+  'estimated_success', 'next_evaluation', 'check_in_ms', 'policy_guardrails', 'error_class', 'policy',
 ]);
 const TIMELINE_ENTRY = /** @type {const} */ ([
   'attempt_number', 'scheduled_time', 'estimated_success', 'delay_ms', 'method', 'rationale', 'confidence',
@@ -26,7 +26,7 @@ const GUARDRAILS = /** @type {const} */ ([
   'max_attempts', 'max_delay_ms', 'min_delay_ms', 'max_budget_percent', 'per_tenant_limits',
   'emergency_stop', 'explainability_required', 'budget_window_ms', 'min_retries_per_sec',
   'tenant_max_share', 'max_total_ms', 'respect_retry_after', 'adaptive_throttle', 'throttle_k',
-  'throttle_window_ms', 'max_concurrent_retries', 'in_flight_ttl_ms', 'priority_shares',
+  'throttle_window_ms', 'max_concurrent_retries', 'in_flight_ttl_ms', 'probe_and_release', 'priority_shares',
 ]);
 const FEATURES = /** @type {const} */ ([
   'job_type', 'attempt_number', 'error_class', 'error_code', 'http_status', 'queue', 'tenant',

@@ -15,7 +15,7 @@ import itertools
 import logging
 import sys
 import time
-from typing import Any, Awaitable, Callable, Dict, NoReturn, Optional, Tuple, Type, Union
+from typing import Any, Awaitable, Callable, Dict, Iterator, NoReturn, Optional, Tuple, Type, Union
 
 from . import testing as _testing
 from ._engine import counter_for, default_engine, maybe_flush_all
@@ -228,6 +228,7 @@ class RetryPolicy:
             state.next_delay_ms = None
             state.give_up_reason = f"max_attempts={self.max_attempts} reached"
             return None
+        state._failed_at_unix_ms = int(time.time() * 1000)
         try:
             decision = engine.decide(features)
         except InvalidInputError as e:
@@ -344,24 +345,50 @@ class RetryPolicy:
 
     # -- sleeping ------------------------------------------------------------------
 
+    def _pauses(self, state: RetryCallState, delay_ms: int) -> Iterator[int]:
+        """The pauses (ms) that wait out ``delay_ms``. One, unless the decision asks for
+        check-ins (its downstream is down for every caller): then a pause per check-in,
+        ending early once the engine says the downstream is back (probe-and-release)."""
+        every = state.decision.check_in_ms if state.decision is not None else None
+        if not every:
+            yield delay_ms
+            return
+        engine = self.engine if self.engine is not None else default_engine()
+        waited = 0
+        while waited < delay_ms:
+            pause = min(every, delay_ms - waited)
+            yield pause
+            waited += pause
+            if waited < delay_ms and engine.released(self.job_type, state._failed_at_unix_ms):
+                logger.info("%s is back: retrying after %d of the planned %d ms", self.job_type, waited, delay_ms)
+                return
+
     def sleep(self, state: RetryCallState, delay_ms: int) -> None:
         if self.on_retry is not None:
             self.on_retry(state)
         if _testing._enabled:
             state._skipped_ms += delay_ms
-        elif delay_ms > 0:
-            time.sleep(delay_ms / 1000.0)
-        self.next_attempt(state, delay_ms)
+            waited = delay_ms
+        else:
+            waited = 0
+            for pause in self._pauses(state, delay_ms):
+                time.sleep(pause / 1000.0)
+                waited += pause
+        self.next_attempt(state, waited)
 
     async def sleep_async(self, state: RetryCallState, delay_ms: int) -> None:
         if self.on_retry is not None:
             await _maybe_await(self.on_retry(state))
         if _testing._enabled:
             state._skipped_ms += delay_ms
+            waited = delay_ms
             await asyncio.sleep(0)
         else:
-            await asyncio.sleep(delay_ms / 1000.0)
-        self.next_attempt(state, delay_ms)
+            waited = 0
+            for pause in self._pauses(state, delay_ms):
+                await asyncio.sleep(pause / 1000.0)
+                waited += pause
+        self.next_attempt(state, waited)
 
     # -- whole loops -----------------------------------------------------------------
 

@@ -113,6 +113,7 @@ class RetryCallState:
         "_attempt_started_ms",
         "_delay_ms",
         "_labels",
+        "_failed_at_unix_ms",
     )
 
     def __init__(
@@ -147,6 +148,9 @@ class RetryCallState:
         self._last_failure_ms = 0
         self._attempt_started_ms = 0
         self._delay_ms = 0
+        #: When the last attempt failed, on the engine's clock (Unix ms): what a check-in
+        #: asks about (``Engine.released``).
+        self._failed_at_unix_ms = 0
         #: (error_class, error_code, http_status) of the last failure: the learned key.
         self._labels: Tuple[Optional[str], Optional[str], Optional[int]] = (None, None, None)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import threading
 import time
 from typing import Any, List
 
@@ -483,3 +484,78 @@ def test_testing_mode_skips_sleeping_but_keeps_the_clock(engine: Engine) -> None
     smartretry.set_testing(True)
     assert smartretry.is_testing()
     smartretry.set_testing(False)
+
+
+# -- probe-and-release ---------------------------------------------------------------
+
+BREAKER_OFF = {"strategy": {"circuit_breaker": {"enabled": False}, "guardrails": {"adaptive_throttle": False}}}
+
+
+def outage(engine: Engine, job_type: str, failures: int = 12) -> None:
+    """A downstream down for every caller: one call got through, then `failures` jobs failed."""
+    engine.record_successes(job_type)
+    for i in range(failures):
+        engine.decide({"job_type": job_type, "attempt_number": 1, "http_status": 503, "job_id": f"{job_type}-{i}"})
+
+
+class Unavailable(Exception):
+    """An HTTP 503, as aiohttp raises it."""
+
+    status = 503
+
+
+def back_after(engine: Engine, job_type: str, seconds: float) -> threading.Timer:
+    """Another job's call gets through `seconds` from now."""
+    timer = threading.Timer(seconds, engine.record_successes, args=(job_type,))
+    timer.start()
+    return timer
+
+
+def test_a_call_waiting_out_an_outage_is_released_when_calls_get_through() -> None:
+    engine = Engine(seed=3, config=BREAKER_OFF)
+    outage(engine, "webhook")
+    flaky = Flaky(1, Unavailable)
+    decisions: List[smartretry.Decision] = []
+    fn = smart_retry(job_type="webhook", engine=engine, on_retry=lambda s: decisions.append(s.decision))(flaky)
+    timer = back_after(engine, "webhook", 0.3)
+    started = time.monotonic()
+    assert fn() == "ok"
+    waited_ms = (time.monotonic() - started) * 1000
+    timer.join()
+    assert flaky.calls == 2
+    decision = decisions[0]
+    assert decision.check_in_ms is not None and decision.delay_ms >= 2 * decision.check_in_ms, decision
+    assert "check in every" in decision.rationale
+    assert waited_ms < decision.delay_ms, "released before the planned delay"
+    assert engine.metrics()["released_total"] == 1
+
+
+async def test_an_async_call_is_released_too() -> None:
+    engine = Engine(seed=3, config=BREAKER_OFF)
+    outage(engine, "webhook")
+    flaky = Flaky(1, Unavailable)
+    decisions: List[smartretry.Decision] = []
+
+    @smart_retry(job_type="webhook", engine=engine, on_retry=lambda s: decisions.append(s.decision))
+    async def deliver() -> str:
+        return str(flaky())
+
+    timer = back_after(engine, "webhook", 0.3)
+    started = time.monotonic()
+    assert await deliver() == "ok"
+    waited_ms = (time.monotonic() - started) * 1000
+    timer.join()
+    assert flaky.calls == 2
+    assert decisions[0].check_in_ms is not None
+    assert waited_ms < decisions[0].delay_ms
+    assert engine.metrics()["released_total"] == 1
+
+
+def test_released_names_a_bad_argument(engine: Engine) -> None:
+    with pytest.raises(smartretry.InvalidInputError) as e:
+        engine.released("", 0)
+    assert e.value.field == "job_type"
+    with pytest.raises(smartretry.InvalidInputError) as e:
+        engine.released("webhook", -1)
+    assert e.value.field == "failed_at_ms"
+    assert engine.released("webhook", 0) is False

@@ -116,8 +116,9 @@ impl NativeEngine {
     }
 
     /// `Engine::decide` with the features a retry loop knows, as arguments. Also writes
-    /// `[should_retry ? 1 : 0, delay_ms]` into `out` (a `Float64Array` of length 2), so
-    /// the loop can act at once and parse the returned Decision JSON only if asked.
+    /// `[should_retry ? 1 : 0, delay_ms, check_in_ms or 0]` into `out` (a `Float64Array`
+    /// of length 3), so the loop can act at once and parse the returned Decision JSON
+    /// only if asked.
     #[napi(catch_unwind)]
     #[allow(clippy::too_many_arguments)]
     pub fn decide_failure(
@@ -161,11 +162,12 @@ impl NativeEngine {
         let now = opt_int(env, "now_ms", now_ms)?;
         let decision = core(env, self.0.decide(&features, now))?;
         match out {
-            [retry, delay, ..] => {
+            [retry, delay, check_in, ..] => {
                 *retry = f64::from(u8::from(decision.should_retry));
                 *delay = decision.delay_ms as f64;
+                *check_in = decision.check_in_ms.unwrap_or(0) as f64;
             }
-            _ => return Err(error::invalid(env, "out", "expected a Float64Array of length 2")),
+            _ => return Err(error::invalid(env, "out", "expected a Float64Array of length 3")),
         }
         json(env, &decision)
     }
@@ -213,6 +215,20 @@ impl NativeEngine {
         };
         let now = opt_int(env, "now_ms", now_ms)?;
         core(env, self.0.record(&attempt, now))
+    }
+
+    /// `Engine::released`: has the downstream come back since `failed_at_ms`?
+    #[napi(catch_unwind)]
+    pub fn released(
+        &self,
+        env: &Env,
+        job_type: String,
+        failed_at_ms: f64,
+        now_ms: Option<f64>,
+    ) -> Result<bool> {
+        let failed_at = int(env, "failed_at_ms", failed_at_ms)?;
+        let now = opt_int(env, "now_ms", now_ms)?;
+        core(env, self.0.released(&job_type, failed_at, now))
     }
 
     /// `Engine::record_successes`: first attempts that succeeded, in one call.

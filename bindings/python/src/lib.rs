@@ -146,6 +146,22 @@ impl Engine {
         self.0.record_successes(job_type, tenant, count, now_ms).map_py(py)
     }
 
+    /// Probe-and-release: has `job_type`'s downstream come back since `failed_at_ms` (when
+    /// a waiting job's attempt failed)? Ask every `Decision.check_in_ms`; retry now if so.
+    #[pyo3(signature = (job_type, failed_at_ms, now_ms = None))]
+    fn released(
+        &self,
+        py: Python<'_>,
+        job_type: &str,
+        failed_at_ms: i64,
+        now_ms: Option<u64>,
+    ) -> PyResult<bool> {
+        u64::try_from(failed_at_ms)
+            .map_err(|_| smartretry::Error::invalid("failed_at_ms", "must be a Unix time in ms (>= 0)"))
+            .and_then(|at| self.0.released(job_type, at, now_ms))
+            .map_py(py)
+    }
+
     /// The schedule the engine would follow from this failure if every retry failed.
     #[pyo3(signature = (features, max_attempts = 5, now_ms = None))]
     fn preview(
@@ -495,6 +511,12 @@ impl Decision {
     #[getter]
     fn next_evaluation(&self) -> &str {
         &self.0.next_evaluation
+    }
+    /// Set while the downstream is down for every caller: check in (`Engine.released`)
+    /// this often while waiting, and retry as soon as it says so.
+    #[getter]
+    fn check_in_ms(&self) -> Option<u64> {
+        self.0.check_in_ms
     }
     #[getter]
     fn policy_guardrails(&self) -> Vec<&str> {
