@@ -326,8 +326,6 @@ struct Draft {
     rules_bounds: Option<(u64, u64)>,
     /// Set while the downstream is down: how often the waiting job checks in.
     check_in_ms: Option<u64>,
-    /// The retry being decided is the job's last.
-    last_retry: bool,
 }
 
 impl Draft {
@@ -459,7 +457,6 @@ impl Engine {
             adaptive: s.adaptive && context.is_none_or(|c| c.learning()),
             rules_bounds: None,
             check_in_ms: None,
-            last_retry: f.attempt_number.saturating_add(1) >= max_attempts,
         };
 
         if s.adaptive && mode == Mode::Live {
@@ -1732,13 +1729,10 @@ fn round3(x: f64) -> f64 {
 /// A duration for people (`150ms`, `8.2s`, `2m30s`, `1h5m`).
 /// Probe-and-release, while `f`'s downstream is down: one job at a time probes it, the
 /// others wait (no later than `latest`) and check in, and the first call that gets
-/// through releases them all ([`Engine::released`]). A job about to spend its last
-/// attempt waits as long as it may: a probe that fails then loses the job.
+/// through releases them all ([`Engine::released`]).
 fn hold_while_down(f: &Features, now: u64, latest: u64, state: &mut GuardState, d: &mut Draft) {
     let planned = now.saturating_add(d.delay_ms);
-    // A job's last attempt is no probe: it waits to be released, or as long as it may.
-    let wanted = if d.last_retry { planned.max(latest) } else { planned };
-    let at = state.claim_probe(&f.job_type, now, wanted, latest);
+    let at = state.claim_probe(&f.job_type, now, planned, latest);
     if at > planned {
         d.clip(
             "probe_and_release",
