@@ -274,8 +274,9 @@ struct Downstream {
     accepted_since_ms: u64,
     /// Calls failed since the last accepted one.
     failed_in_a_row: u64,
-    /// When jobs waiting out an outage are due to probe it, at least a spacing apart.
-    probes: std::collections::BTreeSet<u64>,
+    /// While it is down: the earliest time the next probe may go (one spacing after the
+    /// last one claimed).
+    next_probe_ms: u64,
 }
 
 impl Downstream {
@@ -290,7 +291,7 @@ impl Downstream {
             accepted_in_a_row: 0,
             accepted_since_ms: 0,
             failed_in_a_row: 0,
-            probes: std::collections::BTreeSet::new(),
+            next_probe_ms: 0,
         }
     }
 }
@@ -403,7 +404,7 @@ impl GuardState {
             d.failed_in_a_row = 0;
             if d.accepted_in_a_row == 0 {
                 d.accepted_since_ms = now;
-                d.probes.clear();
+                d.next_probe_ms = 0;
             }
             d.accepted_in_a_row += accepts;
         }
@@ -452,25 +453,22 @@ impl GuardState {
     }
 
     /// When a job that wants to retry at `wanted` probes `job_type`'s downstream while it
-    /// is down: the first time from `wanted` on with no other probe within the spacing,
-    /// if that is no later than `latest`; else `wanted` itself (the job's own limits
-    /// come first). The spacing grows with the outage, an eighth of how long the
-    /// downstream has been degraded (1–30 s): the longer it has been down, the longer it
-    /// is likely to stay down, and a return is found within an eighth of its age.
+    /// is down: `wanted`, or one spacing after the last probe claimed if that is later.
+    /// A job whose turn would come after `latest` keeps to its own limits and waits until
+    /// then, without a turn. The spacing grows with the outage, an eighth of how long
+    /// the downstream has been degraded (1–30 s): the longer it has been down, the longer
+    /// it is likely to stay down, and a return is found within an eighth of its age.
+    /// Constant time: turns go in order, however many jobs wait.
     pub fn claim_probe(&mut self, job_type: &str, now: u64, wanted: u64, latest: u64) -> u64 {
         let Some(d) = self.downstreams.get_mut(job_type) else { return wanted };
         let down_for = now.saturating_sub(d.health.since.unwrap_or(now));
         let spacing = (down_for / 8).clamp(MIN_PROBE_SPACING_MS, MAX_PROBE_SPACING_MS);
-        d.probes = d.probes.split_off(&now.saturating_sub(spacing));
-        let mut at = wanted;
-        while let Some(&taken) =
-            d.probes.range(at.saturating_sub(spacing - 1)..at.saturating_add(spacing)).next_back()
-        {
-            at = taken + spacing;
+        let turn = wanted.max(d.next_probe_ms);
+        if turn > latest {
+            return latest.max(wanted);
         }
-        let at = if at <= latest { at } else { latest.max(wanted) };
-        d.probes.insert(at);
-        at
+        d.next_probe_ms = turn + spacing;
+        turn
     }
 
     /// Whether `job_type`'s downstream has come back since `since` (when a waiting job
