@@ -262,6 +262,9 @@ struct Downstream {
     /// a = requests, b = accepts (adaptive throttling and health).
     calls: SlidingWindow,
     health: HealthLog,
+    /// When it was degraded enough for failures to be learned apart (fewer than a
+    /// quarter of calls accepted): a downstream failing a third of its calls is not.
+    learning_state: HealthLog,
     breaker: Option<Breaker>,
     /// The breaker state last reported in an event.
     reported: BreakerState,
@@ -284,6 +287,7 @@ impl Downstream {
         Downstream {
             calls: SlidingWindow::new(g.throttle_window_ms),
             health: HealthLog::default(),
+            learning_state: HealthLog::default(),
             breaker: None,
             reported: BreakerState::Closed,
             signals: Signals::default(),
@@ -410,6 +414,8 @@ impl GuardState {
         }
         let (requests, accepts) = d.calls.sum(now);
         d.health.update(requests >= DEGRADED_MIN_REQUESTS && accepts * 2 < requests, now);
+        let learned_apart = accepts * LEARNED_APART_ACCEPTS_ONE_IN < requests;
+        d.learning_state.update(requests >= DEGRADED_MIN_REQUESTS && learned_apart, now);
         // The breaker acts only once outcomes are reported (a caller that only ever
         // decides would otherwise see nothing but failures).
         if b.enabled && (self.outcomes_seen || matches!(outcome, Outcome::Successes(_))) {
@@ -561,9 +567,10 @@ impl GuardState {
         self.fleet = others;
     }
 
-    /// Whether `job_type`'s downstream was degraded at time `t`.
+    /// Whether `job_type`'s downstream was degraded at time `t`, as far as learning goes
+    /// (fewer than a quarter of calls accepted: [`LEARNED_APART_ACCEPTS_ONE_IN`]).
     pub fn degraded_at(&mut self, job_type: &str, t: u64) -> bool {
-        self.downstreams.get(job_type).is_some_and(|d| d.health.at(t))
+        self.downstreams.get(job_type).is_some_and(|d| d.learning_state.at(t))
     }
 
     /// A failure was reported (through `decide`). A rate-limit failure (429) is the
@@ -753,9 +760,10 @@ fn note_transition(
     }
 }
 
-/// When a downstream was degraded: fewer than half of its requests accepted over the
-/// throttle window (at least [`DEGRADED_MIN_REQUESTS`] of them). Kept as a few recent
-/// intervals so an outcome can be filed under the state its job first failed in.
+/// When a downstream was degraded: too few of its requests accepted over the throttle
+/// window (at least [`DEGRADED_MIN_REQUESTS`] of them; under a half for health, under a
+/// quarter for learning). Kept as a few recent intervals so an outcome can be filed
+/// under the state its job first failed in.
 #[derive(Debug, Clone, Default)]
 struct HealthLog {
     since: Option<u64>,
@@ -763,6 +771,11 @@ struct HealthLog {
 }
 
 pub const DEGRADED_MIN_REQUESTS: u64 = 10;
+/// Failures that begin while fewer than one call in this many is accepted are learned
+/// apart from blips (the degraded view, [`GuardState::degraded_at`]). A quarter, not
+/// the health score's half: a payment API failing 30 % of its calls dips under a half
+/// now and then, and its jobs then got a degraded view learned from few samples.
+const LEARNED_APART_ACCEPTS_ONE_IN: u64 = 4;
 /// Down: fewer than one call in this many accepted over the throttle window, or this
 /// many calls failed in a row (see [`GuardState::down`]). The run notices an outage
 /// within seconds, where the window still holds the minutes before it; at 40 % of
