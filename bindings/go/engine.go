@@ -110,6 +110,14 @@ func (e *Engine) now() C.uint64_t {
 	return C.uint64_t(e.clock())
 }
 
+// clockTime is the engine's "now": its clock's, else the wall clock.
+func (e *Engine) clockTime() time.Time {
+	if e.clock == nil {
+		return time.Now()
+	}
+	return time.UnixMilli(e.clock())
+}
+
 // call runs one native call under the read lock, then decodes its JSON into into (if any).
 func (e *Engine) call(into any, f func(*C.SmartretryEngine, **C.char) C.int32_t) error {
 	e.mu.RLock()
@@ -173,6 +181,23 @@ func (e *Engine) RecordSuccesses(jobType, tenant string, count int) error {
 	return e.call(nil, func(n *C.SmartretryEngine, out **C.char) C.int32_t {
 		return C.smartretry_record_successes(n, jt, tn, C.uint64_t(count), e.now(), out)
 	})
+}
+
+// Released reports whether jobType's downstream has come back since a job's attempt
+// failed at failedAt (when it called Decide): true once a call made since then got
+// through, so the job should retry at once. Ask at each of a Decision's CheckInMs.
+func (e *Engine) Released(jobType string, failedAt time.Time) (bool, error) {
+	failedAtMs := failedAt.UnixMilli()
+	if failedAtMs < 0 {
+		return false, invalid("failed_at_ms", "must not be before 1970")
+	}
+	var released bool
+	jt := cString(jobType)
+	defer free(jt)
+	err := e.call(&released, func(n *C.SmartretryEngine, out **C.char) C.int32_t {
+		return C.smartretry_released(n, jt, C.uint64_t(failedAtMs), e.now(), out)
+	})
+	return released, err
 }
 
 // Preview is the schedule the engine would follow from this failure if every retry

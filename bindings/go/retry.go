@@ -167,6 +167,9 @@ func dropHint(f *Failure, field string) bool {
 }
 
 // Do calls fn until it succeeds, retrying failures when and as the engine decides.
+// While the downstream is down for every caller, a wait checks in every
+// Decision.CheckInMs and ends as soon as the engine says calls get through again
+// (Engine.Released).
 // It returns nil on success; a *GaveUpError wrapping the last failure when the engine
 // (or RetryIf) says stop; an engine *Error for bad options; and, as soon as ctx is
 // done — during a wait or an attempt — an error that matches ctx.Err() with errors.Is
@@ -211,6 +214,7 @@ func Do(ctx context.Context, opts Options, fn func(ctx context.Context) error) e
 			return &GaveUpError{Attempts: attempt, Err: err}
 		}
 		failure := DescribeFailure(err)
+		failedAt := engine.clockTime() // what Released is asked about: calls since this one
 		features := Features{
 			JobType:             opts.JobType,
 			AttemptNumber:       attempt,
@@ -238,16 +242,46 @@ func Do(ctx context.Context, opts Options, fn func(ctx context.Context) error) e
 		if opts.OnRetry != nil {
 			opts.OnRetry(RetryEvent{JobType: opts.JobType, JobID: jobID, Attempt: attempt, Err: err, Decision: decision})
 		}
-		waited = time.Duration(decision.DelayMs) * time.Millisecond
-		timer := time.NewTimer(waited)
-		select {
-		case <-ctx.Done():
-			timer.Stop()
-			return fmt.Errorf("smartretry: %w (last failure: %w)", ctx.Err(), err)
-		case <-timer.C:
+		var werr error
+		if waited, werr = waitOut(ctx, engine, opts.JobType, decision, failedAt); werr != nil {
+			if cerr := ctx.Err(); cerr != nil {
+				return fmt.Errorf("smartretry: %w (last failure: %w)", cerr, err)
+			}
+			return werr
 		}
 		retried = &failure
 	}
+}
+
+// waitOut sleeps until the next attempt is due: the decision's delay, or sooner when
+// it has check-ins (its downstream is down for every caller) and, at one of them, the
+// engine says calls get through again. It returns how long it waited, or ctx's error
+// as soon as ctx is done.
+func waitOut(ctx context.Context, e *Engine, jobType string, d Decision, failedAt time.Time) (time.Duration, error) {
+	delay := time.Duration(d.DelayMs) * time.Millisecond
+	step := delay
+	if d.CheckInMs != nil && *d.CheckInMs > 0 {
+		step = time.Duration(*d.CheckInMs) * time.Millisecond
+	}
+	left := delay
+	for left > 0 {
+		nap := min(step, left)
+		timer := time.NewTimer(nap)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return delay - left, ctx.Err()
+		case <-timer.C:
+		}
+		left -= nap
+		if left > 0 {
+			released, err := e.Released(jobType, failedAt)
+			if err != nil || released {
+				return delay - left, err
+			}
+		}
+	}
+	return delay, nil
 }
 
 // decide asks the engine, dropping hints taken from the error that it rejects.

@@ -3,6 +3,7 @@ package smartretry_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	smartretry "github.com/smartretry/smartretry/bindings/go"
 )
@@ -181,6 +183,77 @@ func TestDoStopsAtOnceWhenTheContextIsCancelled(t *testing.T) {
 		return nil
 	}); !errors.Is(err, context.Canceled) {
 		t.Errorf("err=%v", err)
+	}
+}
+
+// breakerAndThrottleOff leaves a down downstream's waits to probe-and-release: the
+// breaker's cool-down would hold every job 30 s, the adaptive throttle a minute.
+const breakerAndThrottleOff = `{"strategy":{"circuit_breaker":{"enabled":false},"guardrails":{"adaptive_throttle":false}}}`
+
+func TestAWaitForADownDownstreamEndsWhenCallsGetThroughAgain(t *testing.T) {
+	e, err := smartretry.NewEngine(smartretry.WithSeed(7), smartretry.WithConfigJSON(breakerAndThrottleOff))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	// Down for every caller: 1 call of 11 accepted.
+	if err := e.RecordSuccesses("webhook", "", 1); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		if _, err := e.Decide(smartretry.Features{JobType: "webhook", AttemptNumber: 1, HTTPStatus: 503, JobID: fmt.Sprint("w", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	failed := make(chan struct{})
+	recorded := make(chan error, 1)
+	go func() {
+		<-failed
+		time.Sleep(200 * time.Millisecond)
+		recorded <- e.RecordSuccesses("webhook", "", 1) // another worker's call got through: it is back
+	}()
+	var planned *smartretry.Decision
+	var calls int
+	started := time.Now()
+	opts := smartretry.Options{JobType: "webhook", Engine: e, OnRetry: func(ev smartretry.RetryEvent) { planned = &ev.Decision }}
+	err = smartretry.Do(context.Background(), opts, func(context.Context) error {
+		calls++
+		if calls == 1 {
+			close(failed)
+			return &smartretry.HTTPError{StatusCode: 503}
+		}
+		return nil
+	})
+	took := time.Since(started)
+	if err != nil || calls != 2 || planned == nil {
+		t.Fatalf("err=%v calls=%d decision=%+v", err, calls, planned)
+	}
+	if err := <-recorded; err != nil {
+		t.Fatal(err)
+	}
+	if planned.CheckInMs == nil {
+		t.Fatalf("no check-in while down: %s", planned.Rationale)
+	}
+	if took >= time.Duration(planned.DelayMs)*time.Millisecond {
+		t.Errorf("not released early: took %v of a planned %d ms", took, planned.DelayMs)
+	}
+	// A job failing now is not released by that earlier success.
+	if again, err := e.Released("webhook", time.Now()); err != nil || again {
+		t.Errorf("released=%v err=%v", again, err)
+	}
+}
+
+func TestReleasedNamesTheFieldItRejects(t *testing.T) {
+	e := newEngine(t)
+	var se *smartretry.Error
+	if _, err := e.Released("webhook", time.Now().Add(time.Minute)); !errors.As(err, &se) || se.Field != "failed_at_ms" {
+		t.Errorf("a failure in the future: %v", err)
+	}
+	if _, err := e.Released("webhook", time.UnixMilli(-1)); !errors.As(err, &se) || se.Field != "failed_at_ms" {
+		t.Errorf("before 1970: %v", err)
+	}
+	if _, err := e.Released("", time.Now()); !errors.As(err, &se) || se.Field != "job_type" || !errors.Is(err, smartretry.ErrInvalidInput) {
+		t.Errorf("no job type: %v", err)
 	}
 }
 

@@ -116,6 +116,10 @@ type Decision struct {
 	PolicyGuardrails []string `json:"policy_guardrails"`
 	ErrorClass       string   `json:"error_class,omitempty"`
 	Policy           string   `json:"policy,omitempty"`
+	// CheckInMs is set while the downstream is down for every caller: wait out DelayMs,
+	// but every CheckInMs ask Engine.Released whether calls get through again, and retry
+	// at once if they do (Do does this).
+	CheckInMs *int64 `json:"check_in_ms,omitempty"`
 }
 
 // TimelineEntry is one future attempt of a Preview.

@@ -87,6 +87,18 @@ int32_t smartretry_record_successes(const struct SmartretryEngine *engine,
                                     uint64_t now_ms,
                                     char **out);
 
+// Has `job_type`'s downstream come back since a job's attempt failed at `failed_at_ms`
+// (Unix ms, when it called decide)? `*out` is `true` (retry at once) or `false`. Ask at
+// each of a decision's `check_in_ms`.
+//
+// # Safety
+// See "Pointers" in the module docs.
+int32_t smartretry_released(const struct SmartretryEngine *engine,
+                            const char *job_type,
+                            uint64_t failed_at_ms,
+                            uint64_t now_ms,
+                            char **out);
+
 // Features JSON in, Preview JSON out.
 //
 // # Safety

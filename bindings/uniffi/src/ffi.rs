@@ -221,6 +221,25 @@ pub unsafe extern "C" fn smartretry_record_successes(
     })
 }
 
+/// Has `job_type`'s downstream come back since a job's attempt failed at `failed_at_ms`
+/// (Unix ms, when it called decide)? `*out` is `true` (retry at once) or `false`. Ask at
+/// each of a decision's `check_in_ms`.
+///
+/// # Safety
+/// See "Pointers" in the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn smartretry_released(
+    engine: *const SmartretryEngine,
+    job_type: *const c_char,
+    failed_at_ms: u64,
+    now_ms: u64,
+    out: *mut *mut c_char,
+) -> i32 {
+    call(out, || {
+        json(&self::engine(engine)?.released(text("job_type", job_type)?, failed_at_ms, opt(now_ms))?)
+    })
+}
+
 /// Features JSON in, Preview JSON out.
 ///
 /// # Safety
@@ -532,6 +551,27 @@ mod tests {
             SMARTRETRY_ERR
         );
         assert!(take(out).unwrap().contains("\"field\":\"engine\""));
+        unsafe { smartretry_engine_free(e) };
+    }
+
+    #[test]
+    fn released_answers_json_booleans_and_named_errors() {
+        let (mut e, mut out) = (ptr::null_mut(), ptr::null_mut());
+        assert_eq!(
+            unsafe { smartretry_engine_new(7, true, ptr::null(), ptr::null(), &mut e, &mut out) },
+            SMARTRETRY_OK
+        );
+        let now = 1_700_000_000_000;
+        let pay = c"pay";
+        assert_eq!(unsafe { smartretry_released(e, pay.as_ptr(), now - 10, now, &mut out) }, SMARTRETRY_OK);
+        assert_eq!(take(out).as_deref(), Some("false"));
+        assert_eq!(unsafe { smartretry_record_successes(e, pay.as_ptr(), ptr::null(), 1, now, &mut out) }, 0);
+        assert_eq!(unsafe { smartretry_released(e, pay.as_ptr(), now - 10, now, &mut out) }, SMARTRETRY_OK);
+        assert_eq!(take(out).as_deref(), Some("true"));
+        assert_eq!(unsafe { smartretry_released(e, pay.as_ptr(), now + 1, now, &mut out) }, SMARTRETRY_ERR);
+        assert!(take(out).unwrap().contains("\"field\":\"failed_at_ms\""));
+        assert_eq!(unsafe { smartretry_released(e, ptr::null(), now, now, &mut out) }, SMARTRETRY_ERR);
+        assert!(take(out).unwrap().contains("\"field\":\"job_type\""));
         unsafe { smartretry_engine_free(e) };
     }
 

@@ -178,6 +178,12 @@ pub struct Decision {
     /// The rules-tier policy that matched.
     #[serde(default)]
     pub policy: String,
+    /// Set while the downstream is down for every caller: wait out `delay_ms`, but every
+    /// `check_in_ms` ask `Engine.released` whether calls get through again, and retry
+    /// at once if they do.
+    #[uniffi(default)]
+    #[serde(default)]
+    pub check_in_ms: Option<i64>,
 }
 
 /// One future attempt of a preview.
@@ -260,6 +266,15 @@ pub struct Guardrails {
     pub max_concurrent_retries: Option<i32>,
     /// How long after its scheduled time a retry that never reported counts as done.
     pub in_flight_ttl_ms: i64,
+    /// While a downstream is down for every caller, jobs take turns to probe it and the
+    /// rest wait to be released (`Decision.check_in_ms`, `Engine.released`).
+    #[uniffi(default = true)]
+    #[serde(default = "yes")]
+    pub probe_and_release: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// What a lifecycle event is about.
@@ -468,6 +483,7 @@ impl From<smartretry::Decision> for Decision {
             policy_guardrails: d.policy_guardrails.into_iter().map(|g| g.into_owned()).collect(),
             error_class: d.error_class,
             policy: d.policy,
+            check_in_ms: d.check_in_ms.map(signed),
         }
     }
 }
@@ -564,6 +580,16 @@ impl Engine {
     #[uniffi::method(default(now_ms = None))]
     pub fn record(&self, attempt: Attempt, now_ms: Option<i64>) -> Result<()> {
         guarded(|| Ok(self.inner.record(&attempt.to_core()?, now(now_ms)?)?))
+    }
+
+    /// Has `job_type`'s downstream come back since a job's attempt failed at
+    /// `failed_at_ms` (Unix ms, when it called `decide`)? Ask at each of a decision's
+    /// `check_in_ms`: `true` once a call made since then got through (retry at once).
+    #[uniffi::method(default(now_ms = None))]
+    pub fn released(&self, job_type: String, failed_at_ms: i64, now_ms: Option<i64>) -> Result<bool> {
+        guarded(|| {
+            Ok(self.inner.released(&job_type, unsigned("failed_at_ms", failed_at_ms)?, now(now_ms)?)?)
+        })
     }
 
     /// Counts `count` first attempts of `job_type` that succeeded: the retry budget's base.
@@ -778,6 +804,21 @@ mod tests {
     }
 
     #[test]
+    fn released_says_whether_calls_got_through_since_a_failure() {
+        let engine = Engine::new(Some(1), None, None).unwrap();
+        let now = 1_700_000_000_000;
+        assert!(!engine.released("pay".into(), now - 10, Some(now)).unwrap());
+        engine.record_successes("pay".into(), None, 1, Some(now)).unwrap();
+        assert!(engine.released("pay".into(), now - 10, Some(now)).unwrap());
+        assert!(engine.metrics_json().contains("\"released_total\":1"));
+        let field = |r: Result<bool>| r.unwrap_err().field().map(str::to_string);
+        assert_eq!(field(engine.released("pay".into(), -1, None)).as_deref(), Some("failed_at_ms"));
+        assert_eq!(field(engine.released("pay".into(), now + 1, Some(now))).as_deref(), Some("failed_at_ms"));
+        assert_eq!(field(engine.released("".into(), now, Some(now))).as_deref(), Some("job_type"));
+        assert_eq!(field(engine.released("pay".into(), now, Some(-1))).as_deref(), Some("now_ms"));
+    }
+
+    #[test]
     fn a_bad_store_is_a_config_error_on_store() {
         let err = Engine::new(None, None, Some("ftp://elsewhere".into())).err().expect("refused");
         assert_eq!((err.kind(), err.field()), ("config", Some("store")));
@@ -802,8 +843,10 @@ mod tests {
         assert_eq!(p.current_attempt, 1);
         assert!(!p.timeline.is_empty());
         let g = engine.guardrails().unwrap();
-        engine.update_guardrails(Guardrails { max_attempts: 2, ..g }).unwrap();
+        assert!(g.probe_and_release);
+        engine.update_guardrails(Guardrails { max_attempts: 2, probe_and_release: false, ..g }).unwrap();
         assert_eq!(engine.guardrails().unwrap().max_attempts, 2);
+        assert!(!engine.guardrails().unwrap().probe_and_release);
         let err = engine.update_guardrails(Guardrails { max_attempts: 0, ..engine.guardrails().unwrap() });
         assert_eq!(err.unwrap_err().field(), Some("max_attempts"));
     }

@@ -66,6 +66,8 @@ private class RetryLoop(private val o: RetryOptions) {
     private val startedAt = System.currentTimeMillis()
     private val jobId = o.jobId ?: "${o.jobType}-${sequence.incrementAndGet()}"
     private var firstFailureAt = 0L
+    /** When the last attempt failed (before `decide`): what `released` is asked about. */
+    private var failedAt = 0L
     private var attemptStartedAt = startedAt
     private var waited = 0L
     /** The failure being retried: outcomes are learned under its key. */
@@ -86,9 +88,10 @@ private class RetryLoop(private val o: RetryOptions) {
         }
     }
 
-    /** The delay before the next attempt, or throws `error` when the engine says stop. */
-    fun failed(error: Throwable): Long {
+    /** The engine's decision to retry, or throws `error` when the engine says stop. */
+    fun failed(error: Throwable): Decision {
         val now = System.currentTimeMillis()
+        failedAt = now
         if (attempt == 1) firstFailureAt = now
         retried?.let { record(it, success = false) }
         if (!o.retryOn(error)) giveUp(error, null)
@@ -105,9 +108,25 @@ private class RetryLoop(private val o: RetryOptions) {
         if (!decision.shouldRetry) giveUp(error, decision)
         o.onRetry(RetryEvent(o.jobType, jobId, attempt, error, decision))
         retried = info
-        waited = decision.delayMs
         attempt += 1
-        return decision.delayMs
+        return decision
+    }
+
+    /**
+     * Waits with [sleep] until the next attempt is due: the decision's delay, or sooner
+     * when it has check-ins (its downstream is down for every caller) and, at one of
+     * them, the engine says calls get through again.
+     */
+    inline fun waitOut(decision: Decision, sleep: (Long) -> Unit) {
+        val step = decision.checkInMs?.takeIf { it > 0 } ?: decision.delayMs
+        var left = decision.delayMs
+        while (left > 0) {
+            val nap = minOf(step, left)
+            sleep(nap)
+            left -= nap
+            if (left > 0 && o.engine.released(o.jobType, failedAt)) break
+        }
+        waited = decision.delayMs - left
     }
 
     private fun features(info: FailureInfo, now: Long) = Features(
@@ -160,7 +179,9 @@ private fun withoutHint(info: FailureInfo, field: String): FailureInfo? = when {
 
 /**
  * Runs [block] until it succeeds, retrying failures when and as the engine decides,
- * waiting with `delay` (no thread is blocked). Returns the block's value; when the
+ * waiting with `delay` (no thread is blocked); while the downstream is down for every
+ * caller, it checks in every `Decision.checkInMs` and retries as soon as the engine
+ * says calls get through again (`Engine.released`). Returns the block's value; when the
  * engine gives up, rethrows the last failure with a suppressed [RetriesExhausted].
  *
  * Cancellation is respected at once: a wait is cancelled with the coroutine, and a
@@ -185,7 +206,7 @@ suspend fun <T> retry(options: RetryOptions, block: suspend (attempt: Int) -> T)
             // Errors (OutOfMemoryError, StackOverflowError…) are not failures to retry.
             e
         }
-        delay(loop.failed(error))
+        loop.waitOut(loop.failed(error)) { delay(it) }
     }
 }
 
@@ -211,9 +232,9 @@ fun <T> retryBlocking(options: RetryOptions, block: (attempt: Int) -> T): T {
         } catch (e: Exception) {
             e
         }
-        val wait = loop.failed(error)
+        val decision = loop.failed(error)
         try {
-            Thread.sleep(wait)
+            loop.waitOut(decision) { Thread.sleep(it) }
         } catch (e: InterruptedException) {
             Thread.currentThread().interrupt()
             throw e

@@ -711,6 +711,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_smartretry_uniffi_checksum_method_engine_record_successes(
     ): Int
+    external fun uniffi_smartretry_uniffi_checksum_method_engine_released(
+    ): Int
     external fun uniffi_smartretry_uniffi_checksum_method_engine_remove_override(
     ): Int
     external fun uniffi_smartretry_uniffi_checksum_method_engine_remove_policy(
@@ -787,6 +789,8 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_smartretry_uniffi_fn_method_engine_record_successes(`ptr`: Long,`jobType`: RustBuffer.ByValue,`tenant`: RustBuffer.ByValue,`count`: Long,`nowMs`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
+    external fun uniffi_smartretry_uniffi_fn_method_engine_released(`ptr`: Long,`jobType`: RustBuffer.ByValue,`failedAtMs`: Long,`nowMs`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Byte
     external fun uniffi_smartretry_uniffi_fn_method_engine_remove_override(`ptr`: Long,`name`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_smartretry_uniffi_fn_method_engine_remove_policy(`ptr`: Long,`name`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
@@ -994,6 +998,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_smartretry_uniffi_checksum_method_engine_record_successes() and 0xFFFF) != 44023) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_smartretry_uniffi_checksum_method_engine_released() and 0xFFFF) != 20264) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_smartretry_uniffi_checksum_method_engine_remove_override() and 0xFFFF) != 18990) {
@@ -1513,6 +1520,13 @@ public interface EngineInterface {
     fun `recordSuccesses`(`jobType`: kotlin.String, `tenant`: kotlin.String? = null, `count`: kotlin.Long = 1L, `nowMs`: kotlin.Long? = null)
     
     /**
+     * Has `job_type`'s downstream come back since a job's attempt failed at
+     * `failed_at_ms` (Unix ms, when it called `decide`)? Ask at each of a decision's
+     * `check_in_ms`: `true` once a call made since then got through (retry at once).
+     */
+    fun `released`(`jobType`: kotlin.String, `failedAtMs`: kotlin.Long, `nowMs`: kotlin.Long? = null): kotlin.Boolean
+    
+    /**
      * Removes an override by name and returns it as JSON; `NotFound` if there is none.
      */
     fun `removeOverride`(`name`: kotlin.String): kotlin.String
@@ -1945,6 +1959,28 @@ open class Engine: Disposable, AutoCloseable, EngineInterface
 }
     }
     
+    
+
+    
+    /**
+     * Has `job_type`'s downstream come back since a job's attempt failed at
+     * `failed_at_ms` (Unix ms, when it called `decide`)? Ask at each of a decision's
+     * `check_in_ms`: `true` once a call made since then got through (retry at once).
+     */
+    @Throws(SmartRetryException::class)override fun `released`(`jobType`: kotlin.String, `failedAtMs`: kotlin.Long, `nowMs`: kotlin.Long?): kotlin.Boolean {
+            return FfiConverterBoolean.lift(
+    callWithHandle {
+    uniffiRustCallWithError(SmartRetryException) { _status ->
+    UniffiLib.uniffi_smartretry_uniffi_fn_method_engine_released(
+        it,
+        
+        FfiConverterString.lower(`jobType`),
+        FfiConverterLong.lower(`failedAtMs`),
+        FfiConverterOptionalLong.lower(`nowMs`),_status)
+}
+    }
+    )
+    }
     
 
     
@@ -2629,6 +2665,13 @@ data class Decision (
      * The rules-tier policy that matched.
      */
     var `policy`: kotlin.String
+    , 
+    /**
+     * Set while the downstream is down for every caller: wait out `delay_ms`, but every
+     * `check_in_ms` ask `Engine.released` whether calls get through again, and retry
+     * at once if they do.
+     */
+    var `checkInMs`: kotlin.Long? = null 
     
 ){
     
@@ -2669,6 +2712,7 @@ public object FfiConverterTypeDecision: FfiConverterRustBuffer<Decision> {
             FfiConverterSequenceString.read(buf),
             FfiConverterString.read(buf),
             FfiConverterString.read(buf),
+            FfiConverterOptionalLong.read(buf),
         )
     }
 
@@ -2683,7 +2727,8 @@ public object FfiConverterTypeDecision: FfiConverterRustBuffer<Decision> {
             FfiConverterString.allocationSize(value.`nextEvaluation`) +
             FfiConverterSequenceString.allocationSize(value.`policyGuardrails`) +
             FfiConverterString.allocationSize(value.`errorClass`) +
-            FfiConverterString.allocationSize(value.`policy`)
+            FfiConverterString.allocationSize(value.`policy`) +
+            FfiConverterOptionalLong.allocationSize(value.`checkInMs`)
     )
 
     override fun write(value: Decision, buf: ByteBuffer) {
@@ -2698,6 +2743,7 @@ public object FfiConverterTypeDecision: FfiConverterRustBuffer<Decision> {
             FfiConverterSequenceString.write(value.`policyGuardrails`, buf)
             FfiConverterString.write(value.`errorClass`, buf)
             FfiConverterString.write(value.`policy`, buf)
+            FfiConverterOptionalLong.write(value.`checkInMs`, buf)
     }
 }
 
@@ -3028,6 +3074,12 @@ data class Guardrails (
      * How long after its scheduled time a retry that never reported counts as done.
      */
     var `inFlightTtlMs`: kotlin.Long
+    , 
+    /**
+     * While a downstream is down for every caller, jobs take turns to probe it and the
+     * rest wait to be released (`Decision.check_in_ms`, `Engine.released`).
+     */
+    var `probeAndRelease`: kotlin.Boolean = true 
     
 ){
     
@@ -3074,6 +3126,7 @@ public object FfiConverterTypeGuardrails: FfiConverterRustBuffer<Guardrails> {
             FfiConverterLong.read(buf),
             FfiConverterOptionalInt.read(buf),
             FfiConverterLong.read(buf),
+            FfiConverterBoolean.read(buf),
         )
     }
 
@@ -3094,7 +3147,8 @@ public object FfiConverterTypeGuardrails: FfiConverterRustBuffer<Guardrails> {
             FfiConverterDouble.allocationSize(value.`throttleK`) +
             FfiConverterLong.allocationSize(value.`throttleWindowMs`) +
             FfiConverterOptionalInt.allocationSize(value.`maxConcurrentRetries`) +
-            FfiConverterLong.allocationSize(value.`inFlightTtlMs`)
+            FfiConverterLong.allocationSize(value.`inFlightTtlMs`) +
+            FfiConverterBoolean.allocationSize(value.`probeAndRelease`)
     )
 
     override fun write(value: Guardrails, buf: ByteBuffer) {
@@ -3115,6 +3169,7 @@ public object FfiConverterTypeGuardrails: FfiConverterRustBuffer<Guardrails> {
             FfiConverterLong.write(value.`throttleWindowMs`, buf)
             FfiConverterOptionalInt.write(value.`maxConcurrentRetries`, buf)
             FfiConverterLong.write(value.`inFlightTtlMs`, buf)
+            FfiConverterBoolean.write(value.`probeAndRelease`, buf)
     }
 }
 

@@ -8,12 +8,15 @@ import kotlin.time.Duration.Companion.milliseconds
 import kotlinx.coroutines.CancellationException
 import kotlinx.coroutines.CompletableDeferred
 import kotlinx.coroutines.async
+import kotlinx.coroutines.launch
 import kotlinx.coroutines.runBlocking
 import kotlinx.coroutines.withTimeout
 import kotlinx.coroutines.yield
+import org.json.JSONObject
 import org.junit.jupiter.api.AfterEach
 import org.junit.jupiter.api.Assertions.assertEquals
 import org.junit.jupiter.api.Assertions.assertFalse
+import org.junit.jupiter.api.Assertions.assertNotNull
 import org.junit.jupiter.api.Assertions.assertNull
 import org.junit.jupiter.api.Assertions.assertTrue
 import org.junit.jupiter.api.Test
@@ -34,6 +37,9 @@ fun fastEngine() = Engine(seed = 7).also {
            "max_delay_ms":20,"jitter_percent":0,"priority":100}""",
     )
 }
+
+const val BREAKER_AND_THROTTLE_OFF =
+    """{"strategy":{"circuit_breaker":{"enabled":false},"guardrails":{"adaptive_throttle":false}}}"""
 
 class RetryTest {
     private val engine = fastEngine()
@@ -161,6 +167,51 @@ class RetryTest {
         assertThrows<CancellationException> { runBlocking { job.await() } }
         assertTrue(job.isCancelled)
         assertEquals(1, calls.get())
+    }
+
+    @Test
+    fun `a wait for a downstream that is down ends when calls get through again`() = runBlocking {
+        // Without the breaker (its cool-down would hold every job 30 s regardless) and the
+        // adaptive throttle (it would defer the retry a minute): the wait is probe-and-release's.
+        Engine(seed = 7, configJson = BREAKER_AND_THROTTLE_OFF).use { engine ->
+            // Down for every caller: 1 call of 11 accepted.
+            engine.recordSuccesses("webhook")
+            repeat(10) { engine.decide(Features(jobType = "webhook", attemptNumber = 1, httpStatus = 503, jobId = "w$it")) }
+
+            var decision: Decision? = null
+            val failed = CompletableDeferred<Unit>()
+            launch {
+                failed.await()
+                kotlinx.coroutines.delay(200)
+                engine.recordSuccesses("webhook") // another worker's call got through: it is back
+            }
+            val started = System.nanoTime()
+            val value = retry(RetryOptions("webhook", engine = engine, onRetry = { decision = it.decision })) { attempt ->
+                if (attempt == 1) {
+                    failed.complete(Unit)
+                    throw HttpStatusException(503)
+                }
+                attempt
+            }
+            val tookMs = (System.nanoTime() - started) / 1_000_000
+            val planned = checkNotNull(decision) { "no retry was scheduled" }
+            assertEquals(2, value)
+            assertNotNull(planned.checkInMs, planned.rationale)
+            assertTrue(tookMs < planned.delayMs, "released after $tookMs ms, planned ${planned.delayMs} ms")
+            assertEquals(1L, JSONObject(engine.metricsJson()).getLong("released_total"))
+        }
+    }
+
+    @Test
+    fun `released names the field it rejects`() {
+        val now = System.currentTimeMillis()
+        assertFalse(engine.released("webhook", now))
+        val late = assertThrows<SmartRetryException.InvalidInput> { engine.released("webhook", now + 60_000) }
+        assertEquals("failed_at_ms", late.field)
+        val negative = assertThrows<SmartRetryException.InvalidInput> { engine.released("webhook", -1) }
+        assertEquals("failed_at_ms", negative.field)
+        val noType = assertThrows<SmartRetryException.InvalidInput> { engine.released("", now) }
+        assertEquals("job_type", noType.field)
     }
 
     @Test
