@@ -4,7 +4,8 @@
 // to retry at all (a 404 never is; a 503 on a non-idempotent call is not) and after how
 // long, from what it has learned per (job type, error class), bounded by guardrails,
 // with a one-sentence rationale. Do waits with a timer and returns at once when its
-// context is done.
+// context is done. While a downstream is down for every caller, it checks in every
+// Decision.CheckInMs and retries as soon as Engine.Released says calls get through.
 //
 // The engine is the Rust crate smartretry, linked statically through a small C ABI
 // (bindings/uniffi, header include/smartretry.h). Build the library first with
