@@ -275,8 +275,9 @@ struct Downstream {
     /// downstream coming back, which releases jobs waiting out an outage.
     accepted_in_a_row: u64,
     accepted_since_ms: u64,
-    /// Calls failed since the last accepted one.
+    /// Calls failed since the last accepted one, and when the first of them failed.
     failed_in_a_row: u64,
+    failing_since_ms: u64,
     /// While it is down: the earliest time the next probe may go (one spacing after the
     /// last one claimed).
     next_probe_ms: u64,
@@ -295,6 +296,7 @@ impl Downstream {
             accepted_in_a_row: 0,
             accepted_since_ms: 0,
             failed_in_a_row: 0,
+            failing_since_ms: 0,
             next_probe_ms: 0,
         }
     }
@@ -403,6 +405,9 @@ impl GuardState {
         d.calls.add(now, requests, accepts);
         if accepts == 0 {
             d.accepted_in_a_row = 0;
+            if d.failed_in_a_row == 0 {
+                d.failing_since_ms = now;
+            }
             d.failed_in_a_row += requests;
         } else {
             d.failed_in_a_row = 0;
@@ -445,15 +450,17 @@ impl GuardState {
         })
     }
 
-    /// Whether `job_type`'s downstream is down for every caller: fewer than a fifth of at
+    /// Whether `job_type`'s downstream is down for every caller: fewer than a tenth of at
     /// least [`DEGRADED_MIN_REQUESTS`] calls accepted over the throttle window, or
-    /// [`DOWN_FAILED_IN_A_ROW`] calls failed in a row. Jobs that fail then wait for the same event, its return, so
-    /// they are told to check in ([`GuardState::released`]) rather than only sleep.
+    /// nothing accepted for [`DOWN_FOR_MS`] while [`DOWN_FAILED_IN_A_ROW`] calls failed.
+    /// Jobs that fail then wait for the same event, its return, so they are told to check
+    /// in ([`GuardState::released`]) rather than only sleep.
     pub fn down(&mut self, job_type: &str, now: u64) -> bool {
         let seen = self.outcomes_seen;
         self.downstreams.get_mut(job_type).is_some_and(|d| {
             let (requests, accepts) = d.calls.sum(now);
-            seen && (d.failed_in_a_row >= DOWN_FAILED_IN_A_ROW
+            let failing_for = now.saturating_sub(d.failing_since_ms);
+            seen && ((d.failed_in_a_row >= DOWN_FAILED_IN_A_ROW && failing_for >= DOWN_FOR_MS)
                 || (requests >= DEGRADED_MIN_REQUESTS && accepts * DOWN_ACCEPTS_ONE_IN < requests))
         })
     }
@@ -776,12 +783,16 @@ pub const DEGRADED_MIN_REQUESTS: u64 = 10;
 /// the health score's half: a payment API failing 30 % of its calls dips under a half
 /// now and then, and its jobs then got a degraded view learned from few samples.
 const LEARNED_APART_ACCEPTS_ONE_IN: u64 = 4;
-/// Down: fewer than one call in this many accepted over the throttle window, or this
-/// many calls failed in a row (see [`GuardState::down`]). The run notices an outage
-/// within seconds, where the window still holds the minutes before it; at 40 % of
-/// calls failing, 20 in a row happen once in 10^8 calls.
-const DOWN_ACCEPTS_ONE_IN: u64 = 5;
-const DOWN_FAILED_IN_A_ROW: u64 = 20;
+/// Down: fewer than one call in this many accepted over the throttle window, or nothing
+/// accepted for this long while this many calls failed (see [`GuardState::down`]). The
+/// run notices an outage within seconds, where the window still holds the minutes
+/// before it. Its length in time keeps a burst of jobs that each fail at first and
+/// recover on their own clocks within seconds (every first attempt failing, the
+/// retries getting through) from passing for an outage: releasing them when one of
+/// them gets through would only spend their retries.
+const DOWN_ACCEPTS_ONE_IN: u64 = 10;
+const DOWN_FAILED_IN_A_ROW: u64 = 10;
+const DOWN_FOR_MS: u64 = 10_000;
 /// Accepted calls in a row, after a job's failure, that release it (see
 /// [`GuardState::released`]). One: while a downstream is down nothing gets through, so
 /// the first call that does is the news; a false alarm costs the released jobs one retry
