@@ -271,13 +271,9 @@ struct Downstream {
     /// The caller's last health signals, and when.
     signals: Signals,
     signals_at_ms: Option<u64>,
-    /// Calls accepted since the last failure, and when the first of them was: the
-    /// downstream coming back, which releases jobs waiting out an outage.
-    accepted_in_a_row: u64,
-    accepted_since_ms: u64,
-    /// Calls failed since the last accepted one, and when the first of them failed.
-    failed_in_a_row: u64,
-    failing_since_ms: u64,
+    /// The latest run of calls that all failed or were all accepted: a long failing run
+    /// says it is down, an accepted one that it is back.
+    run: Run,
     /// While it is down: the earliest time the next probe may go (one spacing after the
     /// last one claimed).
     next_probe_ms: u64,
@@ -293,10 +289,7 @@ impl Downstream {
             reported: BreakerState::Closed,
             signals: Signals::default(),
             signals_at_ms: None,
-            accepted_in_a_row: 0,
-            accepted_since_ms: 0,
-            failed_in_a_row: 0,
-            failing_since_ms: 0,
+            run: Run::default(),
             next_probe_ms: 0,
         }
     }
@@ -403,19 +396,8 @@ impl GuardState {
             Outcome::Successes(n) => (n, n),
         };
         d.calls.add(now, requests, accepts);
-        if accepts == 0 {
-            d.accepted_in_a_row = 0;
-            if d.failed_in_a_row == 0 {
-                d.failing_since_ms = now;
-            }
-            d.failed_in_a_row += requests;
-        } else {
-            d.failed_in_a_row = 0;
-            if d.accepted_in_a_row == 0 {
-                d.accepted_since_ms = now;
-                d.next_probe_ms = 0;
-            }
-            d.accepted_in_a_row += accepts;
+        if d.run.add(accepts > 0, requests, now) && d.run.accepted {
+            d.next_probe_ms = 0; // back: the turns of the outage are over
         }
         let (requests, accepts) = d.calls.sum(now);
         d.health.update(requests >= DEGRADED_MIN_REQUESTS && accepts * 2 < requests, now);
@@ -459,8 +441,8 @@ impl GuardState {
         let seen = self.outcomes_seen;
         self.downstreams.get_mut(job_type).is_some_and(|d| {
             let (requests, accepts) = d.calls.sum(now);
-            let failing_for = now.saturating_sub(d.failing_since_ms);
-            seen && ((d.failed_in_a_row >= DOWN_FAILED_IN_A_ROW && failing_for >= DOWN_FOR_MS)
+            let failing = !d.run.accepted && d.run.calls >= DOWN_FAILED_IN_A_ROW;
+            seen && ((failing && now.saturating_sub(d.run.since_ms) >= DOWN_FOR_MS)
                 || (requests >= DEGRADED_MIN_REQUESTS && accepts * DOWN_ACCEPTS_ONE_IN < requests))
         })
     }
@@ -485,12 +467,15 @@ impl GuardState {
     }
 
     /// Whether `job_type`'s downstream has come back since `since` (when a waiting job
-    /// failed): the calls made after it are being accepted ([`RELEASE_AFTER_ACCEPTED`] in
-    /// a row, no failure since) and its breaker is not open.
+    /// failed): the calls made after it are being accepted (no failure since the first
+    /// of them) and its breaker is not open. One accepted call is enough: while a
+    /// downstream is down nothing gets through, so the first call that does is the news;
+    /// a false alarm costs the released jobs one retry each, and the failure that follows
+    /// holds the rest again.
     pub fn released(&mut self, job_type: &str, since: u64, now: u64) -> bool {
         self.downstreams.get_mut(job_type).is_some_and(|d| {
-            d.accepted_in_a_row >= RELEASE_AFTER_ACCEPTED
-                && d.accepted_since_ms >= since
+            d.run.accepted
+                && d.run.since_ms >= since
                 && d.breaker.as_ref().is_none_or(|b| b.state(now) != BreakerState::Open)
         })
     }
@@ -793,15 +778,30 @@ const LEARNED_APART_ACCEPTS_ONE_IN: u64 = 4;
 const DOWN_ACCEPTS_ONE_IN: u64 = 10;
 const DOWN_FAILED_IN_A_ROW: u64 = 10;
 const DOWN_FOR_MS: u64 = 10_000;
-/// Accepted calls in a row, after a job's failure, that release it (see
-/// [`GuardState::released`]). One: while a downstream is down nothing gets through, so
-/// the first call that does is the news; a false alarm costs the released jobs one retry
-/// each, and the failure that follows holds the rest again.
-const RELEASE_AFTER_ACCEPTED: u64 = 1;
 /// Bounds of the spacing between probes of a downstream that is down.
 const MIN_PROBE_SPACING_MS: u64 = 1_000;
 const MAX_PROBE_SPACING_MS: u64 = 30_000;
 const HEALTH_INTERVALS: usize = 8;
+
+/// A run of calls with the same outcome: how many, and since when.
+#[derive(Debug, Clone, Copy, Default)]
+struct Run {
+    accepted: bool,
+    calls: u64,
+    since_ms: u64,
+}
+
+impl Run {
+    /// Counts `calls` with this outcome; returns whether they start a new run.
+    fn add(&mut self, accepted: bool, calls: u64, now: u64) -> bool {
+        let new = accepted != self.accepted || self.calls == 0;
+        if new {
+            *self = Run { accepted, calls: 0, since_ms: now };
+        }
+        self.calls += calls;
+        new
+    }
+}
 
 impl HealthLog {
     fn update(&mut self, degraded: bool, now: u64) {
