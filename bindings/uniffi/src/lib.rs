@@ -25,27 +25,19 @@ pub use error::{Result, SmartRetryError};
 
 uniffi::setup_scaffolding!();
 
+use smartretry::{BreakerState, EventKind, Method};
+
+// The core's own enums, exposed as they are (uniffi needs their variants spelled out
+// here; a variant the core adds and this list lacks fails to compile).
+
 /// Which tier made a decision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, uniffi::Enum)]
-#[serde(rename_all = "snake_case")]
+#[uniffi::remote(Enum)]
 pub enum Method {
     Rules,
     Bayesian,
     Ml,
     Guardrail,
     Breaker,
-}
-
-impl From<smartretry::Method> for Method {
-    fn from(m: smartretry::Method) -> Self {
-        match m {
-            smartretry::Method::Rules => Method::Rules,
-            smartretry::Method::Bayesian => Method::Bayesian,
-            smartretry::Method::Ml => Method::Ml,
-            smartretry::Method::Guardrail => Method::Guardrail,
-            smartretry::Method::Breaker => Method::Breaker,
-        }
-    }
 }
 
 /// How much a job matters: critical work may pass global backpressure (never the
@@ -278,7 +270,7 @@ fn yes() -> bool {
 }
 
 /// What a lifecycle event is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+#[uniffi::remote(Enum)]
 pub enum EventKind {
     /// `decide` granted a retry.
     RetryScheduled,
@@ -294,48 +286,12 @@ pub enum EventKind {
     BreakerStateChanged,
 }
 
-impl From<EventKind> for smartretry::EventKind {
-    fn from(k: EventKind) -> Self {
-        match k {
-            EventKind::RetryScheduled => smartretry::EventKind::RetryScheduled,
-            EventKind::RetrySucceeded => smartretry::EventKind::RetrySucceeded,
-            EventKind::RetryFailed => smartretry::EventKind::RetryFailed,
-            EventKind::GaveUp => smartretry::EventKind::GaveUp,
-            EventKind::GuardrailTriggered => smartretry::EventKind::GuardrailTriggered,
-            EventKind::BreakerStateChanged => smartretry::EventKind::BreakerStateChanged,
-        }
-    }
-}
-
-impl From<smartretry::EventKind> for EventKind {
-    fn from(k: smartretry::EventKind) -> Self {
-        match k {
-            smartretry::EventKind::RetryScheduled => EventKind::RetryScheduled,
-            smartretry::EventKind::RetrySucceeded => EventKind::RetrySucceeded,
-            smartretry::EventKind::RetryFailed => EventKind::RetryFailed,
-            smartretry::EventKind::GaveUp => EventKind::GaveUp,
-            smartretry::EventKind::GuardrailTriggered => EventKind::GuardrailTriggered,
-            smartretry::EventKind::BreakerStateChanged => EventKind::BreakerStateChanged,
-        }
-    }
-}
-
 /// A downstream's circuit breaker.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+#[uniffi::remote(Enum)]
 pub enum BreakerState {
     Closed,
     Open,
     HalfOpen,
-}
-
-impl From<smartretry::BreakerState> for BreakerState {
-    fn from(s: smartretry::BreakerState) -> Self {
-        match s {
-            smartretry::BreakerState::Closed => BreakerState::Closed,
-            smartretry::BreakerState::Open => BreakerState::Open,
-            smartretry::BreakerState::HalfOpen => BreakerState::HalfOpen,
-        }
-    }
 }
 
 /// One lifecycle event. Fields that do not apply to its kind are null.
@@ -363,7 +319,7 @@ pub struct Event {
 impl From<&smartretry::Event> for Event {
     fn from(e: &smartretry::Event) -> Self {
         Event {
-            kind: e.kind.into(),
+            kind: e.kind,
             at_ms: signed(e.at_ms),
             job_type: e.job_type.clone(),
             job_id: e.job_id.clone(),
@@ -372,11 +328,11 @@ impl From<&smartretry::Event> for Event {
             attempt_number: e.attempt_number.map(|n| i32::try_from(n).unwrap_or(i32::MAX)),
             error_class: e.error_class.clone(),
             delay_ms: e.delay_ms.map(signed),
-            method: e.method.map(Into::into),
+            method: e.method,
             guardrails: e.guardrails.clone(),
             rationale: e.rationale.clone(),
-            breaker_from: e.breaker_from.map(Into::into),
-            breaker_to: e.breaker_to.map(Into::into),
+            breaker_from: e.breaker_from,
+            breaker_to: e.breaker_to,
         }
     }
 }
@@ -477,7 +433,7 @@ impl From<smartretry::Decision> for Decision {
             max_attempts: i32::try_from(d.max_attempts).unwrap_or(i32::MAX),
             confidence: d.confidence,
             rationale: d.rationale,
-            method: d.method.into(),
+            method: d.method,
             estimated_success: d.estimated_success,
             next_evaluation: d.next_evaluation,
             policy_guardrails: d.policy_guardrails.into_iter().map(|g| g.into_owned()).collect(),
@@ -722,7 +678,6 @@ impl Engine {
     #[uniffi::method(default(capacity = 1024))]
     pub fn subscribe(&self, kinds: Vec<EventKind>, capacity: i32) -> Result<Arc<EventSubscription>> {
         guarded(|| {
-            let kinds: Vec<smartretry::EventKind> = kinds.into_iter().map(Into::into).collect();
             let sub = self.inner.subscribe(&kinds, unsigned("capacity", capacity.into())?)?;
             Ok(Arc::new(EventSubscription { inner: sub }))
         })
