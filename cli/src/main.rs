@@ -19,7 +19,10 @@ enum Command {
     /// Run jobs against simulated downstreams in virtual time and compare retry policies.
     Simulate(SimulateArgs),
     /// Serve the HTTP API (recommendations, attempts, policies, guardrails, metrics, alerts).
-    /// Mutating endpoints need `Authorization: Bearer $RETRY_API_TOKEN`.
+    /// Requests need `Authorization: Bearer <token>`: RETRY_API_TOKEN reads and writes,
+    /// RETRY_API_READ_TOKEN only reads; without RETRY_API_TOKEN a token is generated on the
+    /// first start, printed once and kept (hashed) with the state. /health and /metrics
+    /// are open unless RETRY_API_OPEN=none.
     Serve(ServeArgs),
     /// A keyboard-driven terminal view of a running server (strategy, live recommendations
     /// with their next-retry timeline, analytics, alerts).
@@ -88,6 +91,9 @@ struct ServeArgs {
     /// Where alerts are posted as JSON (http://host:port/path).
     #[arg(long, env = "RETRY_ALERT_WEBHOOK", value_name = "URL")]
     alert_webhook: Option<String>,
+    /// Replace the API token kept with the state (printed once) and serve with it.
+    #[arg(long)]
+    new_token: bool,
 }
 
 #[derive(Args)]
@@ -215,6 +221,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         config_file: args.config.as_deref(),
         max_body_bytes: args.max_body_bytes,
         alert_webhook: args.alert_webhook,
+        new_token: args.new_token,
     };
     let opts = match ServeOptions::resolve(flags, std::env::vars()) {
         Ok(o) => o,

@@ -6,7 +6,7 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{temp_dir, Server};
+use common::{temp_dir, Server, TOKEN};
 use serde_json::{json, Value};
 
 fn assert_error_shape(body: &Value, status: u16) {
@@ -116,10 +116,11 @@ async fn invalid_bodies_get_400_naming_the_field() {
 }
 
 #[tokio::test]
-async fn mutating_endpoints_need_the_bearer_token() {
-    let server = Server::start(&[], &[]);
+async fn writes_need_the_write_token_and_reads_a_read_token() {
+    let server = Server::start(&[], &[("RETRY_API_READ_TOKEN", "reader-1")]);
     let mut anonymous = server.anonymous();
     let mut wrong = server.anonymous().with_token(Some("guess".into()));
+    let mut reader = server.anonymous().with_token(Some("reader-1".into()));
     let mutations: [(&str, &str, Value); 7] = [
         ("POST", "/recommendation", json!({"job_type": "a", "attempt_number": 1})),
         ("POST", "/attempt", json!({"job_id": "j", "job_type": "a", "attempt_number": 1, "success": true})),
@@ -131,46 +132,103 @@ async fn mutating_endpoints_need_the_bearer_token() {
     ];
     for (method, path, body) in &mutations {
         let method: hyper::Method = method.parse().unwrap();
-        let r = anonymous.send(method.clone(), path, Some(body.to_string().into())).await.unwrap();
-        assert_eq!(r.status, 401, "{path}: {}", r.body);
-        assert_error_shape(&r.json(), 401);
-        let r = wrong.send(method, path, Some(body.to_string().into())).await.unwrap();
-        assert_eq!(r.status, 403, "{path}: {}", r.body);
-        assert_error_shape(&r.json(), 403);
+        for (who, client, status) in
+            [("anonymous", &mut anonymous, 401), ("wrong", &mut wrong, 401), ("reader", &mut reader, 403)]
+        {
+            let r = client.send(method.clone(), path, Some(body.to_string().into())).await.unwrap();
+            assert_eq!(r.status, status, "{who} {path}: {}", r.body);
+            assert_error_shape(&r.json(), status);
+        }
     }
     let r = anonymous.delete("/policies/fallback").await.unwrap();
     assert_eq!(r.status, 401);
+    assert_eq!(reader.delete("/policies/fallback").await.unwrap().status, 403);
     // Nothing changed: the emergency stop is still off, the fallback policy still there.
-    let r = anonymous.get("/emergency-stop").await.unwrap();
+    let r = reader.get("/emergency-stop").await.unwrap();
     assert_eq!(r.json()["emergency_stop"], false);
-    let policies = anonymous.get("/policies").await.unwrap().json();
+    let policies = reader.get("/policies").await.unwrap().json();
     assert_eq!(policies["policies"].as_array().unwrap().len(), 4);
-    // Reads and the what-if preview need no token.
+    // Reads (payloads, recommendations, analytics, settings) need a token; probes do not.
     for path in [
         "/strategy",
         "/guardrails",
-        "/health",
         "/policies",
-        "/metrics",
-        "/openapi.json",
         "/analytics",
         "/recommendations",
         "/alerts",
         "/emergency-stop",
+        "/dlq",
+        "/health/payments",
+        "/ml/status",
     ] {
+        assert_eq!(anonymous.get(path).await.unwrap().status, 401, "{path}");
+        assert_eq!(wrong.get(path).await.unwrap().status, 401, "{path}");
+        assert_eq!(reader.get(path).await.unwrap().status, 200, "{path}");
+        assert_eq!(server.client().get(path).await.unwrap().status, 200, "{path}");
+    }
+    for path in ["/health", "/metrics", "/openapi.json"] {
         assert_eq!(anonymous.get(path).await.unwrap().status, 200, "{path}");
     }
+    let root_metrics = server.url.split("/api/").next().unwrap().to_string();
+    let r = smartretry_cli::client::Client::new(&root_metrics).unwrap().get("/metrics").await.unwrap();
+    assert_eq!(r.status, 200);
     let preview = json!({"features": {"job_type": "a", "attempt_number": 1}});
-    assert_eq!(anonymous.post("/preview", &preview).await.unwrap().status, 200);
+    assert_eq!(anonymous.post("/preview", &preview).await.unwrap().status, 401);
+    assert_eq!(reader.post("/preview", &preview).await.unwrap().status, 200);
+    // The scheme is case-insensitive (RFC 9110).
+    for scheme in ["bearer", "BEARER", "BeArEr"] {
+        let header = format!("Authorization: {scheme} {TOKEN}");
+        let (status, body) = common::raw(&server.url, "GET", "/strategy", &[&header], "");
+        assert_eq!(status, 200, "{scheme}: {body}");
+    }
+    let m = server.client().get("/metrics").await.unwrap().body;
+    assert!(m.contains("smartretry_auth_refused_total "), "{m}");
 }
 
 #[tokio::test]
-async fn without_a_configured_token_nothing_can_change() {
-    let server = Server::start(&[], &[("RETRY_API_TOKEN", "")]);
-    let r = server.client().put("/guardrails", &json!({"max_attempts": 3})).await.unwrap();
-    assert_eq!(r.status, 403, "{}", r.body);
-    assert!(r.json()["details"].as_str().unwrap().contains("RETRY_API_TOKEN"));
-    assert!(server.logged("RETRY_API_TOKEN is not set"));
+async fn health_and_metrics_can_be_closed_too() {
+    let server = Server::start(&[], &[("RETRY_API_OPEN", "none")]);
+    for path in ["/health", "/metrics"] {
+        assert_eq!(server.anonymous().get(path).await.unwrap().status, 401, "{path}");
+        assert_eq!(server.client().get(path).await.unwrap().status, 200, "{path}");
+    }
+    assert_eq!(server.anonymous().get("/openapi.json").await.unwrap().status, 200);
+}
+
+/// The token printed by a first start without RETRY_API_TOKEN.
+fn printed_token(server: &Server) -> Option<String> {
+    server.logged("RETRY_API_TOKEN=");
+    let log = server.stderr();
+    let line = log.lines().find_map(|l| l.trim().strip_prefix("RETRY_API_TOKEN="))?;
+    Some(line.trim().to_string())
+}
+
+#[tokio::test]
+async fn a_first_start_without_a_token_generates_one_prints_it_once_and_keeps_it() {
+    let dir = common::temp_dir("generated-token");
+    let server = Server::start_in(&dir, &[], &[("RETRY_API_TOKEN", "")]);
+    let token = printed_token(&server).expect("a generated token is printed");
+    assert_eq!(token.len(), 64);
+    let mut c = server.anonymous().with_token(Some(token.clone()));
+    let first = json!({"job_type": "a", "attempt_number": 1});
+    assert_eq!(c.post("/recommendation", &first).await.unwrap().status, 200, "the first request works");
+    assert_eq!(server.anonymous().post("/recommendation", &first).await.unwrap().status, 401);
+    drop(server);
+    // Restarted on the same state: the same token, not printed again.
+    let server = Server::start_in(&dir, &[], &[("RETRY_API_TOKEN", "")]);
+    assert!(server.logged("using the API token generated on"));
+    assert_eq!(printed_token(&server), None, "{}", server.stderr());
+    let mut c = server.anonymous().with_token(Some(token.clone()));
+    assert_eq!(c.post("/recommendation", &first).await.unwrap().status, 200);
+    drop(server);
+    // --new-token replaces it.
+    let server = Server::start_in(&dir, &["--new-token"], &[("RETRY_API_TOKEN", "")]);
+    let new = printed_token(&server).expect("a new token is printed");
+    assert_ne!(new, token);
+    let mut old = server.anonymous().with_token(Some(token));
+    assert_eq!(old.post("/recommendation", &first).await.unwrap().status, 401);
+    let mut c = server.anonymous().with_token(Some(new));
+    assert_eq!(c.post("/recommendation", &first).await.unwrap().status, 200);
 }
 
 #[tokio::test]

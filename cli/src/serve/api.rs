@@ -7,9 +7,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Path, Query, Request, State};
-use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
-use axum::http::request::Parts;
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
+use axum::http::header::CONTENT_TYPE;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -20,7 +19,7 @@ use serde_json::json;
 use smartretry::{time, Attempt, Decision, Features, Method, Override, Policy};
 
 use super::error::ApiError;
-use super::{dlq, metrics, ml, App};
+use super::{auth, dlq, metrics, ml, App};
 
 type Shared = State<Arc<App>>;
 type ApiResult<T> = Result<T, ApiError>;
@@ -81,41 +80,8 @@ pub fn router(app: Arc<App>) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(app.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(Arc::clone(&app), auth::require))
         .with_state(app)
-}
-
-/// Present on every handler that changes state: a valid `Authorization: Bearer` token.
-pub struct Authorized;
-
-impl FromRequestParts<Arc<App>> for Authorized {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> ApiResult<Self> {
-        let Some(expected) = app.token.as_deref() else {
-            return Err(ApiError::forbidden(
-                "this server has no API token configured (RETRY_API_TOKEN), so it accepts no changes",
-            ));
-        };
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer <token>"))?;
-        let given = header
-            .to_str()
-            .ok()
-            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
-            .map(str::trim)
-            .ok_or_else(|| ApiError::unauthorized("the Authorization header must be \"Bearer <token>\""))?;
-        if !same_secret(given.as_bytes(), expected.as_bytes()) {
-            return Err(ApiError::forbidden("the bearer token is not valid for this server"));
-        }
-        Ok(Authorized)
-    }
-}
-
-/// Compare without leaking where the first difference is.
-fn same_secret(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// A JSON body parsed by the core (errors name the field), within the size limit.
@@ -151,11 +117,7 @@ impl<T: DeserializeOwned> FromRequest<Arc<App>> for Body<T> {
     }
 }
 
-async fn recommendation(
-    State(app): Shared,
-    _: Authorized,
-    Body(f): Body<Features>,
-) -> ApiResult<Json<Decision>> {
+async fn recommendation(State(app): Shared, Body(f): Body<Features>) -> ApiResult<Json<Decision>> {
     let started = Instant::now();
     let decision = app.engine.decide(&f, None);
     app.metrics.decision_latency.observe(started.elapsed());
@@ -200,7 +162,7 @@ async fn preview(State(app): Shared, Body(req): Body<PreviewRequest>) -> ApiResu
     Ok(Json(app.engine.preview(&req.features, max, None)?).into_response())
 }
 
-async fn attempt(State(app): Shared, _: Authorized, Body(a): Body<Attempt>) -> ApiResult<Response> {
+async fn attempt(State(app): Shared, Body(a): Body<Attempt>) -> ApiResult<Response> {
     app.engine.record(&a, None)?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "recorded": true, "job_id": a.job_id }))).into_response())
 }
@@ -223,12 +185,12 @@ async fn list_policies(State(app): Shared) -> Json<serde_json::Value> {
     Json(json!({ "policies": app.engine.policies() }))
 }
 
-async fn add_policy(State(app): Shared, _: Authorized, Body(p): Body<Policy>) -> ApiResult<Response> {
+async fn add_policy(State(app): Shared, Body(p): Body<Policy>) -> ApiResult<Response> {
     app.engine.add_policy(p.clone())?;
     Ok((StatusCode::CREATED, Json(p)).into_response())
 }
 
-async fn remove_policy(State(app): Shared, _: Authorized, Path(name): Path<String>) -> ApiResult<Response> {
+async fn remove_policy(State(app): Shared, Path(name): Path<String>) -> ApiResult<Response> {
     let removed = app.engine.remove_policy(&name)?;
     Ok(Json(json!({ "removed": removed })).into_response())
 }
@@ -238,12 +200,12 @@ async fn list_overrides(State(app): Shared) -> Json<serde_json::Value> {
 }
 
 /// Adds (or, by name, replaces) an operator override: 201 with it and what it replaced.
-async fn add_override(State(app): Shared, _: Authorized, Body(o): Body<Override>) -> ApiResult<Response> {
+async fn add_override(State(app): Shared, Body(o): Body<Override>) -> ApiResult<Response> {
     let replaced = app.engine.add_override(o.clone(), None)?;
     Ok((StatusCode::CREATED, Json(json!({ "override": o, "replaced": replaced }))).into_response())
 }
 
-async fn remove_override(State(app): Shared, _: Authorized, Path(name): Path<String>) -> ApiResult<Response> {
+async fn remove_override(State(app): Shared, Path(name): Path<String>) -> ApiResult<Response> {
     let removed = app.engine.remove_override(&name)?;
     Ok(Json(json!({ "removed": removed })).into_response())
 }
@@ -276,11 +238,7 @@ struct KeyRequest {
     error_class: String,
 }
 
-async fn bayesian_update(
-    State(app): Shared,
-    _: Authorized,
-    Body(k): Body<KeyRequest>,
-) -> ApiResult<Response> {
+async fn bayesian_update(State(app): Shared, Body(k): Body<KeyRequest>) -> ApiResult<Response> {
     app.engine.refit(&k.job_type, &k.error_class)?;
     let stats = app.engine.stats(&k.job_type, &k.error_class, None, None)?;
     Ok(Json(json!({ "updated": true, "job_type": k.job_type, "error_class": k.error_class, "stats": stats }))
@@ -295,11 +253,7 @@ async fn guardrails(State(app): Shared) -> Response {
     Json(app.engine.guardrails()).into_response()
 }
 
-async fn update_guardrails(
-    State(app): Shared,
-    _: Authorized,
-    Body(patch): Body<serde_json::Value>,
-) -> ApiResult<Response> {
+async fn update_guardrails(State(app): Shared, Body(patch): Body<serde_json::Value>) -> ApiResult<Response> {
     Ok(Json(app.engine.patch_guardrails(&patch)?).into_response())
 }
 
@@ -314,11 +268,7 @@ struct EmergencyRequest {
     reason: Option<String>,
 }
 
-async fn emergency_stop(
-    State(app): Shared,
-    _: Authorized,
-    Body(r): Body<EmergencyRequest>,
-) -> Json<serde_json::Value> {
+async fn emergency_stop(State(app): Shared, Body(r): Body<EmergencyRequest>) -> Json<serde_json::Value> {
     app.engine.emergency_stop(r.enabled);
     let reason = r.reason.as_deref().unwrap_or("no reason given");
     let state = if r.enabled { "ON: all retries halted" } else { "off" };

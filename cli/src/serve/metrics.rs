@@ -46,6 +46,8 @@ pub struct ServerMetrics {
     pub decision_latency: Histogram,
     pub refused_429: AtomicU64,
     pub alerts: AtomicU64,
+    /// Requests refused for a missing, invalid or read-only token.
+    pub auth_refused: AtomicU64,
 }
 
 /// Escape a label value (backslash, quote, newline).
@@ -165,6 +167,13 @@ pub fn render(engine: &Engine, server: &ServerMetrics, now_ms: u64) -> String {
     let _ = writeln!(out, "smartretry_bayesian_refits_total {}", m.refits_total);
     metric(&mut out, "smartretry_emergency_stop", "gauge", "1 while the emergency stop is on.");
     let _ = writeln!(out, "smartretry_emergency_stop {}", u8::from(m.emergency_stop));
+    metric(
+        &mut out,
+        "smartretry_auth_refused_total",
+        "counter",
+        "Requests refused 401/403 (token missing, invalid or read-only).",
+    );
+    let _ = writeln!(out, "smartretry_auth_refused_total {}", server.auth_refused.load(Ordering::Relaxed));
     metric(&mut out, "smartretry_alerts_total", "counter", "Alerts fired (after cooldown).");
     let _ =
         writeln!(out, "smartretry_alerts_total {}", server.alerts.load(std::sync::atomic::Ordering::Relaxed));

@@ -1,12 +1,13 @@
 //! `smartretry serve`: the API document's HTTP API on top of one shared [`Engine`],
-//! with bearer-token auth on every endpoint that changes state, a request-size limit,
-//! Prometheus metrics, an OpenAPI document and alerts.
+//! with read and write bearer tokens (see [`auth`]), a request-size limit, Prometheus
+//! metrics, an OpenAPI document and alerts.
 //!
 //! Settings come from flags, then `RETRY_*` environment variables, then the config file
 //! (the core's JSON document; this command reads its own `server` section), then defaults.
 
 pub mod alerts;
 mod api;
+pub mod auth;
 mod dlq;
 pub mod error;
 pub mod metrics;
@@ -21,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use smartretry::{Config, Decision, Engine, Error, Features};
 
 pub use alerts::AlertConfig;
+pub use auth::{AuthConfig, AuthOptions, OpenEndpoint};
 
 /// The SQLite file `serve` keeps its state in unless told otherwise.
 pub const DEFAULT_DB: &str = "smartretry.db";
@@ -28,13 +30,14 @@ pub const DEFAULT_DB: &str = "smartretry.db";
 /// Default limit of a request body: far above any real Features or Policy document.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// The config file's `server` section (everything optional).
+/// The config file's `server` section (everything optional; unknown fields are refused).
 #[derive(Debug, Default, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 struct ServerSection {
     addr: Option<String>,
     db: Option<PathBuf>,
     max_body_bytes: Option<usize>,
+    auth: AuthConfig,
     alerts: AlertConfig,
 }
 
@@ -43,8 +46,8 @@ struct ServerSection {
 pub struct ServeOptions {
     pub addr: String,
     pub config: Config,
-    /// Bearer token required by mutating endpoints; `None` refuses them all (403).
-    pub token: Option<String>,
+    /// The tokens (the write token is generated on a first start without one).
+    pub auth: AuthOptions,
     pub max_body_bytes: usize,
     pub alerts: AlertConfig,
 }
@@ -57,6 +60,8 @@ pub struct ServeFlags<'a> {
     pub config_file: Option<&'a Path>,
     pub max_body_bytes: Option<usize>,
     pub alert_webhook: Option<String>,
+    /// Replace the API token kept with the state by a new one.
+    pub new_token: bool,
 }
 
 impl ServeOptions {
@@ -121,8 +126,23 @@ impl ServeOptions {
             alerts.webhook_url = Some(url);
         }
         alerts.validate().map_err(|e| e.within("server.alerts"))?;
-        let token = env("RETRY_API_TOKEN").filter(|t| !t.is_empty());
-        Ok(ServeOptions { addr, config, token, max_body_bytes, alerts })
+        let open = match env("RETRY_API_OPEN") {
+            Some(list) => OpenEndpoint::parse_list(&list)?,
+            None => section.auth.open,
+        };
+        let auth = AuthOptions {
+            write_token: env("RETRY_API_TOKEN").filter(|t| !t.is_empty()),
+            read_token: env("RETRY_API_READ_TOKEN").filter(|t| !t.is_empty()),
+            open,
+            new_token: flags.new_token,
+        };
+        if flags.new_token && auth.write_token.is_some() {
+            return Err(Error::config(
+                "new_token",
+                "RETRY_API_TOKEN is set: there is no kept token to replace",
+            ));
+        }
+        Ok(ServeOptions { addr, config, auth, max_body_bytes, alerts })
     }
 }
 
@@ -141,7 +161,7 @@ pub struct Recent {
 pub struct App {
     pub engine: Engine,
     pub recent: Mutex<VecDeque<Recent>>,
-    pub token: Option<String>,
+    pub auth: auth::Auth,
     pub metrics: metrics::ServerMetrics,
     pub alerts: alerts::Alerts,
     pub base: String,
@@ -151,10 +171,12 @@ pub struct App {
 
 impl App {
     pub fn new(opts: &ServeOptions) -> Result<App, Error> {
+        let engine = Engine::from_config(opts.config.clone())?;
+        let auth = auth::Auth::resolve(&opts.auth, engine.store())?;
         Ok(App {
-            engine: Engine::from_config(opts.config.clone())?,
+            engine,
             recent: Mutex::new(VecDeque::with_capacity(RECENT_RECOMMENDATIONS)),
-            token: opts.token.clone(),
+            auth,
             metrics: metrics::ServerMetrics::default(),
             alerts: alerts::Alerts::new(opts.alerts.clone())?,
             base: opts.config.api.path.trim_end_matches('/').to_string(),
@@ -191,9 +213,6 @@ pub async fn run(opts: ServeOptions, on_ready: impl FnOnce(SocketAddr)) -> Resul
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", opts.addr))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
-    if app.token.is_none() {
-        eprintln!("warning: RETRY_API_TOKEN is not set: every mutating endpoint answers 403");
-    }
     tokio::spawn(alerts::watch(Arc::clone(&app)));
     on_ready(local);
     // Small JSON answers on keep-alive connections: no Nagle delay.
@@ -241,7 +260,7 @@ mod tests {
         .unwrap();
         let o = resolve(ServeFlags::default(), &[]).unwrap();
         assert_eq!(
-            (o.addr.as_str(), o.max_body_bytes, o.token),
+            (o.addr.as_str(), o.max_body_bytes, o.auth.write_token),
             ("127.0.0.1:8080", DEFAULT_MAX_BODY_BYTES, None)
         );
         let with_file = || ServeFlags { config_file: Some(&file), ..Default::default() };
@@ -249,7 +268,7 @@ mod tests {
         let o =
             resolve(with_file(), &[("RETRY_API_ADDR", "127.0.0.1:9300"), ("RETRY_API_TOKEN", "s")]).unwrap();
         assert_eq!(
-            (o.addr.as_str(), o.token.as_deref(), o.max_body_bytes),
+            (o.addr.as_str(), o.auth.write_token.as_deref(), o.max_body_bytes),
             ("127.0.0.1:9300", Some("s"), 4096)
         );
         let flags = ServeFlags { addr: Some("127.0.0.1:9400".into()), ..with_file() };
