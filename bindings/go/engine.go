@@ -15,9 +15,10 @@ import (
 // number of goroutines; every method is synchronous and cheap (no I/O, no waiting).
 // Close frees it; an Engine that is never closed is freed when garbage-collected.
 type Engine struct {
-	mu     sync.RWMutex // held for reading by calls, for writing by Close
-	native *C.SmartretryEngine
-	clock  func() int64
+	mu        sync.RWMutex // held for reading by calls, for writing by Close
+	native    *C.SmartretryEngine
+	clock     func() int64
+	successes successes
 }
 
 // Option configures NewEngine.
@@ -91,8 +92,10 @@ func Default() *Engine {
 	return defaultEngine
 }
 
-// Close frees the engine. Later calls return ErrClosed. Safe to call twice.
+// Close hands over the successes Do has counted, then frees the engine. Later calls
+// return ErrClosed. Safe to call twice.
 func (e *Engine) Close() error {
+	e.FlushSuccesses()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.native != nil {

@@ -182,30 +182,37 @@ func Do(ctx context.Context, opts Options, fn func(ctx context.Context) error) e
 	if engine == nil {
 		engine = Default()
 	}
+	var startedAt time.Time
+	if opts.Deadline > 0 {
+		startedAt = time.Now()
+	}
+	// The first attempt: a success is counted in Go, no cgo call (see successes.go).
+	err := fn(ctx)
+	if err == nil {
+		engine.countSuccess(opts.JobType, opts.Tenant)
+		return nil
+	}
+	firstFailureAt := time.Now()
 	jobID := opts.JobID
 	if jobID == "" {
 		jobID = opts.JobType + "-" + strconv.FormatUint(sequence.Add(1), 10)
 	}
-	startedAt := time.Now()
-	var firstFailureAt, attemptStartedAt time.Time
+	// The budget and the throttle see this job type's successes before its failure is decided.
+	engine.flushSuccessesOf(opts.JobType, opts.Tenant)
 	var retried *Failure // the failure being retried: outcomes are learned under its key
 	var waited time.Duration
 	for attempt := 1; ; attempt++ {
-		attemptStartedAt = time.Now()
-		err := fn(ctx)
-		now := time.Now()
-		if attempt == 1 && err != nil {
-			firstFailureAt = now
-		}
-		// What is recorded only teaches the engine: a label it rejects is reported by
-		// the next Decide, and never turns a success into an error.
-		if retried != nil {
+		now := firstFailureAt
+		if attempt > 1 {
+			attemptStartedAt := time.Now()
+			err = fn(ctx)
+			now = time.Now()
+			// What is recorded only teaches the engine: a label it rejects is reported by
+			// the next Decide, and never turns a success into an error.
 			_ = engine.Record(outcome(opts, jobID, attempt, err == nil, waited, *retried, attemptStartedAt.Sub(firstFailureAt)))
-		} else if err == nil {
-			_ = engine.RecordSuccesses(opts.JobType, opts.Tenant, 1)
-		}
-		if err == nil {
-			return nil
+			if err == nil {
+				return nil
+			}
 		}
 		if cerr := ctx.Err(); cerr != nil {
 			return fmt.Errorf("smartretry: %w (last failure: %w)", cerr, err)
