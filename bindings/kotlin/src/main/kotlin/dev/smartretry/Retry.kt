@@ -64,7 +64,8 @@ private val HINT_FIELDS = setOf("http_status", "error_class", "error_code", "ret
  */
 private class RetryLoop(private val o: RetryOptions) {
     private val startedAt = System.currentTimeMillis()
-    private val jobId = o.jobId ?: "${o.jobType}-${sequence.incrementAndGet()}"
+    /** Made on the first failure: a call that succeeds at once needs none. */
+    private var jobId = o.jobId ?: ""
     private var firstFailureAt = 0L
     /** When the last attempt failed (before `decide`): what `released` is asked about. */
     private var failedAt = 0L
@@ -82,7 +83,10 @@ private class RetryLoop(private val o: RetryOptions) {
     fun succeeded() {
         val previous = retried
         if (previous == null) {
-            o.engine.recordSuccesses(o.jobType, o.tenant)
+            // Counted in Kotlin, handed over in batches (Successes.kt): no native call.
+            val engine = o.engine
+            val state = engine.state
+            state.count(engine, state.counter(o.jobType, o.tenant))
         } else {
             record(previous, success = true)
         }
@@ -92,7 +96,13 @@ private class RetryLoop(private val o: RetryOptions) {
     fun failed(error: Throwable): Decision {
         val now = System.currentTimeMillis()
         failedAt = now
-        if (attempt == 1) firstFailureAt = now
+        if (attempt == 1) {
+            firstFailureAt = now
+            if (jobId.isEmpty()) jobId = "${o.jobType}-${sequence.incrementAndGet()}"
+            // The budget and the throttle see this job type's successes before its failure is decided.
+            val state = o.engine.state
+            state.flush(o.engine, state.counter(o.jobType, o.tenant))
+        }
         retried?.let { record(it, success = false) }
         if (!o.retryOn(error)) giveUp(error, null)
         var info = describeFailure(error)
