@@ -116,6 +116,60 @@ async fn invalid_bodies_get_400_naming_the_field() {
 }
 
 #[tokio::test]
+async fn unknown_fields_and_parameters_are_refused_naming_them() {
+    let server = Server::start(&[], &[]);
+    let mut c = server.client();
+    let cases: [(&str, &str, Value, &str); 12] = [
+        ("PUT", "/guardrails", json!({"max_atempts": 1}), "max_atempts"),
+        ("POST", "/recommendation", json!({"job_type": "a", "attempt_number": 1, "tenat": "t"}), "tenat"),
+        ("POST", "/recommendation", json!({"job_typ": "a", "attempt_number": 1}), "job_typ"),
+        (
+            "POST",
+            "/preview",
+            json!({"features": {"job_type": "a", "attempt_number": 1, "x": 1}}),
+            "features.x",
+        ),
+        ("POST", "/preview", json!({"features": {"job_type": "a", "attempt_number": 1}, "max": 2}), "max"),
+        (
+            "POST",
+            "/attempt",
+            json!({"job_id": "j", "job_type": "a", "attempt_number": 1, "success": true, "ok": 1}),
+            "ok",
+        ),
+        ("POST", "/policies", json!({"name": "p", "max_attempt": 2}), "max_attempt"),
+        ("POST", "/overrides", json!({"name": "o", "retries_disabled": true, "scope": "x"}), "scope"),
+        ("POST", "/emergency-stop", json!({"enabled": true, "why": "x"}), "why"),
+        ("POST", "/bayesian/update", json!({"job_type": "a", "error_class": "b", "now": 1}), "now"),
+        (
+            "POST",
+            "/dlq",
+            json!({"job_id": "j", "job_type": "a", "failure_reason": "x", "paylod": "p"}),
+            "paylod",
+        ),
+        ("POST", "/ml/deploy", json!({"model": {"version": "v", "id": 1}}), "model.id"),
+    ];
+    for (method, path, body, field) in cases {
+        let r = c.send(method.parse().unwrap(), path, Some(body.to_string().into())).await.unwrap();
+        assert_eq!(r.status, 400, "{path} {body} -> {}", r.body);
+        let e = r.json();
+        assert_error_shape(&e, 400);
+        assert_eq!(e["field"], field, "{e}");
+        assert!(e["details"].as_str().unwrap().contains("unknown field"), "{e}");
+    }
+    // The case: nothing changed.
+    assert_eq!(c.get("/guardrails").await.unwrap().json()["max_attempts"], 10);
+    for (path, param) in [
+        ("/recommendations?limt=5", "limt"),
+        ("/stats?job_type=a&error_class=b&windw=1h", "windw"),
+        ("/dlq?stauts=open", "stauts"),
+        ("/released/a?failed_at_ms=1&since=2", "since"),
+    ] {
+        let r = c.get(path).await.unwrap();
+        assert_eq!((r.status, r.json()["field"].as_str()), (400, Some(param)), "{path}: {}", r.body);
+    }
+}
+
+#[tokio::test]
 async fn writes_need_the_write_token_and_reads_a_read_token() {
     let server = Server::start(&[], &[("RETRY_API_READ_TOKEN", "reader-1")]);
     let mut anonymous = server.anonymous();

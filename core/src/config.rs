@@ -268,9 +268,11 @@ impl Strategy {
 }
 
 impl Config {
-    /// Parse a configuration document; errors name the field (`strategy.guardrails.max_attempts`).
+    /// Parse a configuration document; errors name the field (`strategy.guardrails.max_attempts`),
+    /// and a field the document should not have (`strategy.guardrails.max_atempts: unknown
+    /// field`): a misspelt setting is refused, never silently left at its default.
     pub fn from_json(json: &str) -> Result<Config> {
-        let config: Config = crate::model::from_json(json).map_err(as_config)?;
+        let config: Config = crate::model::from_json_strict(json).map_err(as_config)?;
         config.validate()?;
         Ok(config)
     }
@@ -295,7 +297,9 @@ impl Config {
         Ok(config)
     }
 
-    /// Override fields from `RETRY_*` variables; errors name the variable.
+    /// Override fields from `RETRY_*` variables; errors name the variable. A `RETRY_*`
+    /// variable smartretry does not read (see [`ENV_VARS`]) is refused, named, with the
+    /// closest known name: a misspelt one would otherwise change nothing, silently.
     pub fn apply_env<I, K, V>(&mut self, vars: I) -> Result<()>
     where
         I: IntoIterator<Item = (K, V)>,
@@ -314,6 +318,9 @@ impl Config {
                 "RETRY_REDIS_ADDR" => self.redis_addr = value.to_string(),
                 "RETRY_STORE" => self.store = value.to_string(),
                 "RETRY_REDIS_PASSWORD" => self.redis_password = value.to_string(),
+                _ if key.starts_with("RETRY_") && !ENV_VARS.iter().any(|(k, _)| *k == key) => {
+                    return Err(unknown_variable(key))
+                }
                 _ => {}
             }
         }
@@ -361,6 +368,61 @@ impl Config {
     }
 }
 
+/// Every `RETRY_*` environment variable smartretry reads, and what reads it. The prefix is
+/// smartretry's: any other `RETRY_*` variable is refused by [`Config::apply_env`].
+pub const ENV_VARS: &[(&str, &str)] = &[
+    ("RETRY_ENABLED", "the adaptive tiers on or off"),
+    ("RETRY_SAMPLE_RATE", "strategy.data_collection.sample_rate"),
+    ("RETRY_ML_ENABLED", "strategy.ml_enabled"),
+    ("RETRY_BAYESIAN_THRESHOLD", "strategy.bayesian_threshold"),
+    ("RETRY_STORE", "store"),
+    ("RETRY_REDIS_ADDR", "redis_addr"),
+    ("RETRY_REDIS_PASSWORD", "redis_password"),
+    ("RETRY_CONFIG", "smartretry serve: the config file"),
+    ("RETRY_API_ADDR", "smartretry serve: the listening address"),
+    ("RETRY_DB", "smartretry serve: the SQLite file"),
+    ("RETRY_MAX_BODY_BYTES", "smartretry serve: the request size limit"),
+    ("RETRY_ALERT_WEBHOOK", "smartretry serve: where alerts are posted"),
+    ("RETRY_API_TOKEN", "smartretry serve, tui, loadtest: the write token"),
+    ("RETRY_API_READ_TOKEN", "smartretry serve: the read-only token"),
+    ("RETRY_API_OPEN", "smartretry serve: endpoints open without a token"),
+    ("RETRY_STRICT_HEALTH", "smartretry serve: /health answers 503 while degraded"),
+    ("RETRY_MODEL_DIR", "smartretry serve: the directory models may be read from"),
+    ("RETRY_API_URL", "smartretry tui: the server's URL"),
+];
+
+fn unknown_variable(key: &str) -> Error {
+    let closest = ENV_VARS.iter().map(|(k, _)| *k).min_by_key(|k| edit_distance(k, key));
+    let hint = match closest {
+        Some(k) if edit_distance(k, key) <= 3 => format!("did you mean {k}? "),
+        _ => String::new(),
+    };
+    let known: Vec<&str> = ENV_VARS.iter().map(|(k, _)| *k).collect();
+    Error::config(
+        key.to_string(),
+        format!(
+            "not a variable smartretry reads: {hint}(RETRY_* is smartretry's prefix; known: {})",
+            known.join(", ")
+        ),
+    )
+}
+
+/// Levenshtein distance (names are short).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1).min(row[j] + 1).min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
 fn as_config(e: Error) -> Error {
     match e {
         Error::InvalidInput { field, reason } => Error::Config { field, reason },
@@ -398,6 +460,19 @@ mod tests {
         assert_eq!(err.field(), Some("RETRY_SAMPLE_RATE"));
         let err = c.apply_env([("RETRY_ML_ENABLED", "maybe")]).unwrap_err();
         assert_eq!(err.field(), Some("RETRY_ML_ENABLED"));
+        let err = c.apply_env([("RETRY_BAYESIAN_TRESHOLD", "0.8")]).unwrap_err();
+        assert_eq!(err.field(), Some("RETRY_BAYESIAN_TRESHOLD"));
+        assert!(err.to_string().contains("did you mean RETRY_BAYESIAN_THRESHOLD?"), "{err}");
+        c.apply_env([("RETRY_API_TOKEN", "x"), ("SMARTRETRY_PYTHON", "y"), ("MY_RETRY_X", "z")]).unwrap();
+    }
+
+    #[test]
+    fn unknown_fields_in_the_file_are_named() {
+        let err = Config::from_json(r#"{"strategy":{"guardrails":{"max_atempts":1}}}"#).unwrap_err();
+        assert_eq!(err.field(), Some("strategy.guardrails.max_atempts"));
+        assert_eq!(err.kind(), "config");
+        let err = Config::from_json(r#"{"max_key":10}"#).unwrap_err();
+        assert_eq!(err.field(), Some("max_key"));
     }
 
     #[test]

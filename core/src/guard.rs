@@ -197,7 +197,7 @@ impl Guardrails {
                 base.insert(k.clone(), v.clone());
             }
         }
-        let next: Guardrails = crate::model::from_value(merged)?;
+        let next: Guardrails = crate::model::from_value_strict(merged)?;
         next.validate()?;
         Ok(next)
     }

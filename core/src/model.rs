@@ -1,6 +1,8 @@
 //! The data shapes of the API document: what failed (`Features`), what happened
 //! (`Attempt`), what to do (`Decision`), a schedule (`Preview`) and what was learned
-//! (`Stats`). snake_case JSON; unknown fields are ignored so newer clients keep working.
+//! (`Stats`). snake_case JSON. [`from_json`] ignores fields a shape does not have (so a
+//! newer writer's records still read); [`from_json_strict`], used for everything a person
+//! or a client sends (HTTP bodies, the config file), refuses them, naming each.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -498,6 +500,53 @@ pub fn from_value<T: DeserializeOwned>(value: serde_json::Value) -> Result<T> {
     from_deserializer(value)
 }
 
+/// Like [`from_json`], but a field the shape does not have is an error naming it
+/// (`features.max_atempts: unknown field`), so a misspelt setting is never silently a no-op.
+pub fn from_json_strict<T: DeserializeOwned>(json: &str) -> Result<T> {
+    // Fast path: no path tracking; on any error parse again to name the field.
+    let mut unknown = None;
+    let parsed: std::result::Result<T, _> =
+        serde_ignored::deserialize(&mut serde_json::Deserializer::from_str(json), |path| {
+            unknown.get_or_insert_with(|| path.to_string());
+        });
+    match (parsed, unknown) {
+        (Ok(value), None) => Ok(value),
+        _ => Err(strict_error::<T, _>(&mut serde_json::Deserializer::from_str(json))),
+    }
+}
+
+/// [`from_json_strict`] for a JSON value.
+pub fn from_value_strict<T: DeserializeOwned>(value: serde_json::Value) -> Result<T> {
+    let mut unknown = None;
+    let parsed: std::result::Result<T, _> = serde_ignored::deserialize(value.clone(), |path| {
+        unknown.get_or_insert_with(|| path.to_string());
+    });
+    match (parsed, unknown) {
+        (Ok(value), None) => Ok(value),
+        _ => Err(strict_error::<T, _>(value)),
+    }
+}
+
+/// Why a strict parse failed: malformed JSON as such; else the first unknown field (a
+/// misspelling also makes a required field "missing": the unknown one is the better clue);
+/// else the parse error.
+fn strict_error<'de, T: DeserializeOwned, D: Deserializer<'de, Error = serde_json::Error>>(de: D) -> Error {
+    let mut unknown: Option<String> = None;
+    let parsed: Result<T> = from_deserializer(serde_ignored::Deserializer::new(de, &mut |path| {
+        unknown.get_or_insert_with(|| path.to_string());
+    }));
+    match (parsed, unknown) {
+        (Err(Error::InvalidInput { field, reason }), _)
+            if field == "body" && reason.starts_with("not valid JSON") =>
+        {
+            Error::InvalidInput { field, reason }
+        }
+        (_, Some(path)) => Error::invalid(path, "unknown field (not part of this shape: check the spelling)"),
+        (Err(e), None) => e,
+        (Ok(_), None) => Error::invalid("body", "could not be parsed"),
+    }
+}
+
 fn from_deserializer<'de, T: DeserializeOwned, D: Deserializer<'de, Error = serde_json::Error>>(
     de: D,
 ) -> Result<T> {
@@ -582,6 +631,35 @@ fn check_status(field: &'static str, status: u16) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn strict_parsing_names_unknown_fields_with_their_path() {
+        let err = from_json_strict::<Features>(r#"{"job_type":"a","attempt_number":1,"max_atempts":2}"#)
+            .unwrap_err();
+        assert_eq!(err.field(), Some("max_atempts"), "{err}");
+        let err = from_json_strict::<Features>(r#"{"job_typ":"a","attempt_number":1}"#).unwrap_err();
+        assert_eq!(err.field(), Some("job_typ"), "the misspelt field, not the missing one: {err}");
+        #[derive(Debug, Deserialize)]
+        struct Wrapper {
+            #[allow(dead_code)]
+            features: Features,
+        }
+        let err =
+            from_json_strict::<Wrapper>(r#"{"features":{"job_type":"a","attempt_number":1,"tenat":"t"}}"#)
+                .unwrap_err();
+        assert_eq!(err.field(), Some("features.tenat"), "{err}");
+        let err = from_json_strict::<Features>(r#"{"job_type":"a","#).unwrap_err();
+        assert_eq!(err.field(), Some("body"), "{err}");
+        let err = from_json_strict::<Features>(r#"{"job_type":"a","attempt_number":"x"}"#).unwrap_err();
+        assert_eq!(err.field(), Some("attempt_number"), "{err}");
+        let ok: Features =
+            from_json_strict(r#"{"job_type":"a","attempt_number":1,"health":{"cpu":0.5}}"#).unwrap();
+        assert_eq!(ok.health.len(), 1, "maps take any key");
+        let v = serde_json::json!({"job_type": "a", "attempt_number": 1, "bogus": true});
+        assert_eq!(from_value_strict::<Features>(v).unwrap_err().field(), Some("bogus"));
+        // The lenient parser still reads what a newer writer added.
+        assert!(from_json::<Features>(r#"{"job_type":"a","attempt_number":1,"new_field":1}"#).is_ok());
+    }
 
     #[test]
     fn missing_required_field_is_named() {

@@ -107,13 +107,19 @@ impl<T: DeserializeOwned> FromRequest<Arc<App>> for Body<T> {
         if text.trim().is_empty() {
             return Err(ApiError::invalid("body", "a JSON object is required"));
         }
-        // Fast path without path tracking; on error, parse again to name the field.
-        match serde_json::from_str(text) {
-            Ok(value) => Ok(Body(value)),
-            Err(_) => Err(smartretry::model::from_json::<T>(text)
-                .err()
-                .map_or_else(|| ApiError::invalid("body", "could not be parsed"), ApiError::from)),
-        }
+        // Unknown fields are refused, named: a misspelt setting must not be a silent no-op.
+        Ok(Body(smartretry::model::from_json_strict(text)?))
+    }
+}
+
+/// Refuse a query parameter the endpoint does not take, naming it.
+pub fn known_params(q: &HashMap<String, String>, known: &[&str]) -> ApiResult<()> {
+    match q.keys().find(|k| !known.contains(&k.as_str())) {
+        None => Ok(()),
+        Some(k) => Err(ApiError::invalid(
+            k,
+            format!("unknown query parameter (this endpoint takes: {})", known.join(", ")),
+        )),
     }
 }
 
@@ -142,6 +148,7 @@ async fn recent_recommendations(
     State(app): Shared,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Response> {
+    known_params(&q, &["limit"])?;
     let limit = match q.get("limit") {
         Some(v) => v
             .parse::<usize>()
@@ -168,6 +175,7 @@ async fn attempt(State(app): Shared, Body(a): Body<Attempt>) -> ApiResult<Respon
 }
 
 async fn stats(State(app): Shared, Query(q): Query<HashMap<String, String>>) -> ApiResult<Response> {
+    known_params(&q, &["job_type", "error_class", "window"])?;
     let required = |field: &'static str| {
         q.get(field)
             .filter(|v| !v.is_empty())
@@ -222,6 +230,7 @@ async fn released(
     Path(job_type): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult<Response> {
+    known_params(&q, &["failed_at_ms"])?;
     let failed_at_ms = q
         .get("failed_at_ms")
         .ok_or_else(|| ApiError::invalid("failed_at_ms", "query parameter is required"))?

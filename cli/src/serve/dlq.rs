@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::json;
 use smartretry::dlq::{DeadLetterQuery, DeadLetterStatus, NewDeadLetter};
 
-use super::api::Body;
+use super::api::{known_params, Body};
 use super::error::ApiError;
 use super::App;
 
@@ -23,6 +23,7 @@ pub async fn list(
     State(app): Shared,
     Query(q): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
+    known_params(&q, &["status", "job_type", "limit", "offset"])?;
     let count = |field: &'static str, default: usize| match q.get(field) {
         Some(v) => {
             v.parse::<usize>().map_err(|_| ApiError::invalid(field, format!("expected a count, got {v:?}")))

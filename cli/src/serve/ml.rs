@@ -102,7 +102,7 @@ pub async fn rollback(State(app): Shared, body: Bytes) -> Result<Response, ApiEr
         None
     } else {
         let text = std::str::from_utf8(&body).map_err(|_| ApiError::invalid("body", "must be UTF-8 JSON"))?;
-        smartretry::model::from_json::<To>(text)?.to
+        smartretry::model::from_json_strict::<To>(text)?.to
     };
     let deployment = match to.as_deref() {
         // Instant: to the previous model, or to the Bayesian tier when there was none.

@@ -74,18 +74,22 @@ impl ServeOptions {
     {
         let (mut config, section) = match flags.config_file {
             Some(path) => {
+                let in_file = |e: Error| match e {
+                    Error::Config { field, reason } | Error::InvalidInput { field, reason } => {
+                        Error::config(field, format!("{reason} (in {})", path.display()))
+                    }
+                    other => other,
+                };
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| Error::config("config_file", format!("{}: {e}", path.display())))?;
-                let config = Config::from_json(&text)?;
-                let mut doc: serde_json::Value = serde_json::from_str(&text)
-                    .map_err(|e| Error::config("config_file", format!("{}: {e}", path.display())))?;
-                let section = match doc.get_mut("server").map(serde_json::Value::take) {
-                    Some(v) => {
-                        smartretry::model::from_value::<ServerSection>(v).map_err(|e| e.within("server"))?
-                    }
+                let mut doc: serde_json::Value = smartretry::model::from_json(&text).map_err(in_file)?;
+                // The `server` section is this command's; the rest is the core's configuration.
+                let section = match doc.as_object_mut().and_then(|o| o.remove("server")) {
+                    Some(v) => smartretry::model::from_value_strict::<ServerSection>(v)
+                        .map_err(|e| in_file(e.within("server")))?,
                     None => ServerSection::default(),
                 };
-                (config, section)
+                (Config::from_json(&doc.to_string()).map_err(in_file)?, section)
             }
             None => (Config::default(), ServerSection::default()),
         };
@@ -298,5 +302,31 @@ mod tests {
         );
         let webhook = ServeFlags { alert_webhook: Some("ftp://x".into()), ..Default::default() };
         assert_eq!(bad(webhook, &[]).as_deref(), Some("server.alerts.webhook_url"));
+        assert_eq!(bad(ServeFlags::default(), &[("RETRY_API_TOKN", "x")]).as_deref(), Some("RETRY_API_TOKN"));
+        assert_eq!(
+            bad(ServeFlags::default(), &[("RETRY_API_OPEN", "dlq")]).as_deref(),
+            Some("RETRY_API_OPEN")
+        );
+    }
+
+    #[test]
+    fn unknown_fields_in_the_config_file_are_named() {
+        let dir = std::env::temp_dir().join(format!("smartretry-serve-strict-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("config.json");
+        for (doc, field) in [
+            (r#"{"server":{"adr":"127.0.0.1:1"}}"#, "server.adr"),
+            (r#"{"server":{"alerts":{"cooldwn":"1m"}}}"#, "server.alerts.cooldwn"),
+            (r#"{"server":{"auth":{"open":["dlq"]}}}"#, "server.auth.open[0]"),
+            (r#"{"strategy":{"guardrails":{"max_atempts":1}}}"#, "strategy.guardrails.max_atempts"),
+            (r#"{"max_key":1}"#, "max_key"),
+        ] {
+            std::fs::write(&file, doc).unwrap();
+            let flags = ServeFlags { config_file: Some(&file), ..Default::default() };
+            let e = resolve(flags, &[]).unwrap_err();
+            assert_eq!(e.field(), Some(field), "{doc}: {e}");
+            assert!(e.to_string().contains("config.json"), "the file is named: {e}");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
