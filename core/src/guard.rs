@@ -17,9 +17,16 @@
 //!
 //! Counting protocol: `decide` is the failure signal (a request that was not accepted;
 //! a first attempt when `attempt_number == 1`), `record` with `success = true` is the
-//! success signal. Adaptive throttling and the breaker only act once the engine has
-//! seen outcomes, so a caller that never records successes is not throttled on
-//! failures alone.
+//! success signal. Evidence is kept per downstream, never shared between job types:
+//! - the breaker, health and the down signal act only for a downstream whose outcomes
+//!   are reported (a caller that only ever decides would see nothing but failures);
+//! - adaptive throttling acts only on a downstream that has accepted calls before and
+//!   holds at least [`MIN_EVIDENCE_CALLS`] calls in its window: a new job type's first
+//!   failure is not an overload;
+//! - a host that never reports first-attempt successes (an HTTP API caller reporting
+//!   retries only) would make every downstream look failing, since the first attempts
+//!   that succeeded are invisible: until a downstream reports one, its first-attempt
+//!   failures are not counted as calls, and it is judged by its retries alone.
 
 use std::collections::HashMap;
 
@@ -277,9 +284,36 @@ struct Downstream {
     /// While it is down: the earliest time the next probe may go (one spacing after the
     /// last one claimed).
     next_probe_ms: u64,
+    /// What its caller reports: the evidence the guardrails need before they act.
+    evidence: Reported,
+}
+
+/// What a caller has reported about one downstream so far.
+#[derive(Debug, Clone, Copy, Default)]
+struct Reported {
+    /// Any outcome (`record`, `record_successes`).
+    outcomes: bool,
+    /// A call it accepted.
+    accepted: bool,
+    /// A first attempt that succeeded: first-attempt failures are then one side of a
+    /// rate whose other side is known, and count as calls.
+    first_successes: bool,
 }
 
 impl Downstream {
+    /// Adaptive throttling's rejection probability (the SRE book's client-side
+    /// throttling): `max(0, (requests − K·accepts) / (requests + 1))` over the window,
+    /// once the downstream has accepted calls and the window holds
+    /// [`MIN_EVIDENCE_CALLS`]. A downstream that never accepted a call is not
+    /// overloaded on failures alone: it is new, or down (probe-and-release's case).
+    fn rejection(&mut self, now: u64, g: &Guardrails) -> f64 {
+        let (requests, accepts) = self.calls.sum(now);
+        if !self.evidence.accepted || requests < MIN_EVIDENCE_CALLS {
+            return 0.0;
+        }
+        ((requests as f64 - g.throttle_k * accepts as f64) / (requests as f64 + 1.0)).max(0.0)
+    }
+
     fn new(g: &Guardrails) -> Downstream {
         Downstream {
             calls: SlidingWindow::new(g.throttle_window_ms),
@@ -291,6 +325,7 @@ impl Downstream {
             signals_at_ms: None,
             run: Run::default(),
             next_probe_ms: 0,
+            evidence: Reported::default(),
         }
     }
 }
@@ -301,9 +336,19 @@ pub type Transition = (String, BreakerState, BreakerState, u64);
 /// A breaker-relevant event.
 #[derive(Clone, Copy)]
 enum Outcome {
-    Failure,
+    /// A call that failed; `first` when it was a job's first attempt.
+    Failure {
+        first: bool,
+    },
     Successes(u64),
 }
+
+/// Fewest calls in a downstream's window before adaptive throttling may act on it, the
+/// same floor health, degraded and down judgements use ([`DEGRADED_MIN_REQUESTS`]).
+/// Below it an acceptance rate under a half is within chance (two of four calls
+/// failing says nothing), and Finagle's retry budget likewise always allows 10
+/// retries per second whatever the ratio: protection needs a minimum of traffic.
+pub const MIN_EVIDENCE_CALLS: u64 = DEGRADED_MIN_REQUESTS;
 
 /// The retry budget as operators see it (`/metrics`, the TUI).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -327,7 +372,6 @@ pub struct GuardState {
     max_keys: usize,
     in_flight: HashMap<Box<str>, u64>,
     anonymous: u64,
-    outcomes_seen: bool,
     /// Breaker transitions not yet taken by the engine.
     transitions: Vec<Transition>,
     /// Breakers that opened or closed since a store last took them (job type, when).
@@ -349,7 +393,6 @@ impl GuardState {
             max_keys: max_keys.max(1),
             in_flight: HashMap::new(),
             anonymous: 0,
-            outcomes_seen: false,
             transitions: Vec::new(),
             breaker_changes: Vec::new(),
             fleet: FleetCounts::default(),
@@ -392,25 +435,29 @@ impl GuardState {
     ) -> bool {
         let d = bounded(&mut self.downstreams, self.max_keys, job_type, || Downstream::new(g));
         let (requests, accepts) = match outcome {
-            Outcome::Failure => (1, 0),
+            // Its peers that succeeded are not reported: not a call the rates can weigh.
+            Outcome::Failure { first: true } if !d.evidence.first_successes => (0, 0),
+            Outcome::Failure { .. } => (1, 0),
             Outcome::Successes(n) => (n, n),
         };
-        d.calls.add(now, requests, accepts);
-        if d.run.add(accepts > 0, requests, now) && d.run.accepted {
-            d.next_probe_ms = 0; // back: the turns of the outage are over
+        if requests > 0 {
+            d.calls.add(now, requests, accepts);
+            if d.run.add(accepts > 0, requests, now) && d.run.accepted {
+                d.next_probe_ms = 0; // back: the turns of the outage are over
+            }
+            let (requests, accepts) = d.calls.sum(now);
+            d.health.update(requests >= DEGRADED_MIN_REQUESTS && accepts * 2 < requests, now);
+            let learned_apart = accepts * LEARNED_APART_ACCEPTS_ONE_IN < requests;
+            d.learning_state.update(requests >= DEGRADED_MIN_REQUESTS && learned_apart, now);
         }
-        let (requests, accepts) = d.calls.sum(now);
-        d.health.update(requests >= DEGRADED_MIN_REQUESTS && accepts * 2 < requests, now);
-        let learned_apart = accepts * LEARNED_APART_ACCEPTS_ONE_IN < requests;
-        d.learning_state.update(requests >= DEGRADED_MIN_REQUESTS && learned_apart, now);
-        // The breaker acts only once outcomes are reported (a caller that only ever
-        // decides would otherwise see nothing but failures).
-        if b.enabled && (self.outcomes_seen || matches!(outcome, Outcome::Successes(_))) {
+        // The breaker acts only once this downstream's outcomes are reported (a caller
+        // that only ever decides would otherwise see nothing but failures).
+        if b.enabled && requests > 0 && d.evidence.outcomes {
             let breaker = d.breaker.get_or_insert_with(|| Breaker::new(b));
             note_transition(&mut self.transitions, job_type, &mut d.reported, breaker.state(now), now);
             let before = breaker.open_until();
             match outcome {
-                Outcome::Failure => breaker.on_failure(now, b),
+                Outcome::Failure { .. } => breaker.on_failure(now, b),
                 Outcome::Successes(n) => breaker.on_successes(now, n, b),
             }
             note_transition(&mut self.transitions, job_type, &mut d.reported, breaker.state(now), now);
@@ -418,32 +465,32 @@ impl GuardState {
                 self.breaker_changes.push((job_type.to_string(), now));
             }
         }
-        self.outcomes_seen && (d.health.since.is_some() || d.reported != BreakerState::Closed)
+        d.evidence.outcomes && (d.health.since.is_some() || d.reported != BreakerState::Closed)
     }
 
     /// Whether the engine's own view of `job_type`'s downstream is bad enough to stretch
     /// delays: degraded (fewer than half of ≥ 10 calls accepted) or its breaker not closed,
-    /// once outcomes are reported. A cheap test before computing a health score.
+    /// once its outcomes are reported. A cheap test before computing a health score.
     pub fn unhealthy(&mut self, job_type: &str, now: u64) -> bool {
-        let seen = self.outcomes_seen;
         self.downstreams.get_mut(job_type).is_some_and(|d| {
-            seen && (d.health.at(now)
-                || d.breaker.as_ref().is_some_and(|b| b.state(now) != BreakerState::Closed))
+            d.evidence.outcomes
+                && (d.health.at(now)
+                    || d.breaker.as_ref().is_some_and(|b| b.state(now) != BreakerState::Closed))
         })
     }
 
     /// Whether `job_type`'s downstream is down for every caller: fewer than a tenth of at
     /// least [`DEGRADED_MIN_REQUESTS`] calls accepted over the throttle window, or
-    /// nothing accepted for [`DOWN_FOR_MS`] while [`DOWN_FAILED_IN_A_ROW`] calls failed.
-    /// Jobs that fail then wait for the same event, its return, so they are told to check
-    /// in ([`GuardState::released`]) rather than only sleep.
+    /// nothing accepted for [`DOWN_FOR_MS`] while [`DOWN_FAILED_IN_A_ROW`] calls failed,
+    /// once its outcomes are reported. Jobs that fail then wait for the same event, its
+    /// return, so they are told to check in ([`GuardState::released`]) rather than only sleep.
     pub fn down(&mut self, job_type: &str, now: u64) -> bool {
-        let seen = self.outcomes_seen;
         self.downstreams.get_mut(job_type).is_some_and(|d| {
             let (requests, accepts) = d.calls.sum(now);
             let failing = !d.run.accepted && d.run.calls >= DOWN_FAILED_IN_A_ROW;
-            seen && ((failing && now.saturating_sub(d.run.since_ms) >= DOWN_FOR_MS)
-                || (requests >= DEGRADED_MIN_REQUESTS && accepts * DOWN_ACCEPTS_ONE_IN < requests))
+            d.evidence.outcomes
+                && ((failing && now.saturating_sub(d.run.since_ms) >= DOWN_FOR_MS)
+                    || (requests >= DEGRADED_MIN_REQUESTS && accepts * DOWN_ACCEPTS_ONE_IN < requests))
         })
     }
 
@@ -488,13 +535,12 @@ impl GuardState {
     /// The engine's own view of `job_type`'s downstream: its success rate over the
     /// throttle window (once it has seen outcomes and enough calls) and its breaker.
     pub fn health_view(&mut self, job_type: &str, now: u64) -> (View, Signals, Option<u64>) {
-        let outcomes_seen = self.outcomes_seen;
         match self.downstreams.get_mut(job_type) {
             None => (View::default(), Signals::default(), None),
             Some(d) => {
                 let (requests, accepts) = d.calls.sum(now);
                 let view = View {
-                    success_rate: (outcomes_seen && requests >= DEGRADED_MIN_REQUESTS)
+                    success_rate: (d.evidence.outcomes && requests >= DEGRADED_MIN_REQUESTS)
                         .then(|| accepts as f64 / requests as f64),
                     requests,
                     breaker: d.breaker.as_ref().map(|b| b.state(now)),
@@ -578,7 +624,8 @@ impl GuardState {
         b: &BreakerConfig,
     ) -> bool {
         self.count_first_attempts(f.tenant.as_deref(), u64::from(f.attempt_number == 1), now, g);
-        let unhealthy = !rate_limited && self.count_calls(&f.job_type, Outcome::Failure, now, g, b);
+        let first = f.attempt_number == 1;
+        let unhealthy = !rate_limited && self.count_calls(&f.job_type, Outcome::Failure { first }, now, g, b);
         if !f.health.is_empty() {
             let signals = Signals::from_map(&f.health);
             if let Some(d) = self.downstreams.peek_mut(f.job_type.as_str()) {
@@ -591,8 +638,8 @@ impl GuardState {
 
     /// An outcome was recorded.
     pub fn on_outcome(&mut self, a: &Attempt, now: u64, g: &Guardrails, b: &BreakerConfig) {
-        self.outcomes_seen = true;
         self.in_flight.remove(a.job_id.as_str());
+        self.note_reported(&a.job_type, a.success, a.success && a.attempt_number == 1, g);
         if a.success {
             self.count_first_attempts(a.tenant.as_deref(), u64::from(a.attempt_number == 1), now, g);
             let _ = self.count_calls(&a.job_type, Outcome::Successes(1), now, g, b);
@@ -609,11 +656,19 @@ impl GuardState {
         g: &Guardrails,
         b: &BreakerConfig,
     ) {
-        self.outcomes_seen = true;
+        self.note_reported(job_type, count > 0, count > 0, g);
         self.count_first_attempts(tenant, count, now, g);
         if count > 0 {
             let _ = self.count_calls(job_type, Outcome::Successes(count), now, g, b);
         }
+    }
+
+    /// The caller reported an outcome of `job_type`'s downstream.
+    fn note_reported(&mut self, job_type: &str, accepted: bool, first_success: bool, g: &Guardrails) {
+        let e = &mut bounded(&mut self.downstreams, self.max_keys, job_type, || Downstream::new(g)).evidence;
+        e.outcomes = true;
+        e.accepted |= accepted;
+        e.first_successes |= first_success;
     }
 
     /// The circuit breaker's word on a retry of `job_type`.
@@ -701,17 +756,13 @@ impl GuardState {
                 return Err(Refusal::Tenant { used, allowed: tenant_allowed });
             }
         }
-        if g.adaptive_throttle && self.outcomes_seen {
-            if let Some(d) = self.downstreams.get_mut(ctx.job_type) {
-                let (requests, accepts) = d.calls.sum(now);
-                let p =
-                    ((requests as f64 - g.throttle_k * accepts as f64) / (requests as f64 + 1.0)).max(0.0);
-                if roll < p {
-                    if ctx.bypass_global {
-                        admitted.bypassed = admitted.bypassed.or(Some("adaptive_throttle"));
-                    } else {
-                        admitted.throttled = Some(p);
-                    }
+        if g.adaptive_throttle {
+            let p = self.downstreams.get_mut(ctx.job_type).map_or(0.0, |d| d.rejection(now, g));
+            if roll < p {
+                if ctx.bypass_global {
+                    admitted.bypassed = admitted.bypassed.or(Some("adaptive_throttle"));
+                } else {
+                    admitted.throttled = Some(p);
                 }
             }
         }

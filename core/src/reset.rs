@@ -13,6 +13,13 @@
 //! phase of a reset pinned down to within [`PHASE_WIDTH_MS`] carries over to the next
 //! one, whose `Retry-After` then places it almost exactly. Evidence the phase does not
 //! explain (a retry refused after the reset it predicted) forgets it.
+//!
+//! Hints come from servers and every job of the key follows the estimate, so one hint
+//! never moves it alone: a hint about a reset the key does not know yet is held until a
+//! second one agrees with it (or it falls on the key's learned period), and a hint
+//! beyond [`MAX_SHARED_WAIT_MS`] is no window's reset at all. One broken or hostile
+//! header then delays only the job it was sent to, and that job's own wait is clamped
+//! by the guardrails.
 
 /// A reset pinned down to this width or better teaches its sub-second phase.
 pub const PHASE_WIDTH_MS: u64 = 250;
@@ -20,6 +27,9 @@ pub const PHASE_WIDTH_MS: u64 = 250;
 const MIN_PERIOD_MS: u64 = 2_000;
 /// `Retry-After` values are whole seconds: the true wait is up to this much shorter.
 const HEADER_RESOLUTION_MS: u64 = 1_000;
+/// Rate-limit windows reset within seconds to minutes; a header asking for more than an
+/// hour speaks of one caller's quota (or is broken), not of a reset other jobs share.
+pub const MAX_SHARED_WAIT_MS: u64 = 3_600_000;
 
 /// The next reset of a key's rate limit, as narrowed so far.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -34,6 +44,8 @@ pub struct Reset {
     /// How often the limit resets (whole seconds), once two narrowed resets agree on it:
     /// a job refused with no word of the next reset waits for the next period's.
     pub period_ms: Option<u64>,
+    /// A reset one hint spoke of that nothing has confirmed yet: `(after, at]`.
+    pub unconfirmed: Option<(u64, u64)>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +62,9 @@ impl Reset {
 
     /// A `Retry-After` of `wait_ms` given at `now`.
     pub fn on_retry_after(&mut self, now: u64, wait_ms: u64) {
+        if wait_ms > MAX_SHARED_WAIT_MS {
+            return;
+        }
         let latest = now.saturating_add(wait_ms);
         let whole_seconds = wait_ms > 0 && wait_ms % HEADER_RESOLUTION_MS == 0;
         let earliest = if whole_seconds { latest - HEADER_RESOLUTION_MS } else { latest.saturating_sub(1) };
@@ -87,7 +102,8 @@ impl Reset {
         t > self.after_ms && t < self.at_ms
     }
 
-    /// The reset is in `(earliest, latest]`: narrow the current one, or start the next.
+    /// The reset is in `(earliest, latest]`: narrow the current one, or start the next
+    /// once a second piece of evidence agrees that there is a next one.
     fn narrow(&mut self, earliest: u64, latest: u64) {
         if latest <= self.after_ms {
             return; // about a reset already past
@@ -95,22 +111,39 @@ impl Reset {
         if earliest < self.at_ms {
             self.after_ms = self.after_ms.max(earliest);
             self.at_ms = self.at_ms.min(latest);
-        } else {
-            let previous = (self.at_ms, self.uncertainty_ms());
-            self.after_ms = earliest;
-            self.at_ms = latest;
-            if let Some(p) = self.phase {
-                // The one moment of (earliest, latest] at the learned phase.
-                let aligned =
-                    earliest + 1 + (p.offset_ms + HEADER_RESOLUTION_MS - (earliest + 1) % 1_000) % 1_000;
-                if aligned <= latest {
-                    self.at_ms = aligned;
-                    self.after_ms = earliest.max(aligned.saturating_sub(p.width_ms));
-                }
-            }
-            self.learn_period(previous);
+            self.learn_phase();
+            return;
         }
+        let (earliest, latest) = match self.unconfirmed.take() {
+            Some((a, b)) if earliest < b && a < latest => (earliest.max(a), latest.min(b)),
+            _ if self.on_period(earliest, latest) => (earliest, latest),
+            _ => {
+                self.unconfirmed = Some((earliest, latest));
+                return;
+            }
+        };
+        let previous = (self.at_ms, self.uncertainty_ms());
+        self.after_ms = earliest;
+        self.at_ms = latest;
+        if let Some(p) = self.phase {
+            // The one moment of (earliest, latest] at the learned phase.
+            let aligned =
+                earliest + 1 + (p.offset_ms + HEADER_RESOLUTION_MS - (earliest + 1) % 1_000) % 1_000;
+            if aligned <= latest {
+                self.at_ms = aligned;
+                self.after_ms = earliest.max(aligned.saturating_sub(p.width_ms));
+            }
+        }
+        self.learn_period(previous);
         self.learn_phase();
+    }
+
+    /// Whether a reset in `(earliest, latest]` is one the learned period predicts.
+    fn on_period(&self, earliest: u64, latest: u64) -> bool {
+        let (Some(period), true) = (self.period_ms, self.at_ms > 0) else { return false };
+        let next = self.at_ms + (latest.saturating_sub(self.at_ms) / period) * period;
+        (earliest..=latest.saturating_add(HEADER_RESOLUTION_MS)).contains(&next)
+            || (earliest..=latest).contains(&(next + period))
     }
 
     /// Two resets each known to within [`PHASE_WIDTH_MS`]: their distance is a whole
@@ -178,8 +211,8 @@ mod tests {
         // The limit resets at 10_000. Headers round the wait up to whole seconds.
         let mut r = Reset::default();
         r.on_retry_after(8_300, 2_000); // (9_300, 10_300]
-        assert_eq!((r.after_ms, r.at_ms), (9_300, 10_300));
-        r.on_retry_after(9_100, 1_000); // (9_100, 10_100]
+        assert_eq!((r.at_ms, r.wait_from(8_300)), (0, None), "one hint alone is not shared");
+        r.on_retry_after(9_100, 1_000); // (9_100, 10_100]: agrees, so both hold
         assert_eq!((r.after_ms, r.at_ms), (9_300, 10_100));
         r.on_retry_after(9_950, 1_000); // (9_950, 10_950]
         assert_eq!((r.after_ms, r.at_ms), (9_950, 10_100));
@@ -190,17 +223,21 @@ mod tests {
     fn outcomes_narrow_it_too_and_the_phase_places_the_next_reset() {
         let mut r = Reset::default();
         r.on_retry_after(9_100, 1_000); // (9_100, 10_100]
+        r.on_retry_after(9_200, 1_000); // (9_200, 10_200]: confirmed, (9_200, 10_100]
         r.on_retry_outcome(9_800, false); // still limited at 9_800
         r.on_retry_outcome(10_040, true); // through at 10_040
         assert_eq!((r.after_ms, r.at_ms), (9_800, 10_040));
         assert_eq!(r.phase, Some(Phase { offset_ms: 40, width_ms: 240 }));
         r.on_retry_after(9_900, 1_000); // (9_900, 10_900]: narrows to (9_900, 10_040]
         assert_eq!(r.phase, Some(Phase { offset_ms: 40, width_ms: 140 }));
-        // The next window resets at 20_000; a header at 19_400 says "1 s": (19_400, 20_400].
+        // The next window resets at 20_000; headers at 19_400 and 19_500 say "1 s":
+        // (19_400, 20_400] and (19_500, 20_500].
         r.on_retry_after(19_400, 1_000);
+        assert_eq!(r.at_ms, 10_040, "a new reset needs a second word");
+        r.on_retry_after(19_500, 1_000);
         assert_eq!(r.at_ms, 20_040, "the learned phase, not the header's rounding");
         assert_eq!(r.after_ms, 19_900);
-        assert_eq!(r.wait_from(19_400), Some(640));
+        assert_eq!(r.wait_from(19_500), Some(540));
         // A header about the reset in hand changes nothing it already knows better.
         r.on_retry_after(19_700, 1_000);
         assert_eq!(r.at_ms, 20_040);
@@ -208,13 +245,17 @@ mod tests {
         // Refused with no word of the reset, after it: wait for the next period's.
         assert_eq!(r.wait_from(37_000), Some(3_040));
         assert!(r.periodic_at(37_000));
-        // Resets 30 s apart agree with a 10 s period; 15 s apart make it 5 s.
+        // Resets 30 s apart fall on the 10 s period: one header is enough.
         r.on_retry_after(49_500, 1_000);
         assert_eq!((r.at_ms, r.period_ms), (50_040, Some(10_000)));
+        // 15 s apart is off the period: held until a second header agrees, then 5 s.
         r.on_retry_after(64_500, 1_000);
+        assert_eq!(r.at_ms, 50_040);
+        r.on_retry_after(64_600, 1_000);
         assert_eq!((r.at_ms, r.period_ms), (65_040, Some(5_000)));
         // 1 s apart: no fixed window worth the name.
         r.on_retry_after(65_500, 1_000);
+        r.on_retry_after(65_600, 1_000);
         assert_eq!((r.at_ms, r.period_ms), (66_040, None));
     }
 
@@ -222,16 +263,39 @@ mod tests {
     fn a_phase_that_does_not_hold_is_forgotten() {
         let mut r = Reset::default();
         r.on_retry_after(9_950, 1_000);
+        r.on_retry_after(9_960, 1_000);
         r.on_retry_outcome(10_010, true);
         assert!(r.phase.is_some());
         r.on_retry_after(19_500, 1_000);
+        r.on_retry_after(19_600, 1_000);
         let predicted = r.at_ms;
+        assert_eq!(predicted, 20_010);
         r.on_refused_after_reset(predicted + 5, Some(10_000));
         assert!(r.phase.is_some(), "refused because the next window filled up: the phase holds");
         r.on_refused_after_reset(predicted + 5, Some(1_000));
         assert_eq!(r.phase, None);
         // Old news does not move a later reset.
         r.on_retry_after(5_000, 1_000);
+        r.on_retry_after(5_000, 1_000);
         assert_eq!(r.at_ms, predicted);
+    }
+
+    #[test]
+    fn one_hostile_header_moves_nothing() {
+        let mut r = Reset::default();
+        r.on_retry_after(9_100, 1_000);
+        r.on_retry_after(9_200, 1_000);
+        let known = (r.after_ms, r.at_ms);
+        // A header about a reset far later than the one in hand, while that one is pending:
+        r.on_retry_after(9_300, 600_000);
+        assert_eq!((r.after_ms, r.at_ms), known, "held, not followed");
+        assert_eq!(r.wait_from(9_300), Some(known.1 - 9_300));
+        // Beyond an hour: no window's reset, not even held.
+        r.on_retry_after(9_400, 99_999_999_999_000);
+        r.on_retry_after(9_500, 99_999_999_999_000);
+        assert_eq!((r.after_ms, r.at_ms), known);
+        // The same far reset said twice is the server's word.
+        r.on_retry_after(9_600, 600_000);
+        assert_eq!(r.at_ms, 609_300);
     }
 }

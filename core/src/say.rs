@@ -44,7 +44,10 @@ impl Say for u32 {
     }
 }
 
-/// A duration for people: `150ms`, `8.2s`, `2m30s`, `1h5m`.
+const DAY_MS: u64 = 86_400_000;
+const YEAR_MS: u64 = 365 * DAY_MS;
+
+/// A duration for people: `150ms`, `8.2s`, `2m30s`, `1h5m`, `3d4h`, `317y`.
 #[derive(Debug, Clone, Copy)]
 pub struct Ms(pub u64);
 
@@ -59,9 +62,14 @@ impl Say for Ms {
         } else if ms < 3_600_000 {
             let s = (ms + 500) / 1_000;
             (s / 60, s % 60, "m", "s")
-        } else {
+        } else if ms < 2 * DAY_MS {
             let m = (ms + 30_000) / 60_000;
             (m / 60, m % 60, "h", "m")
+        } else if ms < 2 * YEAR_MS {
+            let h = ms.saturating_add(1_800_000) / 3_600_000;
+            (h / 24, h % 24, "d", "h")
+        } else {
+            (ms.saturating_add(YEAR_MS / 2) / YEAR_MS, 0, "y", "")
         };
         whole.say(out);
         match (rest, rest_unit) {
@@ -149,6 +157,10 @@ mod tests {
         assert_eq!(said(Ms(150_000)), "2m30s");
         assert_eq!(said(Ms(120_000)), "2m");
         assert_eq!(said(Ms(3_900_000)), "1h5m");
+        assert_eq!(said(Ms(47 * 3_600_000)), "47h");
+        assert_eq!(said(Ms(76 * 3_600_000)), "3d4h");
+        assert_eq!(said(Ms(99_999_999_999_000)), "3171y");
+        assert_eq!(said(Ms(u64::MAX)), "584942417y");
         assert_eq!(said(Pct(0.874)), "87%");
         assert_eq!(said(Two(0.9)), "0.90");
         assert_eq!(said(Two(0.05)), "0.05");

@@ -129,6 +129,10 @@ fn retry_after_sets_the_delay_in_both_forms() {
         Some(httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_millis(T0 + 45_000)));
     assert!((45_000..=47_250).contains(&e.decide(&f, Some(T0)).unwrap().delay_ms));
 
+    // A second job told of the same reset confirms it: one header alone is not shared.
+    let mut g = failure(429, 1);
+    g.retry_after_ms = Some(40_000);
+    e.decide(&g, Some(T0 + 5_000)).unwrap();
     // Another job of the same key, told nothing, waits for the same reset.
     let d = e.decide(&failure(429, 1), Some(T0 + 10_000)).unwrap();
     assert!((35_000..=36_750).contains(&d.delay_ms), "{}", d.delay_ms);
