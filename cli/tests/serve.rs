@@ -3,10 +3,9 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{temp_dir, Server, TOKEN};
+use common::{receiver, temp_dir, Server, TOKEN};
 use serde_json::{json, Value};
 
 fn assert_error_shape(body: &Value, status: u16) {
@@ -623,26 +622,6 @@ async fn the_openapi_document_lists_every_endpoint() {
         let name = piece.split('"').next().unwrap();
         assert!(doc["components"]["schemas"].get(name).is_some(), "dangling $ref {name}");
     }
-}
-
-/// A local webhook receiver: every JSON body posted to it.
-async fn receiver() -> (String, Arc<Mutex<Vec<Value>>>) {
-    let got = Arc::new(Mutex::new(Vec::new()));
-    let sink = Arc::clone(&got);
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move |body: axum::Json<Value>| {
-            let sink = Arc::clone(&sink);
-            async move {
-                sink.lock().unwrap().push(body.0);
-                "ok"
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, got)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

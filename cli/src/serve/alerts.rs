@@ -1,26 +1,46 @@
 //! Alerts from the product documents, checked every `interval`: a downstream's failure
-//! rate over a threshold, a circuit breaker open, frequent guardrail overrides. Each
-//! (alert, subject) fires at most once per `cooldown`; a firing is written to the log
-//! (one JSON line on stderr) and posted as JSON to the configured webhook.
+//! rate over a threshold, a circuit breaker open, frequent guardrail overrides, the store
+//! down (raised at once by the store watcher, see `health.rs`)…
+//!
+//! Each (rule, subject) fires at most once per `cooldown`; past `max_per_rule` subjects
+//! in one check, the rest fire as one summary, so an outage of 300 downstreams is a dozen
+//! alerts, not 300. A firing is one JSON line on stderr, an entry of the history (kept
+//! with the state, so a restart neither forgets nor repeats it) and a message on a
+//! bounded queue that `webhook.rs` posts to every webhook concurrently.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
-use smartretry::{time, BreakerState, Engine, Error};
+use smartretry::{time, BreakerState, Engine, Error, Store};
+use tokio::sync::mpsc;
 
 use super::App;
-use crate::client::{split_url, Client};
+use crate::client::split_url;
 
-/// Alerts kept for `GET /alerts` (and the TUI).
-const RECENT: usize = 100;
+/// Where the history is kept in the store.
+const HISTORY_SETTING: &str = "server.alerts.history";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct AlertConfig {
-    /// `http://host:port/path`; alerts are only logged when absent.
+    /// `http://host:port/path`; alerts are only logged when there is no webhook.
     pub webhook_url: Option<String>,
+    /// More webhooks: every alert is posted to each.
+    pub webhooks: Vec<String>,
+    /// Longest wait for one webhook's answer.
+    pub webhook_timeout: String,
+    /// Tries per alert and webhook (the waits between them are smartretry's own decisions).
+    pub webhook_attempts: u32,
+    /// Alerts waiting for delivery; past it new ones are dropped and counted.
+    pub queue: usize,
+    /// Subjects of one rule fired one by one per check; the rest as one summary alert.
+    pub max_per_rule: usize,
+    /// Alerts kept in the history (`GET /alerts`, the store).
+    pub history: usize,
+    /// Alert when the store is unreachable or failing (and when it is back).
+    pub store_down: bool,
     /// How often the rules are checked.
     pub interval: String,
     /// Least time between two firings of one alert for one subject.
@@ -44,6 +64,13 @@ impl Default for AlertConfig {
     fn default() -> Self {
         AlertConfig {
             webhook_url: None,
+            webhooks: Vec::new(),
+            webhook_timeout: "5s".into(),
+            webhook_attempts: 3,
+            queue: 1_000,
+            max_per_rule: 10,
+            history: 1_000,
+            store_down: true,
             interval: "10s".into(),
             cooldown: "5m".into(),
             failure_rate: 0.5,
@@ -57,9 +84,34 @@ impl Default for AlertConfig {
 }
 
 impl AlertConfig {
+    /// Every webhook, `webhook_url` first.
+    pub fn webhooks(&self) -> Vec<String> {
+        self.webhook_url.iter().chain(&self.webhooks).cloned().collect()
+    }
+
     pub fn validate(&self) -> Result<(), Error> {
         if let Some(url) = &self.webhook_url {
             split_url(url).map_err(|e| Error::config("webhook_url", e.to_string()))?;
+        }
+        for (i, url) in self.webhooks.iter().enumerate() {
+            split_url(url).map_err(|e| Error::config(format!("webhooks[{i}]"), e.to_string()))?;
+        }
+        let timeout = time::parse_duration_ms(&self.webhook_timeout)
+            .map_err(|r| Error::config("webhook_timeout", r))?;
+        if !(10..=120_000).contains(&timeout) {
+            return Err(Error::config("webhook_timeout", "must be 10ms – 2m"));
+        }
+        if !(1..=10).contains(&self.webhook_attempts) {
+            return Err(Error::config("webhook_attempts", "must be 1–10"));
+        }
+        if !(1..=100_000).contains(&self.queue) {
+            return Err(Error::config("queue", "must be 1–100000"));
+        }
+        if !(1..=1_000).contains(&self.max_per_rule) {
+            return Err(Error::config("max_per_rule", "must be 1–1000"));
+        }
+        if !(1..=100_000).contains(&self.history) {
+            return Err(Error::config("history", "must be 1–100000"));
         }
         let interval = time::parse_duration_ms(&self.interval).map_err(|r| Error::config("interval", r))?;
         if interval < 10 {
@@ -93,19 +145,28 @@ pub struct Alert {
     pub timestamp: String,
 }
 
-/// Alert state: last firing per (alert, subject), the recent list, the previous count of
-/// guardrail interventions (for a rate).
+/// Alert state: last firing per (rule, subject), the history, the previous count of
+/// guardrail interventions (for a rate), and the delivery queue.
 pub struct Alerts {
-    config: AlertConfig,
-    interval_ms: u64,
+    pub(super) config: AlertConfig,
+    pub(super) interval_ms: u64,
     cooldown_ms: u64,
     state: Mutex<State>,
+    outbox: mpsc::Sender<Alert>,
+    inbox: Mutex<Option<mpsc::Receiver<Alert>>>,
+    /// Alerts the full delivery queue had no room for.
+    pub dropped: AtomicU64,
+    /// Deliveries (alert × webhook) that succeeded, and that failed after every try.
+    pub delivered: AtomicU64,
+    pub undelivered: AtomicU64,
 }
 
 #[derive(Default)]
 struct State {
     last_fired: HashMap<(String, String), u64>,
-    recent: VecDeque<Alert>,
+    history: VecDeque<Alert>,
+    /// The history changed since it was last written to the store.
+    unsaved: bool,
     previous_overrides: Option<(u64, u64)>,
 }
 
@@ -114,11 +175,17 @@ impl Alerts {
         config.validate()?;
         let ms =
             |s: &str, field: &'static str| time::parse_duration_ms(s).map_err(|r| Error::config(field, r));
+        let (outbox, inbox) = mpsc::channel(config.queue);
         Ok(Alerts {
             interval_ms: ms(&config.interval, "interval")?,
             cooldown_ms: ms(&config.cooldown, "cooldown")?,
             config,
             state: Mutex::new(State::default()),
+            outbox,
+            inbox: Mutex::new(Some(inbox)),
+            dropped: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
+            undelivered: AtomicU64::new(0),
         })
     }
 
@@ -126,8 +193,116 @@ impl Alerts {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn recent(&self) -> Vec<Alert> {
-        self.state().recent.iter().cloned().collect()
+    /// The history, newest first, paged.
+    pub fn recent(&self, limit: usize, offset: usize) -> (Vec<Alert>, usize) {
+        let state = self.state();
+        (state.history.iter().rev().skip(offset).take(limit).cloned().collect(), state.history.len())
+    }
+
+    /// The delivery queue's receiving end (taken once, by the delivery task).
+    pub(super) fn take_inbox(&self) -> Option<mpsc::Receiver<Alert>> {
+        self.inbox.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
+    /// Take back the history kept in `store` (and with it, when each alert last fired:
+    /// a restart within the cooldown does not fire them again).
+    pub fn load(&self, store: &dyn Store) -> Result<usize, Error> {
+        let Some(json) = store.setting_get(HISTORY_SETTING)? else { return Ok(0) };
+        let kept: Vec<Alert> = smartretry::model::from_json(&json)?;
+        let mut state = self.state();
+        for a in kept.into_iter().rev().take(self.config.history).rev() {
+            if let Ok(at) = time::parse_rfc3339(&a.timestamp) {
+                let key = (a.alert.clone(), a.subject.clone());
+                let last = state.last_fired.entry(key).or_insert(at);
+                *last = (*last).max(at);
+            }
+            state.history.push_back(a);
+        }
+        Ok(state.history.len())
+    }
+
+    /// Write the history to `store` when it changed (called from the watch loop).
+    pub fn save(&self, store: &dyn Store) -> Result<(), Error> {
+        let json = {
+            let mut state = self.state();
+            if !state.unsaved {
+                return Ok(());
+            }
+            state.unsaved = false;
+            serde_json::to_string(&state.history).map_err(|e| Error::Store(e.to_string()))?
+        };
+        store.setting_put(HISTORY_SETTING, &json).inspect_err(|_| self.state().unsaved = true)
+    }
+
+    /// Keep the candidates whose (rule, subject) is out of its cooldown, at most
+    /// `max_per_rule` per rule with the rest folded into one summary, and record them.
+    fn admit(&self, candidates: Vec<Alert>, state: &mut State, now: u64) -> Vec<Alert> {
+        let cooldown = self.cooldown_ms;
+        let mut fired: Vec<Alert> = Vec::new();
+        let mut folded: Vec<(Alert, Vec<String>)> = Vec::new();
+        let stamp = time::format_rfc3339(now);
+        for mut a in candidates {
+            a.timestamp.clone_from(&stamp);
+            let key = (a.alert.clone(), a.subject.clone());
+            if state.last_fired.get(&key).is_some_and(|&at| now.saturating_sub(at) < cooldown) {
+                continue;
+            }
+            state.last_fired.insert(key, now);
+            if fired.iter().filter(|f| f.alert == a.alert).count() < self.config.max_per_rule {
+                fired.push(a);
+            } else {
+                match folded.iter_mut().find(|(f, _)| f.alert == a.alert) {
+                    Some((_, subjects)) => subjects.push(a.subject),
+                    None => folded.push((a.clone(), vec![a.subject])),
+                }
+            }
+        }
+        for (first, subjects) in folded {
+            let shown: Vec<&str> = subjects.iter().take(20).map(String::as_str).collect();
+            let more = if subjects.len() > shown.len() { ", …" } else { "" };
+            fired.push(Alert {
+                subject: format!("{} more", subjects.len()),
+                message: format!(
+                    "{} fired for {} more subjects in this check: {}{more}",
+                    first.alert,
+                    subjects.len(),
+                    shown.join(", ")
+                ),
+                value: subjects.len() as f64,
+                ..first
+            });
+        }
+        for a in &fired {
+            if state.history.len() >= self.config.history {
+                state.history.pop_front();
+            }
+            state.history.push_back(a.clone());
+            state.unsaved = true;
+        }
+        fired
+    }
+
+    /// Raise one alert now (outside the periodic check): cooldown, history, log, delivery.
+    pub fn raise(&self, alert: Alert, now: u64) -> bool {
+        let fired = {
+            let mut state = self.state();
+            self.admit(vec![alert], &mut state, now)
+        };
+        let any = !fired.is_empty();
+        self.publish(fired);
+        any
+    }
+
+    /// Log each alert and queue it for the webhooks (never waiting: a full queue drops it
+    /// and counts it).
+    pub fn publish(&self, fired: Vec<Alert>) {
+        let has_webhooks = !self.config.webhooks().is_empty();
+        for alert in fired {
+            eprintln!("alert: {}", serde_json::to_string(&alert).unwrap_or_default());
+            if has_webhooks && self.outbox.try_send(alert).is_err() {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
 
     /// Check every rule at `now`; returns the alerts that fire (cooldown applied).
@@ -225,48 +400,95 @@ impl Alerts {
             }
         }
         state.previous_overrides = Some((now, overrides));
-        let cooldown = self.cooldown_ms;
-        candidates.retain(|a| {
-            let key = (a.alert.clone(), a.subject.clone());
-            match state.last_fired.get(&key) {
-                Some(&at) if now.saturating_sub(at) < cooldown => false,
-                _ => {
-                    state.last_fired.insert(key, now);
-                    true
-                }
-            }
-        });
-        for a in &candidates {
-            if state.recent.len() == RECENT {
-                state.recent.pop_front();
-            }
-            state.recent.push_back(a.clone());
-        }
-        candidates
+        self.admit(candidates, &mut state, now)
     }
 }
 
-/// The background loop: evaluate, log, post.
+impl Alert {
+    pub fn new(
+        alert: &str,
+        severity: &str,
+        subject: &str,
+        message: String,
+        value: f64,
+        threshold: f64,
+        now: u64,
+    ) -> Alert {
+        Alert {
+            alert: alert.into(),
+            severity: severity.into(),
+            subject: subject.into(),
+            message,
+            value,
+            threshold,
+            timestamp: time::format_rfc3339(now),
+        }
+    }
+}
+
+/// The background loop: evaluate, log, queue for delivery, keep the history.
 pub async fn watch(app: Arc<App>) {
     let period = std::time::Duration::from_millis(app.alerts.interval_ms);
-    let mut ticker = tokio::time::interval(period);
+    // The first check one interval after the start: rates need two looks anyway.
+    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut webhook = app.alerts.config.webhook_url.as_deref().and_then(|url| Client::new(url).ok());
     loop {
         ticker.tick().await;
         let fired = app.alerts.evaluate(&app.engine, time::now_ms());
-        for alert in fired {
-            app.metrics.alerts.fetch_add(1, Ordering::Relaxed);
-            let line = serde_json::to_string(&alert).unwrap_or_default();
-            eprintln!("alert: {line}");
-            if let Some(client) = webhook.as_mut() {
-                let body = serde_json::to_value(&alert).unwrap_or_default();
-                match client.post("", &body).await {
-                    Ok(r) if r.status < 300 => {}
-                    Ok(r) => eprintln!("alert webhook answered {}: {}", r.status, r.body),
-                    Err(e) => eprintln!("alert webhook failed: {e}"),
-                }
-            }
+        app.metrics.alerts.fetch_add(fired.len() as u64, Ordering::Relaxed);
+        app.alerts.publish(fired);
+        let saver = Arc::clone(&app);
+        let saved = tokio::task::spawn_blocking(move || saver.alerts.save(saver.engine.store())).await;
+        if let Ok(Err(e)) = saved {
+            eprintln!(
+                "{} alerts: the history could not be kept in the store: {e}",
+                time::format_rfc3339(time::now_ms())
+            );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn alerts(max_per_rule: usize) -> Alerts {
+        Alerts::new(AlertConfig { max_per_rule, cooldown: "1m".into(), ..AlertConfig::default() }).unwrap()
+    }
+
+    fn breaker(subject: &str) -> Alert {
+        Alert::new("breaker_open", "critical", subject, format!("{subject} open"), 1.0, 1.0, 0)
+    }
+
+    #[test]
+    fn past_the_cap_one_check_fires_a_summary_and_cooldowns_hold_per_subject() {
+        let a = alerts(3);
+        let candidates: Vec<Alert> = (0..300).map(|i| breaker(&format!("svc{i}"))).collect();
+        let fired = a.admit(candidates.clone(), &mut a.state(), 1_000);
+        assert_eq!(fired.len(), 4, "three by name, one summary");
+        let summary = &fired[3];
+        assert_eq!((summary.subject.as_str(), summary.value), ("297 more", 297.0));
+        assert!(
+            summary.message.contains("svc3, svc4") && summary.message.ends_with(", …"),
+            "{}",
+            summary.message
+        );
+        assert!(a.admit(candidates.clone(), &mut a.state(), 30_000).is_empty(), "within the cooldown");
+        assert_eq!(a.admit(candidates, &mut a.state(), 61_000).len(), 4, "after it");
+        assert_eq!(a.recent(100, 0).1, 8);
+    }
+
+    #[test]
+    fn the_history_is_kept_in_the_store_and_restores_the_cooldowns() {
+        let store = smartretry::store::MemoryStore::default();
+        let now = time::now_ms();
+        let a = alerts(10);
+        assert!(a.raise(breaker("payments"), now));
+        a.save(&store).unwrap();
+        let b = alerts(10);
+        assert_eq!(b.load(&store).unwrap(), 1);
+        assert_eq!(b.recent(10, 0).0[0].subject, "payments");
+        let again = Alert { timestamp: time::format_rfc3339(now + 1_000), ..breaker("payments") };
+        assert!(!b.raise(again, now + 1_000), "the restored cooldown holds");
     }
 }

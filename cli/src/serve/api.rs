@@ -285,40 +285,87 @@ async fn emergency_stop(State(app): Shared, Body(r): Body<EmergencyRequest>) -> 
     Json(json!({ "emergency_stop": r.enabled, "reason": r.reason }))
 }
 
-async fn health(State(app): Shared) -> Json<serde_json::Value> {
+/// The server and its store: `status` is `ok`, `degraded` (the store unreachable or
+/// failing: decisions go on from memory, outcomes wait in a bounded buffer; `reason` and
+/// `since` say why and since when) or `emergency_stop`. 200 always, unless strict health
+/// is on: then 503 while degraded.
+async fn health(State(app): Shared) -> Response {
     let now = time::now_ms();
     let m = app.engine.metrics();
+    let store = app.store_health.status(&app.engine);
     let open =
         app.engine.breakers(Some(now)).iter().filter(|b| b.state == smartretry::BreakerState::Open).count();
-    Json(json!({
-        "status": if m.emergency_stop { "emergency_stop" } else { "ok" },
+    let status = match (store.is_up(), m.emergency_stop) {
+        (false, _) => "degraded",
+        (true, true) => "emergency_stop",
+        (true, false) => "ok",
+    };
+    let code =
+        if app.strict_health && !store.is_up() { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
+    let body = json!({
+        "status": status,
+        "reason": store.reason.as_ref().map(|why| format!("store: {why}")),
+        "since": store.since,
+        "store": store,
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": now.saturating_sub(app.started_ms) / 1000,
         "emergency_stop": m.emergency_stop,
         "learned_keys": m.learned_keys,
         "open_breakers": open,
         "timestamp": time::format_rfc3339(now),
-    }))
+    });
+    (code, Json(body)).into_response()
 }
 
-/// Everything the TUI's analytics panel shows, in one call.
-async fn analytics(State(app): Shared) -> Json<serde_json::Value> {
+/// `?limit=` (default `default`, at most `max`) and `?offset=` (default 0).
+pub fn page(q: &HashMap<String, String>, default: usize, max: usize) -> ApiResult<(usize, usize)> {
+    let count = |field: &'static str, default: usize| match q.get(field) {
+        Some(v) => {
+            v.parse::<usize>().map_err(|_| ApiError::invalid(field, format!("expected a count, got {v:?}")))
+        }
+        None => Ok(default),
+    };
+    let limit = count("limit", default)?;
+    if limit > max {
+        return Err(ApiError::invalid("limit", format!("at most {max}")));
+    }
+    Ok((limit, count("offset", 0)?))
+}
+
+/// Everything the TUI's analytics panel shows, in one call; circuit breakers paged, the
+/// busiest first (`?limit=50&offset=0`), so the answer stays small whatever the labels.
+async fn analytics(State(app): Shared, Query(q): Query<HashMap<String, String>>) -> ApiResult<Response> {
+    known_params(&q, &["limit", "offset"])?;
+    let (limit, offset) = page(&q, 50, 1_000)?;
     let now = time::now_ms();
-    Json(json!({
+    let breakers = app.engine.breakers(Some(now));
+    let total = breakers.len();
+    let (mut busiest, _) = metrics::busiest(breakers, offset.saturating_add(limit));
+    let page: Vec<_> = busiest.drain(..).skip(offset).collect();
+    Ok(Json(json!({
         "metrics": app.engine.metrics(),
-        "breakers": app.engine.breakers(Some(now)),
+        "store": app.store_health.status(&app.engine),
+        "breakers": page,
+        "breakers_total": total,
+        "limit": limit,
+        "offset": offset,
         "retry_budget": app.engine.retry_budget(Some(now)),
         "refused_429": app.metrics.refused_429.load(Ordering::Relaxed),
         "timestamp": time::format_rfc3339(now),
     }))
+    .into_response())
 }
 
-async fn alerts(State(app): Shared) -> Json<serde_json::Value> {
-    Json(json!({ "alerts": app.alerts.recent() }))
+/// The alert history, newest first (`?limit=100&offset=0`).
+async fn alerts(State(app): Shared, Query(q): Query<HashMap<String, String>>) -> ApiResult<Response> {
+    known_params(&q, &["limit", "offset"])?;
+    let (limit, offset) = page(&q, 100, 10_000)?;
+    let (alerts, total) = app.alerts.recent(limit, offset);
+    Ok(Json(json!({ "alerts": alerts, "total": total, "limit": limit, "offset": offset })).into_response())
 }
 
 async fn prometheus(State(app): Shared) -> Response {
-    let body = metrics::render(&app.engine, &app.metrics, time::now_ms());
+    let body = metrics::render(&app, time::now_ms());
     ([(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
 }
 

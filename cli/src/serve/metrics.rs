@@ -5,7 +5,9 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use smartretry::dlq::DeadLetterStatus;
-use smartretry::{BreakerState, Engine};
+use smartretry::{BreakerSnapshot, BreakerState};
+
+use super::App;
 
 /// Upper bounds of the latency buckets, in microseconds (10 µs … 100 ms).
 const BOUNDS_US: [u64; 14] =
@@ -48,6 +50,8 @@ pub struct ServerMetrics {
     pub alerts: AtomicU64,
     /// Requests refused for a missing, invalid or read-only token.
     pub auth_refused: AtomicU64,
+    /// Changes of the store's state (up → degraded → up).
+    pub store_transitions: AtomicU64,
 }
 
 /// Escape a label value (backslash, quote, newline).
@@ -59,8 +63,45 @@ fn metric(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
+/// Job types beyond the busiest, together.
+#[derive(Debug, Default, PartialEq)]
+pub struct Other {
+    pub job_types: usize,
+    /// How many are closed, open, half-open.
+    pub in_state: [u64; 3],
+    pub failures: u64,
+    pub successes: u64,
+}
+
+/// The `n` busiest breakers (most calls in their window, then by name: a stable order),
+/// and the rest summed up.
+pub fn busiest(mut breakers: Vec<BreakerSnapshot>, n: usize) -> (Vec<BreakerSnapshot>, Option<Other>) {
+    let calls = |b: &BreakerSnapshot| b.failures + b.successes;
+    if breakers.len() > n {
+        breakers.select_nth_unstable_by(n, |a, b| calls(b).cmp(&calls(a)).then_with(|| a.key.cmp(&b.key)));
+    }
+    let rest = breakers.split_off(n.min(breakers.len()));
+    breakers.sort_by(|a, b| calls(b).cmp(&calls(a)).then_with(|| a.key.cmp(&b.key)));
+    let other = (!rest.is_empty()).then(|| {
+        let mut o = Other { job_types: rest.len(), ..Other::default() };
+        for b in &rest {
+            let i = match b.state {
+                BreakerState::Closed => 0,
+                BreakerState::Open => 1,
+                BreakerState::HalfOpen => 2,
+            };
+            o.in_state[i] += 1;
+            o.failures += b.failures;
+            o.successes += b.successes;
+        }
+        o
+    });
+    (breakers, other)
+}
+
 /// Everything an operator graphs or alerts on, as of `now_ms`.
-pub fn render(engine: &Engine, server: &ServerMetrics, now_ms: u64) -> String {
+pub fn render(app: &App, now_ms: u64) -> String {
+    let (engine, server, max_job_types) = (&app.engine, &app.metrics, app.max_job_types);
     let m = engine.metrics();
     let mut out = String::with_capacity(4096);
 
@@ -99,19 +140,22 @@ pub fn render(engine: &Engine, server: &ServerMetrics, now_ms: u64) -> String {
         let _ = writeln!(out, "smartretry_guardrail_triggers_total{{guardrail=\"{name}\"}} {n}");
     }
 
-    let breakers = engine.breakers(Some(now_ms));
+    let (top, other) = busiest(engine.breakers(Some(now_ms)), max_job_types);
     metric(
         &mut out,
         "smartretry_circuit_breaker_state",
         "gauge",
-        "Circuit breaker per downstream (job type): 1 for its current state.",
+        "Circuit breaker per downstream (job type): 1 for its current state. Only the busiest \
+         job types (server.metrics.max_job_types) have their own series; job_type=\"other\" counts \
+         how many of the rest are in each state.",
     );
-    for b in &breakers {
-        for (state, name) in [
-            (BreakerState::Closed, "closed"),
-            (BreakerState::Open, "open"),
-            (BreakerState::HalfOpen, "half_open"),
-        ] {
+    let states = [
+        (BreakerState::Closed, "closed"),
+        (BreakerState::Open, "open"),
+        (BreakerState::HalfOpen, "half_open"),
+    ];
+    for b in &top {
+        for (state, name) in states {
             let _ = writeln!(
                 out,
                 "smartretry_circuit_breaker_state{{job_type=\"{}\",state=\"{name}\"}} {}",
@@ -120,13 +164,22 @@ pub fn render(engine: &Engine, server: &ServerMetrics, now_ms: u64) -> String {
             );
         }
     }
+    if let Some(other) = &other {
+        for (i, (_, name)) in states.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "smartretry_circuit_breaker_state{{job_type=\"other\",state=\"{name}\"}} {}",
+                other.in_state[i]
+            );
+        }
+    }
     metric(
         &mut out,
         "smartretry_downstream_failure_rate",
         "gauge",
-        "Failure rate per downstream over the breaker window.",
+        "Failure rate per downstream over the breaker window (job_type=\"other\": the rest together).",
     );
-    for b in &breakers {
+    for b in &top {
         let _ = writeln!(
             out,
             "smartretry_downstream_failure_rate{{job_type=\"{}\"}} {}",
@@ -134,6 +187,18 @@ pub fn render(engine: &Engine, server: &ServerMetrics, now_ms: u64) -> String {
             b.failure_rate
         );
     }
+    if let Some(other) = &other {
+        let calls = other.failures + other.successes;
+        let rate = if calls == 0 { 0.0 } else { other.failures as f64 / calls as f64 };
+        let _ = writeln!(out, "smartretry_downstream_failure_rate{{job_type=\"other\"}} {rate}");
+    }
+    metric(
+        &mut out,
+        "smartretry_job_types",
+        "gauge",
+        "Job types with a circuit breaker (with or without their own series).",
+    );
+    let _ = writeln!(out, "smartretry_job_types {}", top.len() + other.as_ref().map_or(0, |o| o.job_types));
 
     let budget = engine.retry_budget(Some(now_ms));
     metric(&mut out, "smartretry_retry_budget_used", "gauge", "Retries granted in the budget window.");
@@ -177,6 +242,73 @@ pub fn render(engine: &Engine, server: &ServerMetrics, now_ms: u64) -> String {
     metric(&mut out, "smartretry_alerts_total", "counter", "Alerts fired (after cooldown).");
     let _ =
         writeln!(out, "smartretry_alerts_total {}", server.alerts.load(std::sync::atomic::Ordering::Relaxed));
+
+    let store = app.store_health.status(engine);
+    metric(
+        &mut out,
+        "smartretry_store_up",
+        "gauge",
+        "1 while the store answers and takes writes, 0 while degraded.",
+    );
+    let _ = writeln!(out, "smartretry_store_up {}", u8::from(store.is_up()));
+    metric(
+        &mut out,
+        "smartretry_store_write_errors_total",
+        "counter",
+        "Failed store writes and fleet syncs.",
+    );
+    let _ = writeln!(out, "smartretry_store_write_errors_total {}", store.errors_total);
+    metric(
+        &mut out,
+        "smartretry_store_buffered",
+        "gauge",
+        "Outcomes and audit records waiting to be written.",
+    );
+    let _ = writeln!(out, "smartretry_store_buffered {}", store.buffered);
+    metric(
+        &mut out,
+        "smartretry_store_dropped_total",
+        "counter",
+        "Records dropped: the buffer was full while the store was down.",
+    );
+    let _ = writeln!(out, "smartretry_store_dropped_total {}", store.dropped_total);
+    metric(&mut out, "smartretry_store_written_total", "counter", "Records written to the store.");
+    let _ = writeln!(out, "smartretry_store_written_total {}", m.store_written_total);
+    metric(
+        &mut out,
+        "smartretry_store_transitions_total",
+        "counter",
+        "Changes of the store's state (up to degraded and back).",
+    );
+    let _ = writeln!(
+        out,
+        "smartretry_store_transitions_total {}",
+        server.store_transitions.load(Ordering::Relaxed)
+    );
+    let alerts = &app.alerts;
+    metric(
+        &mut out,
+        "smartretry_alerts_dropped_total",
+        "counter",
+        "Alerts the full delivery queue had no room for.",
+    );
+    let _ = writeln!(out, "smartretry_alerts_dropped_total {}", alerts.dropped.load(Ordering::Relaxed));
+    metric(
+        &mut out,
+        "smartretry_alert_deliveries_total",
+        "counter",
+        "Alert posts to webhooks, by outcome (after retries).",
+    );
+    let _ = writeln!(
+        out,
+        "smartretry_alert_deliveries_total{{outcome=\"delivered\"}} {}",
+        alerts.delivered.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        out,
+        "smartretry_alert_deliveries_total{{outcome=\"failed\"}} {}",
+        alerts.undelivered.load(Ordering::Relaxed)
+    );
 
     metric(&mut out, "smartretry_dlq_size", "gauge", "Dead letters by status.");
     for status in [DeadLetterStatus::Open, DeadLetterStatus::Retried, DeadLetterStatus::Resolved] {
@@ -246,6 +378,29 @@ mod tests {
         assert!(out.contains("x_bucket{le=\"1\"} 2\n"), "{out}");
         assert!(out.contains("x_bucket{le=\"+Inf\"} 3\n"), "{out}");
         assert!(out.contains("x_count 3\n"), "{out}");
+    }
+
+    #[test]
+    fn only_the_busiest_job_types_get_series_of_their_own() {
+        let b = |key: &str, calls: u64, state| BreakerSnapshot {
+            key: key.into(),
+            state,
+            failures: calls / 2,
+            successes: calls - calls / 2,
+            failure_rate: 0.5,
+            open_until_ms: None,
+        };
+        let all = vec![
+            b("quiet", 1, BreakerState::Closed),
+            b("busy", 100, BreakerState::Closed),
+            b("mid", 10, BreakerState::Open),
+            b("rare", 2, BreakerState::Open),
+        ];
+        let (top, other) = busiest(all.clone(), 2);
+        assert_eq!(top.iter().map(|b| b.key.as_str()).collect::<Vec<_>>(), ["busy", "mid"]);
+        assert_eq!(other, Some(Other { job_types: 2, in_state: [1, 1, 0], failures: 1, successes: 2 }));
+        let (top, other) = busiest(all, 10);
+        assert_eq!((top.len(), other), (4, None));
     }
 
     #[test]

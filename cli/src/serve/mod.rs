@@ -10,8 +10,10 @@ mod api;
 pub mod auth;
 mod dlq;
 pub mod error;
+pub mod health;
 pub mod metrics;
 pub mod ml;
+mod webhook;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -38,8 +40,29 @@ struct ServerSection {
     db: Option<PathBuf>,
     max_body_bytes: Option<usize>,
     auth: AuthConfig,
+    /// `/health` answers 503 while the store is degraded (default: 200 with the reason).
+    strict_health: Option<bool>,
+    metrics: MetricsConfig,
     alerts: AlertConfig,
 }
+
+/// The config file's `server.metrics` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Job types with series of their own in `/metrics` (the busiest); the rest are
+    /// summed up as `job_type="other"`, so a scrape stays small whatever the labels.
+    pub max_job_types: usize,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig { max_job_types: DEFAULT_MAX_JOB_TYPES }
+    }
+}
+
+/// Job types with their own metric series by default.
+pub const DEFAULT_MAX_JOB_TYPES: usize = 100;
 
 /// Everything `serve` needs, resolved from flags, environment and file.
 #[derive(Debug, Clone)]
@@ -49,6 +72,10 @@ pub struct ServeOptions {
     /// The tokens (the write token is generated on a first start without one).
     pub auth: AuthOptions,
     pub max_body_bytes: usize,
+    /// `/health` answers 503 while the store is degraded.
+    pub strict_health: bool,
+    /// Job types with metric series of their own.
+    pub max_job_types: usize,
     pub alerts: AlertConfig,
 }
 
@@ -146,7 +173,24 @@ impl ServeOptions {
                 "RETRY_API_TOKEN is set: there is no kept token to replace",
             ));
         }
-        Ok(ServeOptions { addr, config, auth, max_body_bytes, alerts })
+        let strict_health = match env("RETRY_STRICT_HEALTH") {
+            Some(v) => match v.to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => true,
+                "0" | "false" | "no" | "off" => false,
+                _ => {
+                    return Err(Error::config(
+                        "RETRY_STRICT_HEALTH",
+                        format!("expected true or false, got {v:?}"),
+                    ))
+                }
+            },
+            None => section.strict_health.unwrap_or(false),
+        };
+        let max_job_types = section.metrics.max_job_types;
+        if !(1..=10_000).contains(&max_job_types) {
+            return Err(Error::config("server.metrics.max_job_types", "must be 1–10000"));
+        }
+        Ok(ServeOptions { addr, config, auth, max_body_bytes, strict_health, max_job_types, alerts })
     }
 }
 
@@ -170,6 +214,9 @@ pub struct App {
     pub alerts: alerts::Alerts,
     pub base: String,
     pub max_body_bytes: usize,
+    pub store_health: health::StoreHealth,
+    pub strict_health: bool,
+    pub max_job_types: usize,
     started_ms: u64,
 }
 
@@ -177,15 +224,26 @@ impl App {
     pub fn new(opts: &ServeOptions) -> Result<App, Error> {
         let engine = Engine::from_config(opts.config.clone())?;
         let auth = auth::Auth::resolve(&opts.auth, engine.store())?;
+        let alerts = alerts::Alerts::new(opts.alerts.clone())?;
+        if let Err(e) = alerts.load(engine.store()) {
+            eprintln!(
+                "smartretry serve: the alert history kept in {} is unreadable ({e}): starting a new one",
+                engine.store().url()
+            );
+        }
+        let now = smartretry::time::now_ms();
         Ok(App {
             engine,
             recent: Mutex::new(VecDeque::with_capacity(RECENT_RECOMMENDATIONS)),
             auth,
             metrics: metrics::ServerMetrics::default(),
-            alerts: alerts::Alerts::new(opts.alerts.clone())?,
+            alerts,
             base: opts.config.api.path.trim_end_matches('/').to_string(),
             max_body_bytes: opts.max_body_bytes,
-            started_ms: smartretry::time::now_ms(),
+            store_health: health::StoreHealth::new(now),
+            strict_health: opts.strict_health,
+            max_job_types: opts.max_job_types,
+            started_ms: now,
         })
     }
 
@@ -218,6 +276,8 @@ pub async fn run(opts: ServeOptions, on_ready: impl FnOnce(SocketAddr)) -> Resul
         .map_err(|e| format!("cannot listen on {}: {e}", opts.addr))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     tokio::spawn(alerts::watch(Arc::clone(&app)));
+    tokio::spawn(webhook::deliver(Arc::clone(&app)));
+    tokio::spawn(health::watch(Arc::clone(&app)));
     on_ready(local);
     // Small JSON answers on keep-alive connections: no Nagle delay.
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp: &mut tokio::net::TcpStream| {

@@ -1,6 +1,8 @@
 //! A real `smartretry serve` on a free 127.0.0.1 port, stopped when dropped.
 #![allow(dead_code)]
 
+pub mod redis;
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -120,4 +122,43 @@ pub fn raw(url: &str, method: &str, path: &str, headers: &[&str], body: &str) ->
     let status = answer.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     let body = answer.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
     (status, body)
+}
+
+/// A local webhook receiver: every JSON body posted to it. A `delay` makes it slow.
+pub async fn receiver_with_delay(delay: std::time::Duration) -> (String, Arc<Mutex<Vec<serde_json::Value>>>) {
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&got);
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |body: axum::Json<serde_json::Value>| {
+            let sink = Arc::clone(&sink);
+            async move {
+                tokio::time::sleep(delay).await;
+                sink.lock().unwrap().push(body.0);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, got)
+}
+
+pub async fn receiver() -> (String, Arc<Mutex<Vec<serde_json::Value>>>) {
+    receiver_with_delay(std::time::Duration::ZERO).await
+}
+
+/// Poll `ok` every 100 ms until it holds; how long that took (panics after `limit`).
+pub async fn within<F: FnMut() -> bool>(
+    limit: std::time::Duration,
+    what: &str,
+    mut ok: F,
+) -> std::time::Duration {
+    let start = std::time::Instant::now();
+    while !ok() {
+        assert!(start.elapsed() < limit, "not within {limit:?}: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    start.elapsed()
 }
