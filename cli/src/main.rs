@@ -112,10 +112,17 @@ struct SimulateArgs {
     files: Vec<PathBuf>,
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Run every scenario for each of these seeds (`1-6`, `1,3,5`) and print a summary per
+    /// scenario across them instead of one table per scenario.
+    #[arg(long, value_name = "SEEDS", conflicts_with_all = ["seed", "ablations", "export"])]
+    seeds: Option<String>,
+    /// Print tables as markdown, to paste into documents.
+    #[arg(long)]
+    markdown: bool,
     /// Where the CSV and the SVG chart go.
     #[arg(long, default_value = "target/simulate")]
     out: PathBuf,
-    /// List the built-in scenarios (as JSON) and exit.
+    /// List the built-in scenarios and what each field means (as JSON), and exit.
     #[arg(long)]
     list: bool,
     /// Compare smartretry with each of its ideas switched off instead of the baselines.
@@ -252,12 +259,24 @@ fn serve(args: ServeArgs) -> ExitCode {
 }
 
 fn simulate(args: SimulateArgs) -> ExitCode {
-    let SimulateArgs { scenarios: names, files, seed, out, list, ablations, export, model } = args;
+    let SimulateArgs { scenarios: names, files, seed, seeds, markdown, out, list, ablations, export, model } =
+        args;
     let builtin = sim::builtin();
     if list {
-        println!("{}", serde_json::to_string_pretty(&builtin).unwrap_or_default());
+        let fields: serde_json::Map<String, serde_json::Value> =
+            sim::scenario::FIELDS.iter().map(|(k, v)| (k.to_string(), (*v).into())).collect();
+        let listing = serde_json::json!({ "fields": fields, "scenarios": builtin });
+        println!("{}", serde_json::to_string_pretty(&listing).unwrap_or_default());
         return ExitCode::SUCCESS;
     }
+    let seeds = match seeds.as_deref().map(sim::seeds::parse) {
+        None => None,
+        Some(Ok(seeds)) => Some(seeds),
+        Some(Err(e)) => {
+            eprintln!("error: --{e}");
+            return ExitCode::from(2);
+        }
+    };
     let mut chosen: Vec<Scenario> = Vec::new();
     for name in &names {
         match builtin.iter().find(|s| &s.name == name) {
@@ -304,25 +323,17 @@ fn simulate(args: SimulateArgs) -> ExitCode {
             }
         },
     };
-    let mut all = Vec::new();
-    for scenario in &chosen {
-        let runs =
-            if ablations { sim::ablations(scenario, seed) } else { sim::compare(scenario, seed, model) };
-        println!("\n== {} (seed {seed}) — {}", scenario.name, scenario.description);
-        let rows: Vec<sim::Figures> = runs.iter().map(|r| r.figures.clone()).collect();
-        print!("{}", report::table(&rows));
-        print!("{}", report::paired(&rows));
-        print!("{}", report::claims(&scenario.name, &runs));
-        if let Some(bound) = sim::bound(scenario, seed) {
-            print!("{}", report::bound(&bound, &runs));
-        }
-        all.extend(runs.into_iter().map(|r| r.figures));
-    }
+    let (all, stem) = match &seeds {
+        Some(seeds) => (summarise(&chosen, seeds, model, markdown), "seeds"),
+        None => (
+            compare(&chosen, seed, model, ablations, markdown),
+            if ablations { "ablations" } else { "report" },
+        ),
+    };
     if let Err(e) = std::fs::create_dir_all(&out) {
         eprintln!("error: {}: {e}", out.display());
         return ExitCode::FAILURE;
     }
-    let stem = if ablations { "ablations" } else { "report" };
     let (csv, svg) = (out.join(format!("{stem}.csv")), out.join(format!("{stem}.svg")));
     let written =
         std::fs::write(&csv, report::csv(&all)).and_then(|()| std::fs::write(&svg, report::svg(&all)));
@@ -344,10 +355,21 @@ fn simulate(args: SimulateArgs) -> ExitCode {
         }
         println!("attempt history: {}", path.display());
     }
+    let deadlines: Vec<String> = {
+        let mut d: Vec<u64> = chosen.iter().map(|s| s.deadline_ms).collect();
+        d.sort_unstable();
+        d.dedup();
+        d.into_iter().map(report::duration).collect()
+    };
     println!("\nTTS = time from first failure to success; ×oracle = mean TTS over one perfectly timed retry");
     println!(
-        "restricted = restricted mean TTS: min(TTS, horizon) averaged over every failed job, a lost job counting \
-         at the horizon (the slowest recovery any policy made: losing a job is no better than that)"
+        "smartretry = the engine as users get it (default policies: 3 attempts for 503s and timeouts, 5 for 429s); \
+         smartretry_6_attempts = every policy raised to the baselines' 6 attempts"
+    );
+    println!(
+        "lost = not recovered by the deadline ({}), a dead letter someone must replay; lost recoverable = lost jobs \
+         the oracle recovers within the deadline",
+        deadlines.join(", ")
     );
     println!(
         "best_schedule_bound = the best fixed schedule per recovery distribution, knowing every distribution but \
@@ -355,4 +377,54 @@ fn simulate(args: SimulateArgs) -> ExitCode {
     );
     println!("table as CSV: {}\nchart:        {}", csv.display(), svg.display());
     ExitCode::SUCCESS
+}
+
+/// One seed: a table per scenario (every scenario in parallel, printed in order).
+fn compare(
+    chosen: &[Scenario],
+    seed: u64,
+    model: Option<&std::path::Path>,
+    ablations: bool,
+    markdown: bool,
+) -> Vec<sim::Figures> {
+    let results = sim::seeds::par_map(chosen, |scenario| {
+        let runs =
+            if ablations { sim::ablations(scenario, seed) } else { sim::compare(scenario, seed, model) };
+        let bound = sim::bound(scenario, seed);
+        (runs, bound)
+    });
+    let mut all = Vec::new();
+    for (scenario, (runs, bound)) in chosen.iter().zip(results) {
+        println!(
+            "\n== {} (seed {seed}, deadline {}) — {}",
+            scenario.name,
+            report::duration(scenario.deadline_ms),
+            scenario.description
+        );
+        let rows: Vec<sim::Figures> = runs.iter().map(|r| r.figures.clone()).collect();
+        print!("{}", report::table(&rows, markdown));
+        print!("{}", report::paired(&rows));
+        print!("{}", report::claims(&scenario.name, &runs));
+        print!("{}", report::bound(&bound, &runs));
+        all.extend(runs.into_iter().map(|r| r.figures));
+    }
+    all
+}
+
+/// Several seeds: a summary per scenario across them, then one line per scenario.
+fn summarise(
+    chosen: &[Scenario],
+    seeds: &[u64],
+    model: Option<&std::path::Path>,
+    markdown: bool,
+) -> Vec<sim::Figures> {
+    let all = sim::seeds::run_all(chosen, seeds, model);
+    println!();
+    for (scenario, runs) in chosen.iter().zip(&all) {
+        print!("{}", sim::seeds::scenario_summary(scenario, runs, markdown));
+    }
+    println!("{} all scenarios, smartretry's worst seed\n", if markdown { "###" } else { "==" });
+    print!("{}", sim::seeds::digest(chosen, &all, markdown));
+    print!("\n{}", sim::seeds::LEGEND);
+    all.into_iter().flatten().flat_map(|r| r.rows).collect()
 }

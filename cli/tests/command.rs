@@ -41,12 +41,17 @@ fn a_user_scenario_yields_table_csv_chart_and_history() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(
-        stdout.contains("== my_api") && stdout.contains("smartretry ") && stdout.contains("oracle"),
+        stdout.contains("== my_api (seed 1, deadline 30m)")
+            && stdout.contains("smartretry ")
+            && stdout.contains("lost recoverable")
+            && stdout.contains("oracle"),
         "{stdout}"
     );
     let csv = std::fs::read_to_string(dir.join("report.csv")).unwrap();
-    // Four baselines, smartretry rules-only and learning, the best-schedule bound, the oracle.
-    assert!(csv.starts_with("scenario,policy,") && csv.lines().count() == 9, "{csv}");
+    // Four baselines, smartretry rules-only, as users get it and with 6 attempts, the
+    // best-schedule bound, the oracle.
+    assert!(csv.starts_with("scenario,policy,seed,") && csv.lines().count() == 10, "{csv}");
+    assert!(csv.contains(",smartretry_6_attempts,1,") && csv.contains(",lost_recoverable,"), "{csv}");
     assert!(csv.contains(",best_schedule_bound,") && stdout.contains("bound: "), "{csv}");
     assert!(std::fs::read_to_string(dir.join("report.svg")).unwrap().contains("<svg"));
     let history = std::fs::read_to_string(dir.join("history.jsonl")).unwrap();
@@ -70,6 +75,47 @@ fn bad_input_is_named_and_fails_cleanly() {
     let out = smartretry().args(["simulate", "--scenario", "nope"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("payment_503_peak"), "lists the built-in ones");
+    let out = smartretry().args(["simulate", "--seeds", "6-1"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--seeds: \"6-1\""), "{out:?}");
+}
+
+#[test]
+fn several_seeds_make_a_summary_to_paste() {
+    let dir = temp_dir("seeds");
+    let scenario = user_scenario(&dir, 400);
+    let out = smartretry()
+        .args(["simulate", "--seeds", "1-2", "--markdown", "--file"])
+        .arg(&scenario)
+        .arg("--out")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("### my_api — ") && stdout.contains("(deadline 30m, seeds 1–2)"), "{stdout}");
+    assert!(
+        stdout.contains("| policy | restricted ×oracle |") && stdout.contains("| --- | ---: |"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("| 1 | ") && stdout.contains("| 2 | "), "{stdout}");
+    assert!(stdout.contains("### all scenarios") && stdout.contains("| my_api | "), "{stdout}");
+    let csv = std::fs::read_to_string(dir.join("seeds.csv")).unwrap();
+    assert_eq!(csv.lines().filter(|l| l.starts_with("my_api,smartretry,1,")).count(), 1, "{csv}");
+    assert_eq!(csv.lines().filter(|l| l.starts_with("my_api,smartretry,2,")).count(), 1, "{csv}");
+}
+
+#[test]
+fn the_listing_documents_every_field_beside_the_scenarios() {
+    let out = smartretry().args(["simulate", "--list"]).output().unwrap();
+    assert!(out.status.success());
+    let listing: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(listing["fields"]["burst"].as_str().unwrap().contains("every_ms"), "{listing}");
+    assert!(listing["fields"]["deadline_ms"].as_str().unwrap().contains("30 min"), "{listing}");
+    let scenarios = listing["scenarios"].as_array().unwrap();
+    assert!(scenarios.len() >= 15);
+    let bursty = scenarios.iter().find(|s| s["name"] == "burst_rate_limit_half_retry_after").unwrap();
+    assert_eq!(bursty["burst"]["size"], 200);
 }
 
 #[test]

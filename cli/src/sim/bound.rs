@@ -10,6 +10,10 @@
 //! the simulator gives the `best_schedule_bound` row: a lower bound on time to success
 //! for a given number of retries, tighter than the oracle (who also knows each job).
 //!
+//! A recovery after the scenario's deadline counts as none (the job is lost either way),
+//! so no schedule retries later than the deadline. Job types do not matter here: the
+//! bound knows each cohort's distribution, as if every type had already been learned.
+//!
 //! Scenarios whose jobs recover together (outages, rate-limit windows) are about shared
 //! state, where the oracle is the right reference; no bound is computed for them.
 
@@ -98,6 +102,7 @@ fn subsets(items: &[u64], from: usize, left: usize, pick: &mut Vec<u64>, visit: 
 }
 
 /// The bound for one scenario: per cohort schedules, and what they achieve together.
+#[derive(Debug)]
 pub struct Bound {
     /// Per job id, the schedule of its cohort (empty for jobs that did not fail).
     schedules: Vec<Vec<u64>>,
@@ -133,12 +138,17 @@ fn cohort_of(scenario: &Scenario, job: &Job) -> Option<String> {
 }
 
 impl Bound {
-    /// The best schedules with at most `retry_cap` retries per recovered job, or `None`
-    /// when the scenario's recoveries are shared (outages, rate limits).
-    pub fn find(scenario: &Scenario, jobs: &[Job], retry_cap: f64, target: f64) -> Option<Bound> {
+    /// The best schedules with at most `retry_cap` retries per recovered job, or why
+    /// there are none (shared recoveries, or no job recovers in time).
+    pub fn find(scenario: &Scenario, jobs: &[Job], retry_cap: f64, target: f64) -> Result<Bound, String> {
         if !matches!(scenario.downstream, Downstream::Transient { .. }) {
-            return None;
+            return Err(
+                "jobs recover together here (outage or rate-limit windows), so a fixed schedule per \
+                        job is not the best a policy can do: the oracle is the reference"
+                    .into(),
+            );
         }
+        let deadline = scenario.deadline_ms;
         let mut members: HashMap<String, Vec<usize>> = HashMap::new();
         for job in jobs {
             if let Some(c) = cohort_of(scenario, job) {
@@ -151,12 +161,15 @@ impl Bound {
             .into_iter()
             .filter_map(|name| {
                 let ids = &members[name];
-                let times = ids.iter().map(|&i| jobs[i].transient.as_ref()?.recovers_after_ms).collect();
+                let times = ids
+                    .iter()
+                    .map(|&i| jobs[i].transient.as_ref()?.recovers_after_ms.filter(|&t| t <= deadline))
+                    .collect();
                 Some((ids, Cohort::new(times)?))
             })
             .collect();
         if cohorts.is_empty() {
-            return None;
+            return Err("no failed job recovers within the deadline".into());
         }
         let recovered: f64 = cohorts.iter().map(|(_, c)| c.recovered).sum();
         let oracle = cohorts.iter().map(|(_, c)| c.recovery_sum).sum::<f64>() / recovered.max(1.0);
@@ -173,7 +186,11 @@ impl Bound {
             .collect();
         // The best frontier point within the cap, and the next one beyond it: a policy may
         // mix the two (per job), which reaches any point on the segment between them.
-        let within = frontier.iter().filter(|f| f.1 <= retry_cap).min_by(|a, b| a.0.total_cmp(&b.0))?;
+        let within = frontier
+            .iter()
+            .filter(|f| f.1 <= retry_cap)
+            .min_by(|a, b| a.0.total_cmp(&b.0))
+            .ok_or_else(|| format!("no schedule stays within {retry_cap} retries per recovered job"))?;
         let beyond =
             frontier.iter().filter(|f| f.1 > retry_cap && f.0 < within.0).min_by(|a, b| a.1.total_cmp(&b.1));
         let (ratio, retries_per_recovered, mix) = match beyond {
@@ -199,7 +216,7 @@ impl Bound {
         let mut hull: Vec<(f64, f64)> = frontier.iter().map(|f| (f.1, f.0)).collect();
         hull.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
         hull.dedup_by(|b, a| b.0 == a.0);
-        Some(Bound {
+        Ok(Bound {
             schedules,
             ratio,
             retries_per_recovered,

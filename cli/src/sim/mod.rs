@@ -6,6 +6,8 @@ pub mod bound;
 pub mod policies;
 pub mod report;
 pub mod scenario;
+pub mod scenarios;
+pub mod seeds;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -14,11 +16,12 @@ use serde::Serialize;
 use smartretry::backoff::mix64;
 
 pub use policies::{baselines, Policy, SmartRetry, Wait};
-pub use scenario::{builtin, Downstream, Job, Scenario};
+pub use scenario::{Downstream, Job, Scenario};
+pub use scenarios::builtin;
 
-/// No policy gets more than this many attempts or this much time for one job.
+/// No policy gets more than this many attempts for one job (nor, by the scenario's
+/// deadline, more time).
 const MAX_ATTEMPTS: u32 = 50;
-const MAX_SPAN_MS: u64 = 86_400_000;
 
 /// What a policy sees when an attempt fails.
 #[derive(Debug, Clone)]
@@ -52,18 +55,23 @@ pub struct OutcomeView<'a> {
 pub struct Figures {
     pub scenario: String,
     pub policy: String,
+    pub seed: u64,
     pub failed_jobs: u32,
     pub recovered: u32,
+    /// Jobs not recovered by their deadline.
     pub lost: u32,
+    /// Lost jobs the oracle recovers within the deadline: a retry at the right time
+    /// would have saved them (the others never recover, or not in time).
+    pub lost_recoverable: u32,
     pub success_rate: f64,
     pub mean_time_to_success_ms: f64,
     pub p95_time_to_success_ms: f64,
-    /// The horizon of the restricted mean: the slowest recovery any policy of the
-    /// comparison made, or the scenario's `horizon_ms`.
-    pub horizon_ms: f64,
-    /// Restricted mean time to success: the mean over *every* failed job of
-    /// min(time to success, horizon), a lost job counting at the horizon. The area under
-    /// the survival curve up to the horizon; fair when policies recover different jobs.
+    /// The scenario's deadline: the horizon of the restricted mean.
+    pub deadline_ms: u64,
+    /// Restricted mean time to success: the mean over *every* failed job of its time to
+    /// success, a lost job counting the deadline (a dead letter someone must replay). The
+    /// area under the survival curve up to the deadline; fair when policies recover
+    /// different jobs.
     pub restricted_mean_tts_ms: f64,
     /// Over the jobs both this policy and smartretry recovered: how many, this policy's
     /// mean time to success and smartretry's (0 jobs for smartretry itself).
@@ -89,6 +97,9 @@ struct JobState {
     recovered_on_attempt: u32,
     first_retry_delay_ms: Option<u64>,
     permanent: bool,
+    /// The oracle recovers it within the deadline.
+    recoverable: bool,
+    deadline_ms: u64,
     last_error_class: String,
     last_status: Option<u16>,
     /// The next attempt and when it is due (a check-in that releases the job moves it
@@ -97,22 +108,30 @@ struct JobState {
     next_attempt_ms: u64,
 }
 
+impl JobState {
+    /// No attempt starts after this.
+    fn deadline_at(&self) -> u64 {
+        self.first_failure_ms.unwrap_or(0) + self.deadline_ms
+    }
+}
+
 enum Outcome {
     Ok,
     Fail { status: Option<u16>, error_class: String, retry_after_ms: Option<u64> },
 }
 
-/// The downstream's live state (only the rate limiter has any).
+/// The downstream's live state (only the rate limiter has any: calls per job type and
+/// window, each job type being its own downstream).
 struct LiveDownstream<'s> {
     scenario: &'s Scenario,
     outages: Vec<(u64, u64)>,
-    window_calls: HashMap<u64, u32>,
+    window_calls: HashMap<(u32, u64), u32>,
     seed: u64,
 }
 
 impl<'s> LiveDownstream<'s> {
     fn new(scenario: &'s Scenario, jobs: &[Job], seed: u64) -> Self {
-        let until = jobs.last().map_or(scenario.start_ms, |j| j.at_ms) + MAX_SPAN_MS;
+        let until = jobs.iter().map(|j| j.at_ms).max().unwrap_or(scenario.start_ms) + scenario.deadline_ms;
         LiveDownstream {
             scenario,
             outages: scenario.outage_windows(until),
@@ -130,7 +149,7 @@ impl<'s> LiveDownstream<'s> {
         match &self.scenario.downstream {
             scenario::Downstream::RateLimit { window_ms, limit, retry_after_probability } => {
                 let window = now / window_ms;
-                let calls = self.window_calls.entry(window).or_default();
+                let calls = self.window_calls.entry((job.job_type, window)).or_default();
                 *calls += 1;
                 if *calls <= *limit {
                     return Outcome::Ok;
@@ -170,6 +189,8 @@ impl<'s> LiveDownstream<'s> {
     }
 
     /// When the job would first succeed, had it one perfectly timed retry (the oracle).
+    /// Behind a rate limit that is the next window's start, even where that window fills
+    /// again (bursts): a lower bound no policy need reach.
     fn recovery_time(&self, job: &Job, first_failure: u64) -> Option<u64> {
         let own = match &job.transient {
             Some(t) => first_failure.checked_add(t.recovers_after_ms?)?,
@@ -181,6 +202,14 @@ impl<'s> LiveDownstream<'s> {
             _ => first_failure,
         };
         Some(own.max(outage_end).max(reset))
+    }
+
+    /// Whether a failure at `first_failure` can be recovered within the deadline.
+    fn recoverable(&self, job: &Job, first_failure: u64, permanent: bool) -> bool {
+        !permanent
+            && self
+                .recovery_time(job, first_failure)
+                .is_some_and(|t| t - first_failure <= self.scenario.deadline_ms)
     }
 }
 
@@ -200,14 +229,14 @@ pub struct Run {
 }
 
 impl Run {
-    fn new(scenario: &Scenario, policy: &str, jobs: &[Job], state: &[JobState]) -> Run {
+    fn new(scenario: &Scenario, policy: &str, seed: u64, jobs: &[Job], state: &[JobState]) -> Run {
         let measured_ids = measured_jobs(jobs, state, scenario.warmup);
         let mut measured = vec![false; jobs.len()];
         for &i in &measured_ids {
             measured[i] = true;
         }
         Run {
-            figures: figures(scenario, policy, measured_ids.iter().map(|&i| &state[i])),
+            figures: figures(scenario, policy, seed, measured_ids.iter().map(|&i| &state[i])),
             recovered_after_ms: state
                 .iter()
                 .zip(&measured)
@@ -220,19 +249,6 @@ impl Run {
                 .collect(),
             measured,
         }
-    }
-}
-
-impl Run {
-    /// Mean of min(time to success, horizon) over the measured jobs, lost ones at the
-    /// horizon (restricted mean survival time, with success as the event).
-    pub fn restricted_mean_tts(&self, horizon_ms: u64) -> f64 {
-        let (mut sum, mut n) = (0u64, 0u64);
-        for (recovered, _) in self.recovered_after_ms.iter().zip(&self.measured).filter(|(_, &m)| m) {
-            sum += recovered.map_or(horizon_ms, |t| t.min(horizon_ms));
-            n += 1;
-        }
-        sum as f64 / n.max(1) as f64
     }
 }
 
@@ -251,6 +267,7 @@ pub fn paired_time_to_success(a: &Run, b: &Run) -> (f64, f64, usize) {
 
 /// Run one policy through one scenario.
 pub fn run(scenario: &Scenario, jobs: &[Job], policy: &mut dyn Policy, seed: u64) -> Run {
+    let types = scenario.job_type_names();
     let mut downstream = LiveDownstream::new(scenario, jobs, seed);
     let mut state = vec![JobState::default(); jobs.len()];
     // (when, job, attempt, check-in interval): an attempt when the interval is 0, else
@@ -259,16 +276,14 @@ pub fn run(scenario: &Scenario, jobs: &[Job], policy: &mut dyn Policy, seed: u64
         jobs.iter().map(|j| Reverse((j.at_ms, j.id, 1, 0))).collect();
     while let Some(Reverse((now, id, attempt, check_in))) = queue.pop() {
         let job = &jobs[id as usize];
+        let job_type = &types[job.job_type as usize];
         let st = &mut state[id as usize];
-        let due = st.pending_attempt == attempt && st.next_attempt_ms > now;
         if check_in > 0 {
-            if due && policy.released(&scenario.job_type, st.last_attempt_ms, now) {
+            let due = st.pending_attempt == attempt && st.next_attempt_ms > now;
+            if due && policy.released(job_type, st.last_attempt_ms, now) {
                 st.next_attempt_ms = now;
-                if attempt == 2 {
-                    st.first_retry_delay_ms = Some(now - st.last_attempt_ms);
-                }
                 queue.push(Reverse((now, id, attempt, 0)));
-            } else if due && now + check_in < st.next_attempt_ms {
+            } else if due && now + check_in < st.next_attempt_ms && now + check_in <= st.deadline_at() {
                 queue.push(Reverse((now + check_in, id, attempt, check_in)));
             }
             continue;
@@ -278,10 +293,16 @@ pub fn run(scenario: &Scenario, jobs: &[Job], policy: &mut dyn Policy, seed: u64
         }
         let delay = now - st.last_attempt_ms.max(job.at_ms).min(now);
         st.last_attempt_ms = now;
+        if attempt > 1 {
+            st.retries += 1;
+            st.first_retry_delay_ms.get_or_insert(delay);
+        }
         let outcome = downstream.attempt(job, attempt, st.first_failure_ms, now);
         let (status, error_class, retry_after_ms) = match outcome {
             Outcome::Ok if attempt == 1 => {
-                policy.on_first_success(&scenario.job_type, job.tenant.as_deref(), now);
+                if scenario.reports_first_successes {
+                    policy.on_first_success(job_type, job.tenant.as_deref(), now);
+                }
                 continue;
             }
             Outcome::Ok => (None, String::new(), None),
@@ -289,7 +310,7 @@ pub fn run(scenario: &Scenario, jobs: &[Job], policy: &mut dyn Policy, seed: u64
         };
         let first = *st.first_failure_ms.get_or_insert(now);
         let view = FailureView {
-            job_type: &scenario.job_type,
+            job_type,
             job_id: id,
             tenant: job.tenant.as_deref(),
             attempt,
@@ -316,24 +337,29 @@ pub fn run(scenario: &Scenario, jobs: &[Job], policy: &mut dyn Policy, seed: u64
             st.wasted += 1;
         } else {
             st.permanent = permanent(status, &error_class);
+            st.deadline_ms = scenario.deadline_ms;
+            st.recoverable = downstream.recoverable(job, first, st.permanent);
         }
         st.last_error_class.clone_from(&error_class);
         st.last_status = status;
-        if attempt >= MAX_ATTEMPTS || now - first > MAX_SPAN_MS {
+        if attempt >= MAX_ATTEMPTS {
             continue;
         }
+        // A retry due after the deadline is never made (the job is a dead letter then);
+        // a job told to check in still does, up to the deadline.
         if let Some(Wait { delay_ms, check_in_ms }) = policy.on_failure(&view) {
-            st.retries += 1;
-            st.first_retry_delay_ms.get_or_insert(delay_ms);
             st.pending_attempt = attempt + 1;
             st.next_attempt_ms = now + delay_ms;
-            queue.push(Reverse((now + delay_ms, id, attempt + 1, 0)));
-            if let Some(every) = check_in_ms.filter(|&e| e > 0 && e < delay_ms) {
+            if now + delay_ms <= st.deadline_at() {
+                queue.push(Reverse((now + delay_ms, id, attempt + 1, 0)));
+            }
+            if let Some(every) = check_in_ms.filter(|&e| e > 0 && e < delay_ms && now + e <= st.deadline_at())
+            {
                 queue.push(Reverse((now + every, id, attempt + 1, every)));
             }
         }
     }
-    Run::new(scenario, policy.name(), jobs, &state)
+    Run::new(scenario, policy.name(), seed, jobs, &state)
 }
 
 /// The failed jobs that count: all but the first `warmup` share, in order of failure.
@@ -353,19 +379,23 @@ pub fn oracle(scenario: &Scenario, jobs: &[Job], seed: u64) -> Run {
             let st = &mut state[job.id as usize];
             st.first_failure_ms = Some(job.at_ms);
             st.permanent = permanent(status, &error_class);
-            if !st.permanent {
-                if let Some(at) = downstream.recovery_time(job, job.at_ms) {
-                    st.retries = 1;
-                    st.recovered_after_ms = Some(at - job.at_ms);
-                    st.recovered_on_attempt = 2;
-                }
+            st.recoverable = downstream.recoverable(job, job.at_ms, st.permanent);
+            if let Some(at) = downstream.recovery_time(job, job.at_ms).filter(|_| st.recoverable) {
+                st.retries = 1;
+                st.recovered_after_ms = Some(at - job.at_ms);
+                st.recovered_on_attempt = 2;
             }
         }
     }
-    Run::new(scenario, "oracle", jobs, &state)
+    Run::new(scenario, "oracle", seed, jobs, &state)
 }
 
-fn figures<'a>(scenario: &Scenario, policy: &str, jobs: impl Iterator<Item = &'a JobState>) -> Figures {
+fn figures<'a>(
+    scenario: &Scenario,
+    policy: &str,
+    seed: u64,
+    jobs: impl Iterator<Item = &'a JobState>,
+) -> Figures {
     let jobs: Vec<&JobState> = jobs.collect();
     let n = jobs.len().max(1) as f64;
     let mut times: Vec<u64> = jobs.iter().filter_map(|j| j.recovered_after_ms).collect();
@@ -373,12 +403,16 @@ fn figures<'a>(scenario: &Scenario, policy: &str, jobs: impl Iterator<Item = &'a
     let recovered = times.len();
     let retries: u32 = jobs.iter().map(|j| j.retries).sum();
     let p95 = times.get(((recovered as f64 * 0.95).ceil() as usize).saturating_sub(1)).copied().unwrap_or(0);
+    let lost = (jobs.len() - recovered) as u64;
     Figures {
         scenario: scenario.name.clone(),
         policy: policy.to_string(),
+        seed,
         failed_jobs: jobs.len() as u32,
         recovered: recovered as u32,
-        lost: (jobs.len() - recovered) as u32,
+        lost: lost as u32,
+        lost_recoverable: jobs.iter().filter(|j| j.recoverable && j.recovered_after_ms.is_none()).count()
+            as u32,
         success_rate: recovered as f64 / n,
         mean_time_to_success_ms: if recovered == 0 {
             0.0
@@ -386,8 +420,8 @@ fn figures<'a>(scenario: &Scenario, policy: &str, jobs: impl Iterator<Item = &'a
             times.iter().sum::<u64>() as f64 / recovered as f64
         },
         p95_time_to_success_ms: p95 as f64,
-        horizon_ms: 0.0,
-        restricted_mean_tts_ms: 0.0,
+        deadline_ms: scenario.deadline_ms,
+        restricted_mean_tts_ms: (times.iter().sum::<u64>() + lost * scenario.deadline_ms) as f64 / n,
         paired_jobs: 0,
         paired_tts_ms: 0.0,
         paired_smartretry_tts_ms: 0.0,
@@ -418,58 +452,51 @@ pub fn ablations(scenario: &Scenario, seed: u64) -> Vec<Run> {
     let mut rows: Vec<Run> =
         SmartRetry::ablations(seed).iter_mut().map(|p| run(scenario, &jobs, p, seed)).collect();
     rows.push(oracle(scenario, &jobs, seed));
-    with_relative_figures(scenario, &mut rows);
+    with_paired_figures(&mut rows);
     rows
 }
 
-/// Every policy (baselines, smartretry rules-only and learning, and with an ML model
-/// when `model` names one that loads) plus the oracle.
+/// Every policy (baselines; smartretry rules-only, as users get it and with the
+/// baselines' six attempts; with an ML model when `model` names one that loads), the
+/// best-schedule bound where it applies, and the oracle.
 pub fn compare(scenario: &Scenario, seed: u64, model: Option<&std::path::Path>) -> Vec<Run> {
     let jobs = scenario.jobs(seed);
     let mut rows: Vec<Run> = Vec::new();
     let mut policies: Vec<Box<dyn Policy>> = baselines(seed);
     policies.push(Box::new(SmartRetry::rules_only(seed)));
     policies.push(Box::new(SmartRetry::learning(seed)));
+    policies.push(Box::new(SmartRetry::six_attempts(seed)));
     if let Some(Ok(ml)) = model.map(|m| SmartRetry::with_model(seed, m)) {
         policies.push(Box::new(ml));
     }
     for p in &mut policies {
         rows.push(run(scenario, &jobs, p.as_mut(), seed));
     }
-    if let Some(bound) = bound::Bound::find(scenario, &jobs, BOUND_RETRY_CAP, BOUND_TARGET) {
+    if let Ok(bound) = bound::Bound::find(scenario, &jobs, BOUND_RETRY_CAP, BOUND_TARGET) {
         rows.push(run(scenario, &jobs, &mut bound.policy(), seed));
     }
     rows.push(oracle(scenario, &jobs, seed));
-    with_relative_figures(scenario, &mut rows);
+    with_paired_figures(&mut rows);
     rows
 }
 
-/// Fill in the figures that compare runs: the restricted mean's horizon and each run's
-/// restricted mean, and the paired times against smartretry.
-///
-/// The horizon is the slowest recovery any policy made (unless the scenario sets one):
-/// every recovery then counts in full, and a lost job counts as no better than the
-/// slowest recovery of the comparison.
-fn with_relative_figures(scenario: &Scenario, runs: &mut [Run]) {
-    let horizon = scenario.horizon_ms.unwrap_or_else(|| {
-        runs.iter().flat_map(|r| r.recovered_after_ms.iter().flatten()).max().copied().unwrap_or(0)
-    });
-    let smart = runs.iter().position(|r| r.figures.policy == "smartretry");
+/// Fill in the paired times against smartretry (over the jobs both recovered).
+fn with_paired_figures(runs: &mut [Run]) {
+    let smart = runs.iter().position(|r| r.figures.policy == SmartRetry::HEADLINE);
     for i in 0..runs.len() {
         let paired = smart.filter(|&s| s != i).map(|s| paired_time_to_success(&runs[i], &runs[s]));
-        let run = &mut runs[i];
-        run.figures.horizon_ms = horizon as f64;
-        run.figures.restricted_mean_tts_ms = run.restricted_mean_tts(horizon);
         if let Some((theirs, mine, n)) = paired {
-            run.figures.paired_jobs = n as u32;
-            run.figures.paired_tts_ms = theirs;
-            run.figures.paired_smartretry_tts_ms = mine;
+            let figures = &mut runs[i].figures;
+            figures.paired_jobs = n as u32;
+            figures.paired_tts_ms = theirs;
+            figures.paired_smartretry_tts_ms = mine;
         }
     }
 }
 
-/// The best-schedule bound of a scenario whose jobs recover on their own clocks.
-pub fn bound(scenario: &Scenario, seed: u64) -> Option<bound::Bound> {
+/// The best-schedule bound of a scenario whose jobs recover on their own clocks, or why
+/// there is none.
+pub fn bound(scenario: &Scenario, seed: u64) -> Result<bound::Bound, String> {
     bound::Bound::find(scenario, &scenario.jobs(seed), BOUND_RETRY_CAP, BOUND_TARGET)
 }
 

@@ -54,7 +54,7 @@ impl Policy for Static {
     }
 }
 
-/// Attempts every policy may make (the baselines' budget; smartretry gets the same).
+/// Attempts the static baselines make (and `smartretry_6_attempts`).
 pub const ATTEMPTS: u32 = 6;
 
 /// The static baselines.
@@ -81,7 +81,9 @@ pub fn baselines(seed: u64) -> Vec<Box<dyn Policy>> {
     ]
 }
 
-fn same_budget(mut config: Config) -> Config {
+/// Every retrying policy raised to the baselines' attempts (the default policies allow
+/// 3 for 503s and timeouts, 5 for 429s).
+pub fn same_budget(mut config: Config) -> Config {
     for p in config.strategy.policies.iter_mut().filter(|p| p.retries()) {
         p.max_attempts = ATTEMPTS;
     }
@@ -100,34 +102,39 @@ pub struct SmartRetry {
 }
 
 impl SmartRetry {
-    /// The engine's defaults, with the same attempt budget as the baselines (the default
-    /// policies allow 3 to 5; a fair comparison gives every policy the same number).
+    /// The headline row's name: the engine exactly as a user gets it.
+    pub const HEADLINE: &'static str = "smartretry";
+
+    /// The engine exactly as a user gets it: `Config::default()`, its default policies
+    /// and attempts (3 for 503s and timeouts, 5 for 429s), learning on.
     pub fn learning(seed: u64) -> SmartRetry {
-        SmartRetry::with_config("smartretry", same_budget(Config::default()), seed)
+        SmartRetry::with_config(SmartRetry::HEADLINE, Config::default(), seed)
+    }
+
+    /// The defaults with every policy raised to the baselines' 6 attempts: the same
+    /// budget as the static schedules, a configuration users must write themselves.
+    pub fn six_attempts(seed: u64) -> SmartRetry {
+        SmartRetry::with_config("smartretry_6_attempts", same_budget(Config::default()), seed)
     }
 
     /// The learning engine with a trained model (ONNX + sidecar) deployed to every job:
     /// the ML tier decides where it may, the Bayesian tier below it where it may not.
     pub fn with_model(seed: u64, model: &std::path::Path) -> Result<SmartRetry, smartretry::Error> {
-        let policy = SmartRetry::with_config("smartretry_ml", same_budget(Config::default()), seed);
+        let policy = SmartRetry::with_config("smartretry_ml", Config::default(), seed);
         let info = policy.engine.register_model_files(model, None, Some(0))?;
         policy.engine.deploy_model(&info.version, 100.0, Some(0))?;
         Ok(policy)
     }
 
     pub fn rules_only(seed: u64) -> SmartRetry {
-        SmartRetry::with_config(
-            "smartretry_rules_only",
-            same_budget(Config { enabled: false, ..Config::default() }),
-            seed,
-        )
+        SmartRetry::with_config("smartretry_rules_only", Config { enabled: false, ..Config::default() }, seed)
     }
 
-    /// smartretry with one idea switched off at a time, to measure what each buys.
+    /// smartretry (as users get it) with one idea switched off at a time, to measure what
+    /// each buys.
     pub fn ablations(seed: u64) -> Vec<SmartRetry> {
-        let base = || same_budget(Config::default());
         let with = |name, change: fn(&mut Config)| {
-            let mut config = base();
+            let mut config = Config::default();
             change(&mut config);
             SmartRetry::with_config(name, config, seed)
         };
@@ -171,6 +178,10 @@ impl Policy for SmartRetry {
         self.name
     }
 
+    /// The one place the simulated host talks to the engine about a failure: what it
+    /// tells it (`Features`, as a decorator or HTTP client would fill them) and what it
+    /// does with the answer. Per-job host state the engine asks hosts to keep and pass
+    /// back (attempts that did not count, a deadline) belongs here too.
     fn on_failure(&mut self, f: &FailureView<'_>) -> Option<Wait> {
         self.flush(f.now_ms);
         let features = Features {

@@ -3,20 +3,70 @@
 use std::fmt::Write as _;
 
 use super::bound::Bound;
-use super::{Figures, Run};
+use super::{Figures, Run, SmartRetry};
 
 fn secs(ms: f64) -> String {
     format!("{:.1}s", ms / 1_000.0)
 }
 
-/// One scenario's rows as an aligned table, with each policy's time to success as a
-/// multiple of the oracle's, and the restricted mean (lost jobs at the horizon).
-pub fn table(rows: &[Figures]) -> String {
+/// A duration as people write it (`30m`, `1h30m`).
+pub fn duration(ms: u64) -> String {
+    smartretry::engine::fmt_ms(ms)
+}
+
+/// Rows of cells, rendered aligned for a terminal or as a markdown table to paste.
+pub struct Table {
+    pub header: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    pub fn new(header: &[&str]) -> Table {
+        Table { header: header.iter().map(|h| h.to_string()).collect(), rows: Vec::new() }
+    }
+
+    pub fn push(&mut self, row: Vec<String>) {
+        self.rows.push(row);
+    }
+
+    /// The first column left-aligned, the rest right-aligned (numbers).
+    pub fn render(&self, markdown: bool) -> String {
+        let mut out = String::new();
+        if markdown {
+            let line = |cells: &[String]| format!("| {} |\n", cells.join(" | "));
+            out.push_str(&line(&self.header));
+            let rule: Vec<String> =
+                (0..self.header.len()).map(|i| if i == 0 { "---" } else { "---:" }.to_string()).collect();
+            out.push_str(&line(&rule));
+            for row in &self.rows {
+                out.push_str(&line(row));
+            }
+            return out;
+        }
+        let width = |i: usize| {
+            self.rows.iter().chain([&self.header]).map(|r| r.get(i).map_or(0, |c| c.chars().count())).max()
+        };
+        let widths: Vec<usize> = (0..self.header.len()).map(|i| width(i).unwrap_or(0)).collect();
+        for row in [&self.header].into_iter().chain(&self.rows) {
+            let cells: Vec<String> = row
+                .iter()
+                .zip(&widths)
+                .enumerate()
+                .map(|(i, (c, &w))| if i == 0 { format!("{c:<w$}") } else { format!("{c:>w$}") })
+                .collect();
+            out.push_str(cells.join("  ").trim_end());
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// One scenario's rows, with each policy's time to success as a multiple of the
+/// oracle's, the restricted mean (a lost job costs the deadline) and the lost jobs a
+/// well-timed retry would have saved.
+pub fn table(rows: &[Figures], markdown: bool) -> String {
     let oracle = rows.iter().find(|r| r.policy == "oracle").map_or(0.0, |r| r.mean_time_to_success_ms);
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "{:<28} {:>7} {:>8} {:>9} {:>9} {:>7} {:>10} {:>9} {:>9} {:>9} {:>5} {:>8}",
+    let mut t = Table::new(&[
         "policy",
         "jobs",
         "success",
@@ -25,11 +75,12 @@ pub fn table(rows: &[Figures]) -> String {
         "×oracle",
         "restricted",
         "retries",
-        "/recover",
+        "/recovered",
         "wasted",
         "lost",
-        "1st ok"
-    );
+        "lost recoverable",
+        "1st ok",
+    ]);
     for r in rows {
         // Figures over recovered jobs mean nothing when none recovered.
         let over_recovered = |text: String| if r.recovered > 0 { text } else { "-".into() };
@@ -38,29 +89,28 @@ pub fn table(rows: &[Figures]) -> String {
         } else {
             "-".into()
         });
-        let restricted = if r.horizon_ms > 0.0 { secs(r.restricted_mean_tts_ms) } else { "-".into() };
-        let _ = writeln!(
-            out,
-            "{:<28} {:>7} {:>7.1}% {:>9} {:>9} {:>7} {:>10} {:>9.2} {:>9} {:>9.2} {:>5} {:>7.0}%",
-            r.policy,
-            r.failed_jobs,
-            r.success_rate * 100.0,
+        t.push(vec![
+            r.policy.clone(),
+            r.failed_jobs.to_string(),
+            format!("{:.1}%", r.success_rate * 100.0),
             over_recovered(secs(r.mean_time_to_success_ms)),
             over_recovered(secs(r.p95_time_to_success_ms)),
             ratio,
-            restricted,
-            r.retries_per_job,
+            secs(r.restricted_mean_tts_ms),
+            format!("{:.2}", r.retries_per_job),
             over_recovered(format!("{:.2}", r.retries_per_recovered_job)),
-            r.wasted_retries_per_job,
-            r.lost,
-            r.first_retry_success * 100.0
-        );
+            format!("{:.2}", r.wasted_retries_per_job),
+            r.lost.to_string(),
+            r.lost_recoverable.to_string(),
+            format!("{:.0}%", r.first_retry_success * 100.0),
+        ]);
     }
-    if let Some(r) = rows.first().filter(|r| r.horizon_ms > 0.0) {
+    let mut out = t.render(markdown);
+    if let Some(r) = rows.first() {
         let _ = writeln!(
             out,
-            "restricted = restricted mean time to success over every failed job, a lost job counting at the {} horizon",
-            secs(r.horizon_ms)
+            "restricted = mean time to success over every failed job, a lost job counting the {} deadline",
+            duration(r.deadline_ms)
         );
     }
     out
@@ -87,7 +137,8 @@ pub fn paired(rows: &[Figures]) -> String {
 /// The product documents' claims, checked against this run where it can say something.
 pub fn claims(scenario: &str, runs: &[Run]) -> String {
     let find = |name: &str| runs.iter().find(|r| r.figures.policy == name);
-    let (Some(smart), Some(traditional)) = (find("smartretry"), find("traditional_2s_doubling")) else {
+    let (Some(smart), Some(traditional)) = (find(SmartRetry::HEADLINE), find("traditional_2s_doubling"))
+    else {
         return String::new();
     };
     let mut out = String::new();
@@ -120,7 +171,7 @@ pub fn claims(scenario: &str, runs: &[Run]) -> String {
                 out,
                 "claim \"429: 95 % first-retry success vs 30 % with exponential backoff\": smartretry {:.0} %, \
                  exponential full jitter {:.0} %, tenacity random exponential {:.0} %, 2 s doubling {:.0} %",
-                rate("smartretry"),
+                rate(SmartRetry::HEADLINE),
                 rate("exponential_full_jitter"),
                 rate("tenacity_random_exponential"),
                 rate("traditional_2s_doubling")
@@ -131,8 +182,13 @@ pub fn claims(scenario: &str, runs: &[Run]) -> String {
     out
 }
 
-/// What the best-schedule bound says about the goal (≤ target × oracle, ≤ cap retries).
-pub fn bound(b: &Bound, runs: &[Run]) -> String {
+/// What the best-schedule bound says about the goal (≤ target × oracle, ≤ cap retries),
+/// or why there is none for this scenario.
+pub fn bound(b: &Result<Bound, String>, runs: &[Run]) -> String {
+    let b = match b {
+        Ok(b) => b,
+        Err(why) => return format!("bound: none here: {why}\n"),
+    };
     let needed = b.retries_for_target.map_or_else(
         || format!("no schedule reaches {:.1}× at all", b.target),
         |r| format!("reaching {:.1}× needs {r:.2} retries per recovered job", b.target),
@@ -142,7 +198,7 @@ pub fn bound(b: &Bound, runs: &[Run]) -> String {
          gets below {:.2}× oracle; {needed}",
         b.retry_cap, b.ratio
     );
-    if let Some(smart) = runs.iter().find(|r| r.figures.policy == "smartretry") {
+    if let Some(smart) = runs.iter().find(|r| r.figures.policy == SmartRetry::HEADLINE) {
         let retries = smart.figures.retries_per_recovered_job;
         if let Some(best) = b.ratio_at(retries) {
             let _ = write!(out, "; at smartretry's {retries:.2} retries the bound is {best:.2}×");
@@ -154,24 +210,26 @@ pub fn bound(b: &Bound, runs: &[Run]) -> String {
 
 pub fn csv(rows: &[Figures]) -> String {
     let mut out = String::from(
-        "scenario,policy,failed_jobs,recovered,lost,success_rate,mean_time_to_success_ms,p95_time_to_success_ms,\
-         horizon_ms,restricted_mean_tts_ms,paired_jobs,paired_tts_ms,paired_smartretry_tts_ms,\
+        "scenario,policy,seed,failed_jobs,recovered,lost,lost_recoverable,success_rate,mean_time_to_success_ms,\
+         p95_time_to_success_ms,deadline_ms,restricted_mean_tts_ms,paired_jobs,paired_tts_ms,paired_smartretry_tts_ms,\
          retries_per_job,retries_per_recovered_job,wasted_retries_per_job,retries_on_permanent_failures,\
          first_retry_success\n",
     );
     for r in rows {
         let _ = writeln!(
             out,
-            "{},{},{},{},{},{:.4},{:.1},{:.1},{:.0},{:.1},{},{:.1},{:.1},{:.4},{:.4},{:.4},{},{:.4}",
+            "{},{},{},{},{},{},{},{:.4},{:.1},{:.1},{},{:.1},{},{:.1},{:.1},{:.4},{:.4},{:.4},{},{:.4}",
             r.scenario,
             r.policy,
+            r.seed,
             r.failed_jobs,
             r.recovered,
             r.lost,
+            r.lost_recoverable,
             r.success_rate,
             r.mean_time_to_success_ms,
             r.p95_time_to_success_ms,
-            r.horizon_ms,
+            r.deadline_ms,
             r.restricted_mean_tts_ms,
             r.paired_jobs,
             r.paired_tts_ms,
@@ -186,8 +244,10 @@ pub fn csv(rows: &[Figures]) -> String {
     out
 }
 
-const COLORS: [&str; 8] =
-    ["#8c8c8c", "#b07aa1", "#9c755f", "#76b7b2", "#edc948", "#4e79a7", "#e15759", "#59a14f"];
+const COLORS: [&str; 10] = [
+    "#8c8c8c", "#b07aa1", "#9c755f", "#76b7b2", "#edc948", "#4e79a7", "#e15759", "#ff9da7", "#f28e2b",
+    "#59a14f",
+];
 
 /// Small multiples, one panel per scenario: x = retries per failed job (downstream
 /// load), y = restricted mean time to success as a multiple of the oracle's (a policy
@@ -215,7 +275,7 @@ pub fn svg(rows: &[Figures]) -> String {
     let _ = writeln!(s, r##"<rect width="100%" height="100%" fill="#ffffff"/>"##);
     let _ = writeln!(
         s,
-        r#"<text x="10" y="18" font-size="14" font-weight="bold">Restricted mean time to success (× oracle; a lost job counts at the horizon) vs retries per failed job — lower-left is better; dot size = share recovered</text>"#
+        r#"<text x="10" y="18" font-size="14" font-weight="bold">Restricted mean time to success (× oracle; a lost job costs its deadline) vs retries per failed job — lower-left is better; dot size = share recovered</text>"#
     );
     for (i, name) in scenarios.iter().enumerate() {
         let (ox, oy) = (10.0 + (i % cols) as f64 * pw, 30.0 + (i / cols) as f64 * ph);
@@ -223,11 +283,16 @@ pub fn svg(rows: &[Figures]) -> String {
         let mine: Vec<&Figures> = rows.iter().filter(|r| r.scenario == *name).collect();
         let oracle =
             mine.iter().find(|r| r.policy == "oracle").map_or(1.0, |r| r.restricted_mean_tts_ms.max(1.0));
-        let ratio =
-            |r: &Figures| if r.horizon_ms > 0.0 { r.restricted_mean_tts_ms / oracle } else { f64::NAN };
+        let ratio = |r: &Figures| r.restricted_mean_tts_ms / oracle;
         let max_x = mine.iter().map(|r| r.retries_per_job).fold(1.0, f64::max) * 1.1;
         let max_y = mine.iter().map(|r| ratio(r)).filter(|v| v.is_finite()).fold(2.0, f64::max) * 1.1;
-        let _ = writeln!(s, r#"<text x="{ox}" y="{}" font-weight="bold">{name}</text>"#, oy + 12.0);
+        let deadline = mine.first().map_or(0, |r| r.deadline_ms);
+        let _ = writeln!(
+            s,
+            r#"<text x="{ox}" y="{}" font-weight="bold">{name} (deadline {})</text>"#,
+            oy + 12.0,
+            duration(deadline)
+        );
         let _ =
             writeln!(s, r##"<rect x="{x0}" y="{y0}" width="{w}" height="{h}" fill="none" stroke="#999"/>"##);
         let _ = writeln!(
@@ -272,4 +337,21 @@ pub fn svg(rows: &[Figures]) -> String {
     }
     s.push_str("</svg>\n");
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_render_aligned_or_as_markdown() {
+        let mut t = Table::new(&["policy", "lost"]);
+        t.push(vec!["smartretry".into(), "3".into()]);
+        t.push(vec!["oracle".into(), "120".into()]);
+        assert_eq!(t.render(false), "policy      lost\nsmartretry     3\noracle       120\n");
+        assert_eq!(
+            t.render(true),
+            "| policy | lost |\n| --- | ---: |\n| smartretry | 3 |\n| oracle | 120 |\n"
+        );
+    }
 }

@@ -9,15 +9,25 @@ use smartretry::backoff::{mix64, rand01};
 pub const DEFAULT_START_MS: u64 = 1_736_899_200_000;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Scenario {
     pub name: String,
     #[serde(default)]
     pub description: String,
     pub job_type: String,
+    /// Distinct job types: call `k` is of type `{job_type}_{k % job_types}`, each its own
+    /// downstream (its own rate-limit windows) and learned apart by the engine. 1 = all
+    /// calls are `job_type`.
+    #[serde(default = "one")]
+    pub job_types: u32,
     /// Calls made (most succeed at once; the failed ones are the jobs measured).
     pub calls: u32,
-    /// Mean time between calls (exponential gaps).
+    /// Mean time between calls (exponential gaps). Give this or `burst`.
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub arrival_ms: u64,
+    /// Calls arrive in bursts instead: see [`Burst`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<Burst>,
     #[serde(default = "default_start")]
     pub start_ms: u64,
     /// Failed jobs left out of the figures while policies warm up (a fraction).
@@ -26,10 +36,67 @@ pub struct Scenario {
     #[serde(default)]
     pub tenants: Vec<Tenant>,
     pub downstream: Downstream,
-    /// Where the restricted mean time to success stops counting (a lost job counts this
-    /// long). Default: the slowest recovery any compared policy made.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub horizon_ms: Option<u64>,
+    /// How long a failed job may take, from its first failure: no attempt starts later,
+    /// and a job not recovered by then is lost (a dead letter someone must replay). The
+    /// restricted mean time to success counts a lost job at the deadline.
+    #[serde(default = "default_deadline")]
+    pub deadline_ms: u64,
+    /// Whether the host reports first-attempt successes to the policy. An HTTP API user
+    /// records only retries (`false`); the libraries count successes too (`true`).
+    #[serde(default = "yes")]
+    pub reports_first_successes: bool,
+}
+
+/// Arrivals in bursts: every `every_ms` (from the start), `size` calls spread at random
+/// over `spread_ms`, until `calls` are made. Drawn from the seed like everything else.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Burst {
+    pub every_ms: u64,
+    pub size: u32,
+    #[serde(default)]
+    pub spread_ms: u64,
+}
+
+/// What each field of a scenario file means (printed by `simulate --list`).
+pub const FIELDS: &[(&str, &str)] = &[
+    ("name", "the scenario's name (required)"),
+    ("description", "what it models"),
+    ("job_type", "the job type the engine sees (required)"),
+    ("job_types", "distinct job types (default 1): call k is of type {job_type}_{k % job_types}, each its own downstream"),
+    ("calls", "calls made, 1–2,000,000 (required); the failed ones are the jobs measured"),
+    ("arrival_ms", "mean gap between calls (exponential gaps); give this or burst"),
+    ("burst", "{every_ms, size, spread_ms}: every every_ms a burst of size calls spread at random over spread_ms"),
+    ("start_ms", "virtual start time, Unix ms (default 2025-01-15T00:00:00Z)"),
+    ("warmup", "share of failed jobs left out of the figures while policies learn (default 0.2)"),
+    ("tenants", "[{name, weight, failure?}]: tenants drawn by weight, optionally with their own failure"),
+    ("downstream", "how calls fail: {kind: transient | outages | rate_limit, ...} (required)"),
+    ("downstream.transient", "{failure, drift?, drift_after?}: each call fails with failure.probability and recovers on its own clock"),
+    ("downstream.outages", "{windows: [{from_ms, to_ms}], daily?: {hour, minute, duration_ms}, status?, error_class, background?}"),
+    ("downstream.rate_limit", "{window_ms, limit, retry_after_probability}: at most limit calls per window, the rest 429"),
+    ("failure", "{probability, status?, error_class, recovery: [{weight, after: uniform, min_ms, max_ms} | {weight, after: never}]}"),
+    ("deadline_ms", "a failed job's deadline from its first failure (default 1800000 = 30 min): later it is lost, and costs the deadline"),
+    ("reports_first_successes", "false for a host that records retries only, never first-attempt successes (an HTTP API user); default true"),
+];
+
+fn one() -> u32 {
+    1
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
+/// 30 minutes: the default deadline of a failed job.
+pub const DEFAULT_DEADLINE_MS: u64 = 1_800_000;
+const MAX_DEADLINE_MS: u64 = 7 * 86_400_000;
+
+fn default_deadline() -> u64 {
+    DEFAULT_DEADLINE_MS
 }
 
 fn default_start() -> u64 {
@@ -41,6 +108,7 @@ fn default_warmup() -> f64 {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Tenant {
     pub name: String,
     pub weight: f64,
@@ -51,7 +119,7 @@ pub struct Tenant {
 
 /// How the downstream fails.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Downstream {
     /// Each call fails with some probability; a failed job recovers on its own clock.
     /// After `drift_after` (a fraction of the calls), `drift` replaces `failure`.
@@ -84,6 +152,7 @@ fn default_drift_after() -> f64 {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Window {
     /// Offsets from the scenario start.
     pub from_ms: u64,
@@ -91,6 +160,7 @@ pub struct Window {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Daily {
     pub hour: u8,
     #[serde(default)]
@@ -100,6 +170,7 @@ pub struct Daily {
 
 /// A transient failure: its probability, what it looks like, when it clears.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Failure {
     pub probability: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -128,6 +199,8 @@ pub enum After {
 pub struct Job {
     pub id: u32,
     pub at_ms: u64,
+    /// Which of the scenario's job types (`id % job_types`).
+    pub job_type: u32,
     pub tenant: Option<String>,
     /// `Some` when the first attempt fails for a reason of the job's own (transient).
     pub transient: Option<TransientFailure>,
@@ -214,11 +287,26 @@ impl Scenario {
         if self.calls == 0 || self.calls > 2_000_000 {
             return Err("calls: must be 1–2,000,000".into());
         }
-        if self.arrival_ms == 0 {
-            return Err("arrival_ms: must be > 0".into());
+        match &self.burst {
+            None if self.arrival_ms == 0 => {
+                return Err("arrival_ms: must be > 0 (the mean gap between calls), or give burst".into())
+            }
+            Some(_) if self.arrival_ms > 0 => {
+                return Err("arrival_ms: give arrival_ms or burst, not both".into())
+            }
+            Some(b) if b.every_ms == 0 || b.size == 0 => {
+                return Err("burst: every_ms and size must be > 0".into())
+            }
+            Some(b) if b.spread_ms > b.every_ms => {
+                return Err("burst.spread_ms: must not exceed every_ms (bursts would overlap)".into())
+            }
+            _ => {}
         }
-        if self.horizon_ms == Some(0) {
-            return Err("horizon_ms: must be > 0".into());
+        if self.job_types == 0 || self.job_types > 10_000 {
+            return Err("job_types: must be 1–10,000".into());
+        }
+        if self.deadline_ms == 0 || self.deadline_ms > MAX_DEADLINE_MS {
+            return Err("deadline_ms: must be 1 ms – 7 days".into());
         }
         if !(0.0..1.0).contains(&self.warmup) {
             return Err("warmup: must be in [0, 1)".into());
@@ -254,14 +342,42 @@ impl Scenario {
         Ok(())
     }
 
+    /// The job type names, indexed by [`Job::job_type`].
+    pub fn job_type_names(&self) -> Vec<String> {
+        if self.job_types <= 1 {
+            return vec![self.job_type.clone()];
+        }
+        (0..self.job_types).map(|k| format!("{}_{k}", self.job_type)).collect()
+    }
+
+    /// When each call of a bursty scenario arrives, in order (drawn apart from the rest).
+    fn burst_arrivals(&self, burst: &Burst, seed: u64) -> Vec<u64> {
+        let mut rng = Rng::new(seed ^ 0xb425_7a11);
+        let mut out = Vec::with_capacity(self.calls as usize);
+        let mut start = self.start_ms;
+        while out.len() < self.calls as usize {
+            let size = (burst.size as usize).min(self.calls as usize - out.len());
+            let mut offsets: Vec<u64> =
+                (0..size).map(|_| (rng.uniform() * burst.spread_ms as f64) as u64).collect();
+            offsets.sort_unstable();
+            out.extend(offsets.into_iter().map(|o| start + o));
+            start += burst.every_ms;
+        }
+        out
+    }
+
     /// The calls of this scenario for `seed`, identical for every policy.
     pub fn jobs(&self, seed: u64) -> Vec<Job> {
         let mut rng = Rng::new(seed ^ 0x5ce7_a710);
         let total_weight: f64 = self.tenants.iter().map(|t| t.weight).sum();
+        let bursts = self.burst.as_ref().map(|b| self.burst_arrivals(b, seed));
         let mut at = self.start_ms;
         (0..self.calls)
             .map(|id| {
-                at += (-(1.0 - rng.uniform()).ln() * self.arrival_ms as f64) as u64;
+                at = match &bursts {
+                    Some(arrivals) => arrivals[id as usize],
+                    None => at + (-(1.0 - rng.uniform()).ln() * self.arrival_ms as f64) as u64,
+                };
                 let tenant = (!self.tenants.is_empty()).then(|| {
                     let mut pick = rng.uniform() * total_weight;
                     let mut chosen = &self.tenants[0];
@@ -284,7 +400,13 @@ impl Scenario {
                     (Downstream::RateLimit { .. }, None) => None,
                 };
                 let transient = failure.and_then(|f| f.draw(&mut rng));
-                Job { id, at_ms: at, tenant: tenant.map(|t| t.name.clone()), transient }
+                Job {
+                    id,
+                    at_ms: at,
+                    job_type: id % self.job_types.max(1),
+                    tenant: tenant.map(|t| t.name.clone()),
+                    transient,
+                }
             })
             .collect()
     }
@@ -310,162 +432,95 @@ impl Scenario {
     }
 }
 
-fn uniform(weight: f64, min_ms: u64, max_ms: u64) -> Recovery {
-    Recovery { weight, after: After::Uniform { min_ms, max_ms } }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::builtin;
 
-fn never(weight: f64) -> Recovery {
-    Recovery { weight, after: After::Never }
-}
-
-/// The built-in scenarios, drawn from the product documents.
-pub fn builtin() -> Vec<Scenario> {
-    let base =
-        |name: &str, description: &str, job_type: &str, calls: u32, arrival_ms: u64, downstream| Scenario {
-            name: name.into(),
-            description: description.into(),
-            job_type: job_type.into(),
+    fn bursty(calls: u32, burst: Burst) -> Scenario {
+        Scenario {
             calls,
-            arrival_ms,
-            start_ms: DEFAULT_START_MS,
-            warmup: 0.2,
-            tenants: Vec::new(),
-            downstream,
-            horizon_ms: None,
+            arrival_ms: 0,
+            burst: Some(burst),
+            ..builtin().into_iter().find(|s| s.name == "burst_rate_limit_all_retry_after").unwrap()
+        }
+    }
+
+    #[test]
+    fn bursts_come_every_period_with_their_size_spread_as_told() {
+        let s = bursty(25, Burst { every_ms: 60_000, size: 10, spread_ms: 2_000 });
+        s.validate().unwrap();
+        let jobs = s.jobs(3);
+        let per_burst = |k: u64| {
+            let from = s.start_ms + k * 60_000;
+            jobs.iter().filter(|j| j.at_ms >= from && j.at_ms < from + 2_000).count()
         };
-    let unavailable = |recovery: Vec<Recovery>| Failure {
-        probability: 0.3,
-        status: Some(503),
-        error_class: "service_unavailable".into(),
-        recovery,
-    };
-    vec![
-        base(
-            "payment_503_peak",
-            "Payment API 503s at peak: 85 % recover within 6–12 s, 12 % within 12–30 s, 3 % never",
-            "payment_capture",
-            6_000,
-            500,
-            Downstream::Transient {
-                failure: unavailable(vec![
-                    uniform(0.85, 6_000, 12_000),
-                    uniform(0.12, 12_000, 30_000),
-                    never(0.03),
-                ]),
-                drift: None,
-                drift_after: 0.5,
-            },
-        ),
-        Scenario {
-            start_ms: DEFAULT_START_MS,
-            ..base(
-                "db_maintenance",
-                "Database timeouts during a daily 02:00–02:15 UTC maintenance window, quick blips otherwise",
-                "nightly_sync",
-                26_000,
-                10_000,
-                Downstream::Outages {
-                    windows: Vec::new(),
-                    daily: Some(Daily { hour: 2, minute: 0, duration_ms: 900_000 }),
-                    status: None,
-                    error_class: "timeout".into(),
-                    background: Some(Failure {
-                        probability: 0.02,
-                        status: None,
-                        error_class: "timeout".into(),
-                        recovery: vec![uniform(1.0, 500, 3_000)],
-                    }),
-                },
-            )
-        },
-        base(
-            "rate_limit_429",
-            "Third-party API: 40 calls per 10 s window against ~33 arriving; 429 with Retry-After on half",
-            "crm_sync",
-            6_000,
-            300,
-            Downstream::RateLimit { window_ms: 10_000, limit: 40, retry_after_probability: 0.5 },
-        ),
-        base(
-            "recovery_drift",
-            "Recovery takes 2–4 s, then halfway through drifts to 10–20 s",
-            "inventory_update",
-            8_000,
-            500,
-            Downstream::Transient {
-                failure: unavailable(vec![uniform(1.0, 2_000, 4_000)]),
-                drift: Some(unavailable(vec![uniform(1.0, 10_000, 20_000)])),
-                drift_after: 0.5,
-            },
-        ),
-        Scenario {
-            tenants: vec![
-                Tenant {
-                    name: "noisy".into(),
-                    weight: 0.4,
-                    failure: Some(Failure {
-                        probability: 0.6,
-                        status: Some(503),
-                        error_class: "service_unavailable".into(),
-                        recovery: vec![uniform(1.0, 20_000, 40_000)],
-                    }),
-                },
-                Tenant { name: "quiet_a".into(), weight: 0.3, failure: None },
-                Tenant { name: "quiet_b".into(), weight: 0.3, failure: None },
-            ],
-            ..base(
-                "noisy_tenant",
-                "One tenant's jobs fail often and recover in 20–40 s; quiet tenants' recover in 1–3 s",
-                "report_render",
-                8_000,
-                400,
-                Downstream::Transient {
-                    failure: Failure {
-                        probability: 0.1,
-                        status: Some(503),
-                        error_class: "service_unavailable".into(),
-                        recovery: vec![uniform(1.0, 1_000, 3_000)],
-                    },
-                    drift: None,
-                    drift_after: 0.5,
-                },
-            )
-        },
-        base(
-            "validation_errors",
-            "10 % of calls are invalid (400): no retry can help",
-            "signup",
-            3_000,
-            500,
-            Downstream::Transient {
-                failure: Failure {
-                    probability: 0.1,
-                    status: Some(400),
-                    error_class: "validation".into(),
-                    recovery: vec![never(1.0)],
-                },
-                drift: None,
-                drift_after: 0.5,
-            },
-        ),
-        base(
-            "long_outage",
-            "A 10-minute outage an hour into a two-hour run, 3 % quick blips otherwise",
-            "webhook_delivery",
-            7_200,
-            1_000,
-            Downstream::Outages {
-                windows: vec![Window { from_ms: 3_600_000, to_ms: 4_200_000 }],
-                daily: None,
-                status: Some(503),
-                error_class: "service_unavailable".into(),
-                background: Some(Failure {
-                    probability: 0.03,
-                    status: Some(503),
-                    error_class: "service_unavailable".into(),
-                    recovery: vec![uniform(1.0, 1_000, 4_000)],
-                }),
-            },
-        ),
-    ]
+        assert_eq!((per_burst(0), per_burst(1), per_burst(2)), (10, 10, 5), "the last burst takes the rest");
+        assert!(jobs.windows(2).all(|w| w[0].at_ms <= w[1].at_ms), "ids in order of arrival");
+        assert_eq!(
+            jobs.iter().map(|j| j.at_ms).collect::<Vec<_>>(),
+            s.jobs(3).iter().map(|j| j.at_ms).collect::<Vec<_>>()
+        );
+        assert_ne!(jobs[0].at_ms, s.jobs(4)[0].at_ms, "another seed, other offsets");
+    }
+
+    #[test]
+    fn arrivals_take_a_gap_or_bursts_never_both() {
+        let both =
+            Scenario { arrival_ms: 100, ..bursty(10, Burst { every_ms: 1_000, size: 5, spread_ms: 0 }) };
+        assert!(both.validate().unwrap_err().contains("not both"));
+        let overlapping = bursty(10, Burst { every_ms: 1_000, size: 5, spread_ms: 2_000 });
+        assert!(overlapping.validate().unwrap_err().starts_with("burst.spread_ms"));
+        let none = Scenario { burst: None, ..both };
+        assert_eq!(none.validate(), Ok(()));
+        assert!(Scenario { arrival_ms: 0, ..none }.validate().unwrap_err().starts_with("arrival_ms"));
+    }
+
+    #[test]
+    fn job_types_cycle_over_the_calls_with_their_own_names() {
+        let one = builtin().remove(0);
+        assert_eq!(one.job_type_names(), vec!["payment_capture".to_string()]);
+        assert!(one.jobs(1).iter().all(|j| j.job_type == 0));
+        let cold = builtin().into_iter().find(|s| s.name == "cold_start").unwrap();
+        let names = cold.job_type_names();
+        assert_eq!((names.len(), names[7].as_str()), (50, "webhook_7"));
+        assert!(cold.jobs(1).iter().all(|j| j.job_type == j.id % 50));
+        assert!(Scenario { job_types: 0, ..cold }.validate().unwrap_err().starts_with("job_types"));
+    }
+
+    #[test]
+    fn builtin_scenarios_are_valid_distinct_described_and_survive_json() {
+        let all = builtin();
+        for s in &all {
+            s.validate().unwrap_or_else(|e| panic!("{}: {e}", s.name));
+            assert!(s.description.len() > 30, "{}: say what it models", s.name);
+            let back = Scenario::from_json(&serde_json::to_string(s).unwrap()).unwrap();
+            assert_eq!(&back, s);
+        }
+        let mut names: Vec<&str> = all.iter().map(|s| s.name.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), all.len());
+        assert!(all.iter().any(|s| !s.reports_first_successes));
+    }
+
+    /// `--list` documents every field a scenario file may have.
+    #[test]
+    fn every_scenario_field_is_documented() {
+        let full = Scenario {
+            tenants: vec![Tenant { name: "t".into(), weight: 1.0, failure: None }],
+            ..bursty(10, Burst { every_ms: 1_000, size: 5, spread_ms: 10 })
+        };
+        let serde_json::Value::Object(fields) = serde_json::to_value(&full).unwrap() else { panic!() };
+        for key in fields.keys().map(String::as_str).chain(["arrival_ms"]) {
+            assert!(FIELDS.iter().any(|(k, _)| *k == key), "{key} is not in FIELDS");
+        }
+        for (key, _) in FIELDS {
+            let top = key.split('.').next().unwrap();
+            assert!(
+                fields.contains_key(top) || ["arrival_ms", "failure"].contains(&top),
+                "{key} is no field"
+            );
+        }
+    }
 }
