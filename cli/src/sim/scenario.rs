@@ -180,18 +180,48 @@ pub struct Failure {
     pub recovery: Vec<Recovery>,
 }
 
+/// One part of a recovery mixture: `{"weight": 0.8, "after": "uniform", "min_ms": …,
+/// "max_ms": …}` or `{"weight": 0.2, "after": "never"}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "RecoveryJson", into = "RecoveryJson")]
 pub struct Recovery {
     pub weight: f64,
-    #[serde(flatten)]
     pub after: After,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "after", rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum After {
     Uniform { min_ms: u64, max_ms: u64 },
     Never,
+}
+
+/// [`Recovery`]'s JSON: one flat object, unknown fields refused (serde cannot refuse
+/// them through a flattened field).
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "after", rename_all = "snake_case", deny_unknown_fields)]
+enum RecoveryJson {
+    Uniform { weight: f64, min_ms: u64, max_ms: u64 },
+    Never { weight: f64 },
+}
+
+impl From<RecoveryJson> for Recovery {
+    fn from(json: RecoveryJson) -> Recovery {
+        match json {
+            RecoveryJson::Uniform { weight, min_ms, max_ms } => {
+                Recovery { weight, after: After::Uniform { min_ms, max_ms } }
+            }
+            RecoveryJson::Never { weight } => Recovery { weight, after: After::Never },
+        }
+    }
+}
+
+impl From<Recovery> for RecoveryJson {
+    fn from(r: Recovery) -> RecoveryJson {
+        match r.after {
+            After::Uniform { min_ms, max_ms } => RecoveryJson::Uniform { weight: r.weight, min_ms, max_ms },
+            After::Never => RecoveryJson::Never { weight: r.weight },
+        }
+    }
 }
 
 /// One call, drawn from the seed before any policy runs.
@@ -275,7 +305,7 @@ impl Failure {
 
 impl Scenario {
     pub fn from_json(text: &str) -> Result<Scenario, String> {
-        let s: Scenario = smartretry::model::from_json(text).map_err(|e| e.to_string())?;
+        let s: Scenario = smartretry::model::from_json_strict(text).map_err(|e| e.to_string())?;
         s.validate()?;
         Ok(s)
     }
@@ -502,6 +532,22 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), all.len());
         assert!(all.iter().any(|s| !s.reports_first_successes));
+    }
+
+    #[test]
+    fn unknown_fields_are_refused_and_named_at_any_depth() {
+        let file = |recovery: &str| {
+            format!(
+                r#"{{"name": "x", "job_type": "y", "calls": 10, "arrival_ms": 5, "downstream": {{"kind": "transient",
+                    "failure": {{"probability": 0.3, "error_class": "timeout", "recovery": [{recovery}]}}}}}}"#
+            )
+        };
+        assert!(Scenario::from_json(&file(r#"{"weight": 1, "after": "never"}"#)).is_ok());
+        let err = Scenario::from_json(&file(r#"{"weight": 1, "after": "never", "max_ms": 3}"#)).unwrap_err();
+        assert!(err.contains("unknown field `max_ms`"), "{err}");
+        let err = Scenario::from_json(&file(r#"{"weight": 1, "after": "uniform", "min_ms": 1, "maxms": 3}"#))
+            .unwrap_err();
+        assert!(err.contains("unknown field `maxms`"), "{err}");
     }
 
     /// `--list` documents every field a scenario file may have.
