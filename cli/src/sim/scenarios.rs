@@ -15,30 +15,56 @@ fn never(weight: f64) -> Recovery {
     Recovery { weight, after: After::Never }
 }
 
-/// The built-in scenarios, drawn from the product documents.
+/// A scenario with the defaults: one job type, exponential gaps, 20 % warm-up, a
+/// 30-minute deadline, first successes reported.
+fn base(
+    name: &str,
+    description: &str,
+    job_type: &str,
+    calls: u32,
+    arrival_ms: u64,
+    downstream: Downstream,
+) -> Scenario {
+    Scenario {
+        name: name.into(),
+        description: description.into(),
+        job_type: job_type.into(),
+        job_types: 1,
+        calls,
+        arrival_ms,
+        burst: None,
+        start_ms: DEFAULT_START_MS,
+        warmup: 0.2,
+        tenants: Vec::new(),
+        downstream,
+        deadline_ms: DEFAULT_DEADLINE_MS,
+        reports_first_successes: true,
+    }
+}
+
+/// 503s on 30 % of calls, recovering as `recovery` says.
+fn unavailable(recovery: Vec<Recovery>) -> Failure {
+    Failure { probability: 0.3, status: Some(503), error_class: "service_unavailable".into(), recovery }
+}
+
+/// 503s that recover in 2–4 s until halfway, then in `min_ms`–`max_ms`.
+fn drift(name: &str, description: &str, min_ms: u64, max_ms: u64) -> Scenario {
+    base(
+        name,
+        description,
+        "inventory_update",
+        8_000,
+        500,
+        Downstream::Transient {
+            failure: unavailable(vec![uniform(1.0, 2_000, 4_000)]),
+            drift: Some(unavailable(vec![uniform(1.0, min_ms, max_ms)])),
+            drift_after: 0.5,
+        },
+    )
+}
+
+/// The built-in scenarios, drawn from the product documents and from what users met.
 pub fn builtin() -> Vec<Scenario> {
-    let base =
-        |name: &str, description: &str, job_type: &str, calls: u32, arrival_ms: u64, downstream| Scenario {
-            name: name.into(),
-            description: description.into(),
-            job_type: job_type.into(),
-            job_types: 1,
-            calls,
-            arrival_ms,
-            burst: None,
-            start_ms: DEFAULT_START_MS,
-            warmup: 0.2,
-            tenants: Vec::new(),
-            downstream,
-            deadline_ms: DEFAULT_DEADLINE_MS,
-            reports_first_successes: true,
-        };
-    let unavailable = |recovery: Vec<Recovery>| Failure {
-        probability: 0.3,
-        status: Some(503),
-        error_class: "service_unavailable".into(),
-        recovery,
-    };
     vec![
         base(
             "payment_503_peak",
@@ -86,18 +112,7 @@ pub fn builtin() -> Vec<Scenario> {
             300,
             Downstream::RateLimit { window_ms: 10_000, limit: 40, retry_after_probability: 0.5 },
         ),
-        base(
-            "recovery_drift",
-            "Recovery takes 2–4 s, then halfway through drifts to 10–20 s",
-            "inventory_update",
-            8_000,
-            500,
-            Downstream::Transient {
-                failure: unavailable(vec![uniform(1.0, 2_000, 4_000)]),
-                drift: Some(unavailable(vec![uniform(1.0, 10_000, 20_000)])),
-                drift_after: 0.5,
-            },
-        ),
+        drift("recovery_drift", "Recovery takes 2–4 s, then halfway through drifts to 10–20 s", 10_000, 20_000),
         Scenario {
             tenants: vec![
                 Tenant {
@@ -155,18 +170,12 @@ pub fn builtin() -> Vec<Scenario> {
             900_000,
         ),
         outage("outage_30m", "A 30-minute outage (as long as the deadline)", 1_800_000),
-        base(
+        drift(
             "recovery_drift_slow",
             "Recovery takes 2–4 s, then halfway through drifts to 40–90 s: beyond the 6 s that three attempts of \
              a 2 s doubling schedule reach, so a capped policy must place its few retries where the new curve says",
-            "inventory_update",
-            8_000,
-            500,
-            Downstream::Transient {
-                failure: unavailable(vec![uniform(1.0, 2_000, 4_000)]),
-                drift: Some(unavailable(vec![uniform(1.0, 40_000, 90_000)])),
-                drift_after: 0.5,
-            },
+            40_000,
+            90_000,
         ),
         burst_rate_limit("none", 0.0),
         burst_rate_limit("half", 0.5),
@@ -209,18 +218,13 @@ pub fn builtin() -> Vec<Scenario> {
 
 /// An outage (503) of `length_ms` an hour into a two-hour run, 3 % quick blips otherwise.
 fn outage(name: &str, what: &str, length_ms: u64) -> Scenario {
-    Scenario {
-        name: name.into(),
-        description: format!("{what} (503) an hour into a two-hour run, 3 % quick blips (1–4 s) otherwise"),
-        job_type: "webhook_delivery".into(),
-        job_types: 1,
-        calls: 7_200,
-        arrival_ms: 1_000,
-        burst: None,
-        start_ms: DEFAULT_START_MS,
-        warmup: 0.2,
-        tenants: Vec::new(),
-        downstream: Downstream::Outages {
+    base(
+        name,
+        &format!("{what} (503) an hour into a two-hour run, 3 % quick blips (1–4 s) otherwise"),
+        "webhook_delivery",
+        7_200,
+        1_000,
+        Downstream::Outages {
             windows: vec![Window { from_ms: 3_600_000, to_ms: 3_600_000 + length_ms }],
             daily: None,
             status: Some(503),
@@ -232,9 +236,7 @@ fn outage(name: &str, what: &str, length_ms: u64) -> Scenario {
                 recovery: vec![uniform(1.0, 1_000, 4_000)],
             }),
         },
-        deadline_ms: DEFAULT_DEADLINE_MS,
-        reports_first_successes: true,
-    }
+    )
 }
 
 /// Bursts of calls against a rate limit: 200 calls within 2 s every minute against 50
@@ -242,21 +244,17 @@ fn outage(name: &str, what: &str, length_ms: u64) -> Scenario {
 /// (a 429 always recovers, if the job keeps trying). `Retry-After` on `share` of the 429s.
 fn burst_rate_limit(which: &str, share: f64) -> Scenario {
     Scenario {
-        name: format!("burst_rate_limit_{which}_retry_after"),
-        description: format!(
-            "Bursts of 200 calls within 2 s every minute against 50 calls per 10 s window: the 429s' retries fill \
-             the next windows again; Retry-After on {which} of the 429s"
-        ),
-        job_type: "crm_import".into(),
-        job_types: 1,
-        calls: 6_000,
-        arrival_ms: 0,
         burst: Some(Burst { every_ms: 60_000, size: 200, spread_ms: 2_000 }),
-        start_ms: DEFAULT_START_MS,
-        warmup: 0.2,
-        tenants: Vec::new(),
-        downstream: Downstream::RateLimit { window_ms: 10_000, limit: 50, retry_after_probability: share },
-        deadline_ms: DEFAULT_DEADLINE_MS,
-        reports_first_successes: true,
+        ..base(
+            &format!("burst_rate_limit_{which}_retry_after"),
+            &format!(
+                "Bursts of 200 calls within 2 s every minute against 50 calls per 10 s window: the 429s' retries \
+                 fill the next windows again; Retry-After on {which} of the 429s"
+            ),
+            "crm_import",
+            6_000,
+            0,
+            Downstream::RateLimit { window_ms: 10_000, limit: 50, retry_after_probability: share },
+        )
     }
 }
