@@ -355,12 +355,6 @@ fn simulate(args: SimulateArgs) -> ExitCode {
         }
         println!("attempt history: {}", path.display());
     }
-    let deadlines: Vec<String> = {
-        let mut d: Vec<u64> = chosen.iter().map(|s| s.deadline_ms).collect();
-        d.sort_unstable();
-        d.dedup();
-        d.into_iter().map(report::duration).collect()
-    };
     println!("\nTTS = time from first failure to success; ×oracle = mean TTS over one perfectly timed retry");
     println!(
         "smartretry = the engine as users get it (default policies: 3 attempts for 503s and timeouts, 5 for 429s); \
@@ -369,7 +363,7 @@ fn simulate(args: SimulateArgs) -> ExitCode {
     println!(
         "lost = not recovered by the deadline ({}), a dead letter someone must replay; lost recoverable = lost jobs \
          the oracle recovers within the deadline",
-        deadlines.join(", ")
+        report::deadlines(chosen.iter().map(|s| s.deadline_ms))
     );
     println!(
         "best_schedule_bound = the best fixed schedule per recovery distribution, knowing every distribution but \

@@ -14,6 +14,14 @@ pub fn duration(ms: u64) -> String {
     smartretry::engine::fmt_ms(ms)
 }
 
+/// The distinct deadlines, shortest first (`30m`, or `10m, 30m`).
+pub fn deadlines(ms: impl Iterator<Item = u64>) -> String {
+    let mut all: Vec<u64> = ms.collect();
+    all.sort_unstable();
+    all.dedup();
+    all.into_iter().map(duration).collect::<Vec<_>>().join(", ")
+}
+
 /// Rows of cells, rendered aligned for a terminal or as a markdown table to paste.
 pub struct Table {
     pub header: Vec<String>,
@@ -275,7 +283,8 @@ pub fn svg(rows: &[Figures]) -> String {
     let _ = writeln!(s, r##"<rect width="100%" height="100%" fill="#ffffff"/>"##);
     let _ = writeln!(
         s,
-        r#"<text x="10" y="18" font-size="14" font-weight="bold">Restricted mean time to success (× oracle; a lost job costs its deadline) vs retries per failed job — lower-left is better; dot size = share recovered</text>"#
+        r#"<text x="10" y="18" font-size="14" font-weight="bold">Restricted mean time to success (× oracle; a lost job costs its deadline, {}) vs retries per failed job — lower-left is better; dot size = share recovered</text>"#,
+        deadlines(rows.iter().map(|r| r.deadline_ms))
     );
     for (i, name) in scenarios.iter().enumerate() {
         let (ox, oy) = (10.0 + (i % cols) as f64 * pw, 30.0 + (i / cols) as f64 * ph);
@@ -286,13 +295,7 @@ pub fn svg(rows: &[Figures]) -> String {
         let ratio = |r: &Figures| r.restricted_mean_tts_ms / oracle;
         let max_x = mine.iter().map(|r| r.retries_per_job).fold(1.0, f64::max) * 1.1;
         let max_y = mine.iter().map(|r| ratio(r)).filter(|v| v.is_finite()).fold(2.0, f64::max) * 1.1;
-        let deadline = mine.first().map_or(0, |r| r.deadline_ms);
-        let _ = writeln!(
-            s,
-            r#"<text x="{ox}" y="{}" font-weight="bold">{name} (deadline {})</text>"#,
-            oy + 12.0,
-            duration(deadline)
-        );
+        let _ = writeln!(s, r#"<text x="{ox}" y="{}" font-weight="bold">{name}</text>"#, oy + 12.0);
         let _ =
             writeln!(s, r##"<rect x="{x0}" y="{y0}" width="{w}" height="{h}" fill="none" stroke="#999"/>"##);
         let _ = writeln!(
