@@ -148,7 +148,7 @@ fn main() -> ExitCode {
 }
 
 fn train(args: TrainArgs) -> ExitCode {
-    let python = serve::ml::trainer_python();
+    let python = serve::train::trainer_python();
     match std::process::Command::new(&python).args(["-m", "smartretry.train"]).args(&args.args).status() {
         Ok(status) => ExitCode::from(status.code().map_or(1, |c| c.clamp(0, 255) as u8)),
         Err(e) => {

@@ -114,6 +114,58 @@ async fn invalid_bodies_get_400_naming_the_field() {
     assert_error_shape(&r.json(), 405);
 }
 
+/// Strictness must not refuse what the API document itself sends.
+#[tokio::test]
+async fn the_api_documents_request_bodies_are_accepted() {
+    let server = Server::start(&[], &[]);
+    let mut c = server.client();
+    let bodies: [(&str, &str, Value, u16); 6] = [
+        (
+            "POST",
+            "/recommendation",
+            json!({"job_type": "email_send", "error_class": "rate_limit", "error_code": "429",
+            "attempt_number": 2, "queue": "default", "payload_size": 1024, "time_of_day": 14,
+            "since_last_failure": "00:02:30"}),
+            200,
+        ),
+        (
+            "POST",
+            "/preview",
+            json!({"features": {"job_type": "email_send", "error_class": "rate_limit",
+            "attempt_number": 1}, "max_attempts": 5}),
+            200,
+        ),
+        (
+            "POST",
+            "/attempt",
+            json!({"job_id": "task_123", "job_type": "email_send", "attempt_number": 2,
+            "error_class": "timeout", "status": "failed", "success": false, "delay_ms": 4000,
+            "timestamp": "2025-01-15T14:30:00Z"}),
+            202,
+        ),
+        (
+            "POST",
+            "/policies",
+            json!({"name": "custom_timeout", "error_patterns": ["timeout", "connection_timeout"],
+            "job_type_patterns": ["critical_.*"], "max_attempts": 3, "base_delay_ms": 2000, "max_delay_ms": 30000,
+            "backoff_multiplier": 2.0, "jitter_percent": 20.0, "priority": 90}),
+            201,
+        ),
+        ("POST", "/bayesian/update", json!({"job_type": "email_send", "error_class": "timeout"}), 200),
+        (
+            "PUT",
+            "/guardrails",
+            json!({"max_attempts": 8, "max_delay_ms": 180000, "max_budget_percent": 15.0,
+            "per_tenant_limits": true, "emergency_stop": false, "explainability_required": true}),
+            200,
+        ),
+    ];
+    for (method, path, body, status) in bodies {
+        let r = c.send(method.parse().unwrap(), path, Some(body.to_string().into())).await.unwrap();
+        assert_eq!(r.status, status, "{method} {path}: {}", r.body);
+    }
+}
+
 #[tokio::test]
 async fn unknown_fields_and_parameters_are_refused_naming_them() {
     let server = Server::start(&[], &[]);
@@ -613,6 +665,7 @@ async fn the_openapi_document_lists_every_endpoint() {
         ("/dlq/{id}", "get"),
         ("/dlq/{id}/retry", "post"),
         ("/dlq/{id}/resolve", "post"),
+        ("/dlq/{id}/notes", "post"),
     ] {
         assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} undocumented");
     }

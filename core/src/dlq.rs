@@ -17,6 +17,8 @@ pub const MAX_NOTE_BYTES: usize = 4_096;
 pub const MAX_PAYLOAD_BYTES: usize = 1 << 20;
 /// Most entries one listing returns.
 pub const MAX_LIST: usize = 1_000;
+/// Most notes one dead letter keeps (append-only: nothing is overwritten).
+pub const MAX_NOTES: usize = 100;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -79,10 +81,27 @@ pub struct DeadLetter {
     pub manual_retries: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_retried_at: Option<String>,
+    /// The latest resolution's note (also the last of `notes`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolution_note: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolved_at: Option<String>,
+    /// Everything people wrote about it, oldest first: who, when, what. Append-only.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<DeadLetterNote>,
+}
+
+/// One note on a dead letter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeadLetterNote {
+    /// Who wrote it (as the caller says; `unknown` when nobody said).
+    pub by: String,
+    pub at: String,
+    pub at_ms: u64,
+    pub text: String,
+    /// This note resolved the dead letter.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub resolved: bool,
 }
 
 /// What a caller gives to put a job in the queue.
@@ -94,7 +113,7 @@ pub struct NewDeadLetter {
     pub error_class: Option<String>,
     #[serde(default)]
     pub tenant: Option<String>,
-    #[serde(default)]
+    /// Why it was given up on: required, a person reading the queue needs it.
     pub failure_reason: String,
     #[serde(default)]
     pub attempts: Vec<Attempt>,
@@ -133,6 +152,9 @@ impl NewDeadLetter {
             return Err(Error::invalid("job_id", "must not be empty"));
         }
         Features::new(self.job_type.clone(), 1).validate()?;
+        if self.failure_reason.trim().is_empty() {
+            return Err(Error::invalid("failure_reason", "must say why the job was given up on"));
+        }
         if self.failure_reason.len() > MAX_NOTE_BYTES {
             return Err(Error::invalid("failure_reason", format!("must be at most {MAX_NOTE_BYTES} bytes")));
         }
@@ -186,6 +208,7 @@ impl Engine {
             last_retried_at: None,
             resolution_note: None,
             resolved_at: None,
+            notes: Vec::new(),
         };
         self.store().dlq_put(&entry)?;
         Ok(entry)
@@ -223,19 +246,53 @@ impl Engine {
         Ok(entry)
     }
 
-    /// Close a dead letter with a note saying what was done.
+    /// Close a dead letter with a note saying what was done (by nobody in particular).
     pub fn resolve_dead_letter(&self, id: &str, note: &str, now_ms: Option<u64>) -> Result<DeadLetter> {
-        if note.trim().is_empty() {
-            return Err(Error::invalid("note", "must say how it was resolved"));
+        self.note_dead_letter(id, note, None, true, now_ms)
+    }
+
+    /// Add a note to a dead letter's notes (append-only: an earlier one is never
+    /// overwritten), saying who wrote it; with `resolve`, the note also closes it.
+    pub fn note_dead_letter(
+        &self,
+        id: &str,
+        text: &str,
+        by: Option<&str>,
+        resolve: bool,
+        now_ms: Option<u64>,
+    ) -> Result<DeadLetter> {
+        if text.trim().is_empty() {
+            let why = if resolve { "must say how it was resolved" } else { "must not be empty" };
+            return Err(Error::invalid("note", why));
         }
-        if note.len() > MAX_NOTE_BYTES {
+        if text.len() > MAX_NOTE_BYTES {
             return Err(Error::invalid("note", format!("must be at most {MAX_NOTE_BYTES} bytes")));
+        }
+        let by = by.map(str::trim).filter(|b| !b.is_empty()).unwrap_or("unknown");
+        if by.len() > crate::model::MAX_LABEL_LEN {
+            return Err(Error::invalid(
+                "by",
+                format!("must be at most {} bytes", crate::model::MAX_LABEL_LEN),
+            ));
         }
         let now = now_ms.unwrap_or_else(time::now_ms);
         let mut entry = self.dead_letter(id)?;
-        entry.status = DeadLetterStatus::Resolved;
-        entry.resolution_note = Some(note.to_string());
-        entry.resolved_at = Some(time::format_rfc3339(now));
+        if entry.notes.len() >= MAX_NOTES {
+            return Err(Error::invalid("note", format!("dead letter {id:?} already has {MAX_NOTES} notes")));
+        }
+        let at = time::format_rfc3339(now);
+        entry.notes.push(DeadLetterNote {
+            by: by.to_string(),
+            at: at.clone(),
+            at_ms: now,
+            text: text.to_string(),
+            resolved: resolve,
+        });
+        if resolve {
+            entry.status = DeadLetterStatus::Resolved;
+            entry.resolution_note = Some(text.to_string());
+            entry.resolved_at = Some(at);
+        }
         entry.updated_ms = now;
         self.store().dlq_put(&entry)?;
         Ok(entry)

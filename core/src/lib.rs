@@ -43,7 +43,7 @@ pub use breaker::{BreakerConfig, BreakerSnapshot, BreakerState};
 pub use classify::ErrorKind;
 pub use config::{Config, Strategy};
 pub use contexts::Context;
-pub use dlq::{DeadLetter, DeadLetterQuery, DeadLetterStatus, NewDeadLetter};
+pub use dlq::{DeadLetter, DeadLetterNote, DeadLetterQuery, DeadLetterStatus, NewDeadLetter};
 pub use engine::{Engine, EngineBuilder, MetricsSnapshot};
 pub use error::{Error, Result};
 pub use events::{Event, EventKind, Subscription};

@@ -195,7 +195,12 @@ fn the_emergency_stop_breakers_budget_and_dead_letters_are_shared() {
     // Dead letters are one queue.
     let dl = a
         .add_dead_letter(
-            NewDeadLetter { job_id: "j1".into(), job_type: "mailer".into(), ..Default::default() },
+            NewDeadLetter {
+                job_id: "j1".into(),
+                job_type: "mailer".into(),
+                failure_reason: "no attempts left".into(),
+                ..Default::default()
+            },
             None,
         )
         .unwrap();

@@ -190,7 +190,12 @@ fn the_dead_letter_queue_keeps_history_and_notes_across_restarts() {
             )
             .unwrap();
         e.add_dead_letter(
-            NewDeadLetter { job_id: "order-18".into(), job_type: "report".into(), ..Default::default() },
+            NewDeadLetter {
+                job_id: "order-18".into(),
+                job_type: "report".into(),
+                failure_reason: "no attempts left".into(),
+                ..Default::default()
+            },
             Some(T0 + 1),
         )
         .unwrap();
@@ -231,6 +236,26 @@ fn the_dead_letter_queue_keeps_history_and_notes_across_restarts() {
     assert_eq!(err.field(), Some("status"), "{err}");
     let err = e.resolve_dead_letter(&id, "  ", None).unwrap_err();
     assert_eq!(err.field(), Some("note"));
+    // Notes are append-only: resolving again adds one, the first stays, each says who.
+    let again = e
+        .note_dead_letter(&id, "Customer confirmed receipt.", Some("ops-alice"), true, Some(T0 + 30))
+        .unwrap();
+    let notes: Vec<_> = again.notes.iter().map(|n| (n.by.as_str(), n.text.as_str(), n.resolved)).collect();
+    assert_eq!(
+        notes,
+        [
+            ("unknown", "Invoice sent by hand after the outage.", true),
+            ("ops-alice", "Customer confirmed receipt.", true)
+        ]
+    );
+    assert_eq!(again.resolution_note.as_deref(), Some("Customer confirmed receipt."));
+    let err = e
+        .add_dead_letter(
+            NewDeadLetter { job_id: "j".into(), job_type: "x".into(), ..Default::default() },
+            None,
+        )
+        .unwrap_err();
+    assert_eq!(err.field(), Some("failure_reason"), "required");
     assert!(matches!(e.dead_letter("dlq_missing"), Err(Error::NotFound { .. })));
     let err = e
         .add_dead_letter(

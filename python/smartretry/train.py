@@ -148,18 +148,20 @@ def calibration(y: Any, p: Any, bands: int = 10) -> Tuple[List[Dict[str, float]]
     return out, float(ece)
 
 
-def _estimators(seed: int) -> Dict[str, Any]:
+def _estimators(seed: int, learning_rate: float = 0.1, regularization: float = 1.0) -> Dict[str, Any]:
     from sklearn.ensemble import GradientBoostingClassifier  # type: ignore[import-untyped]
     from sklearn.linear_model import LogisticRegression  # type: ignore[import-untyped]
     from sklearn.pipeline import make_pipeline  # type: ignore[import-untyped]
     from sklearn.preprocessing import StandardScaler  # type: ignore[import-untyped]
 
     return {
-        "logistic_regression": make_pipeline(StandardScaler(), LogisticRegression(max_iter=2_000)),
+        "logistic_regression": make_pipeline(
+            StandardScaler(), LogisticRegression(max_iter=2_000, C=1.0 / regularization)
+        ),
         # Depth 5: recovery depends on job type × timing interactions (one downstream
         # recovers in 2 s, another in 20 s); depth-3 trees under-fit them (docs/ml.md).
         "gradient_boosting": GradientBoostingClassifier(
-            n_estimators=150, max_depth=5, learning_rate=0.1, random_state=seed
+            n_estimators=150, max_depth=5, learning_rate=learning_rate, random_state=seed
         ),
     }
 
@@ -232,6 +234,8 @@ def train(
     folds: int = 5,
     holdout: float = 0.2,
     seed: int = 7,
+    learning_rate: float = 0.1,
+    regularization: float = 1.0,
 ) -> Dict[str, Any]:
     """Train both models on ``history``, write ``<out>/<version>-<kind>.onnx`` + ``.json``,
     and return the report (one entry per model, with its cross-validation and hold-out
@@ -246,6 +250,10 @@ def train(
         raise TrainError(f"folds: must be at least 2, got {folds}")
     if not 0.05 <= holdout <= 0.5:
         raise TrainError(f"holdout: must be 0.05–0.5, got {holdout}")
+    if not 0.0 < learning_rate <= 1.0:
+        raise TrainError(f"learning_rate: must be in (0, 1], got {learning_rate}")
+    if not regularization > 0.0:
+        raise TrainError(f"regularization: must be > 0, got {regularization}")
     features = features or DEFAULT_FEATURES
     text = load_history(history)
     raw, n, width, labels, job_ids, delays = _native.ml_training_matrix(text, json.dumps(features))
@@ -268,12 +276,12 @@ def train(
     report: Dict[str, Any] = {"history": str(history), "rows": n, "positives": int(y.sum()), "models": []}
 
     k = min(folds, len(np.unique(split.groups_train)))
-    for kind, estimator in _estimators(seed).items():
+    for kind, estimator in _estimators(seed, learning_rate, regularization).items():
         cv: Dict[str, List[float]] = {}
         for fit_idx, val_idx in GroupKFold(n_splits=k).split(split.x_train, split.y_train, split.groups_train):
             if len(np.unique(split.y_train[fit_idx])) < 2:
                 continue
-            fold = _estimators(seed)[kind].fit(split.x_train[fit_idx], split.y_train[fit_idx])
+            fold = _estimators(seed, learning_rate, regularization)[kind].fit(split.x_train[fit_idx], split.y_train[fit_idx])
             for metric, v in _scores(split.y_train[val_idx], fold.predict_proba(split.x_train[val_idx])[:, 1]).items():
                 cv.setdefault(metric, []).append(v)
         model = estimator.fit(split.x_train, split.y_train)
@@ -348,6 +356,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--holdout", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--learning-rate", type=float, default=0.1, help="gradient boosting's shrinkage (0-1]")
+    parser.add_argument(
+        "--regularization", type=float, default=1.0, help="logistic regression's L2 strength (1/C, > 0)"
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(argv)
     try:
@@ -355,6 +367,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         report = train(
             args.history, args.out, name=args.name, version=args.version, features=features,
             folds=args.folds, holdout=args.holdout, seed=args.seed,
+            learning_rate=args.learning_rate, regularization=args.regularization,
         )
     except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)

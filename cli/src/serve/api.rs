@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, RawQuery, Request, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -19,7 +19,7 @@ use serde_json::json;
 use smartretry::{time, Attempt, Decision, Features, Method, Override, Policy};
 
 use super::error::ApiError;
-use super::{auth, dlq, metrics, ml, App};
+use super::{auth, dlq, metrics, ml, train, App};
 
 type Shared = State<Arc<App>>;
 type ApiResult<T> = Result<T, ApiError>;
@@ -51,15 +51,19 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/health/{job_type}", get(downstream_health))
         .route("/released/{job_type}", get(released))
         .route("/bayesian/update", post(bayesian_update))
-        .route("/ml/train", post(ml::train))
+        .route("/ml/train", post(train::train).layer(DefaultBodyLimit::max(app.body_limit("/ml/train"))))
         .route("/ml/deploy", post(ml::deploy))
         .route("/ml/rollback", post(ml::rollback))
-        .route("/ml/models", get(ml::models).post(ml::register))
+        .route(
+            "/ml/models",
+            get(ml::models).post(ml::register).layer(DefaultBodyLimit::max(app.body_limit("/ml/models"))),
+        )
         .route("/ml/status", get(ml::status))
-        .route("/dlq", get(dlq::list).post(dlq::add))
+        .route("/dlq", get(dlq::list).post(dlq::add).layer(DefaultBodyLimit::max(app.body_limit("/dlq"))))
         .route("/dlq/{id}", get(dlq::inspect))
         .route("/dlq/{id}/retry", post(dlq::retry))
         .route("/dlq/{id}/resolve", post(dlq::resolve))
+        .route("/dlq/{id}/notes", post(dlq::note))
         .route("/strategy", get(strategy))
         .route("/guardrails", put(update_guardrails).get(guardrails))
         .route("/emergency-stop", get(emergency_state).post(emergency_stop))
@@ -91,12 +95,13 @@ impl<T: DeserializeOwned> FromRequest<Arc<App>> for Body<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, app: &Arc<App>) -> ApiResult<Self> {
+        let limit = app.body_limit(req.uri().path().strip_prefix(app.base.as_str()).unwrap_or_default());
         let bytes = Bytes::from_request(req, app).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "Request body too large",
-                    format!("body: larger than this server's limit of {} bytes", app.max_body_bytes),
+                    format!("body: larger than this endpoint's limit of {limit} bytes"),
                 )
             } else {
                 ApiError::invalid("body", rejection.body_text())
@@ -123,17 +128,55 @@ pub fn known_params(q: &HashMap<String, String>, known: &[&str]) -> ApiResult<()
     }
 }
 
-async fn recommendation(State(app): Shared, Body(f): Body<Features>) -> ApiResult<Json<Decision>> {
+async fn recommendation(
+    State(app): Shared,
+    RawQuery(query): RawQuery,
+    Body(f): Body<Features>,
+) -> ApiResult<Response> {
+    let dead_letter = match query.as_deref() {
+        None | Some("") => app.dlq_on_give_up,
+        Some(q) => dead_letter_param(q)?,
+    };
     let started = Instant::now();
     let decision = app.engine.decide(&f, None);
     app.metrics.decision_latency.observe(started.elapsed());
     let decision = decision?;
+    let dead_letter = if dead_letter { dlq::on_give_up(&app, &f, &decision)? } else { None };
     app.remember(f, decision.clone());
-    if is_load_shed(&decision) {
+    let mut response = if is_load_shed(&decision) {
         app.metrics.refused_429.fetch_add(1, Ordering::Relaxed);
-        return Err(ApiError::refused(decision));
+        ApiError::refused(decision).into_response()
+    } else {
+        Json(decision).into_response()
+    };
+    if let Some(id) = dead_letter.and_then(|id| axum::http::HeaderValue::from_str(&id).ok()) {
+        response.headers_mut().insert("dead-letter-id", id);
     }
-    Ok(Json(decision))
+    Ok(response)
+}
+
+/// `?dead_letter=true|false`: put a job this recommendation gives up on in the queue.
+fn dead_letter_param(query: &str) -> ApiResult<bool> {
+    let mut on = false;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=').unwrap_or((pair, "")) {
+            ("dead_letter", "true") => on = true,
+            ("dead_letter", "false") => on = false,
+            ("dead_letter", other) => {
+                return Err(ApiError::invalid(
+                    "dead_letter",
+                    format!("expected true or false, got {other:?}"),
+                ))
+            }
+            (name, _) => {
+                return Err(ApiError::invalid(
+                    name,
+                    "unknown query parameter (this endpoint takes: dead_letter)",
+                ))
+            }
+        }
+    }
+    Ok(on)
 }
 
 /// Whether a load-shedding guardrail, rather than the failure itself, said no.

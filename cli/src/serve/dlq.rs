@@ -1,5 +1,7 @@
-//! The dead-letter queue over HTTP: list, inspect (with the attempt history), add,
-//! manual retry, resolve with a note. The queue itself lives in the engine's store.
+//! The dead-letter queue over HTTP: list, inspect (with the attempt history), add (with
+//! an inline payload up to the core's 1 MiB), manual retry, notes (append-only: who,
+//! when, what) and resolve; and, when asked, a dead letter for every job a recommendation
+//! gives up on. The queue itself lives in the engine's store.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,6 +13,7 @@ use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
 use smartretry::dlq::{DeadLetterQuery, DeadLetterStatus, NewDeadLetter};
+use smartretry::{Decision, Features};
 
 use super::api::{known_params, Body};
 use super::error::ApiError;
@@ -59,15 +62,48 @@ pub async fn retry(State(app): Shared, Path(id): Path<String>) -> Result<Respons
     Ok(Json(entry).into_response())
 }
 
+/// A note: what was done, and who did it.
 #[derive(Deserialize)]
-pub struct Resolution {
+pub struct Note {
     note: String,
+    #[serde(default)]
+    by: Option<String>,
 }
 
+/// Resolve with a note (appended to the notes; an earlier one is never overwritten).
 pub async fn resolve(
     State(app): Shared,
     Path(id): Path<String>,
-    Body(r): Body<Resolution>,
+    Body(n): Body<Note>,
 ) -> Result<Response, ApiError> {
-    Ok(Json(app.engine.resolve_dead_letter(&id, &r.note, None)?).into_response())
+    Ok(Json(app.engine.note_dead_letter(&id, &n.note, n.by.as_deref(), true, None)?).into_response())
+}
+
+/// Add a note without resolving.
+pub async fn note(
+    State(app): Shared,
+    Path(id): Path<String>,
+    Body(n): Body<Note>,
+) -> Result<Response, ApiError> {
+    Ok((StatusCode::CREATED, Json(app.engine.note_dead_letter(&id, &n.note, n.by.as_deref(), false, None)?))
+        .into_response())
+}
+
+/// The largest `POST /dlq` body: the core's inline payload limit plus room for the rest
+/// (attempt history, reason, reference).
+pub const MAX_BODY_BYTES: usize = smartretry::dlq::MAX_PAYLOAD_BYTES + 1024 * 1024;
+
+/// After a recommendation that gives the job up, put it in the queue (when asked: the
+/// server's `dlq.on_give_up`, or the request's `?dead_letter=`). Returns its id.
+pub fn on_give_up(app: &App, f: &Features, d: &Decision) -> Result<Option<String>, ApiError> {
+    let Some(job_id) = f.job_id.clone().filter(|_| !d.should_retry) else { return Ok(None) };
+    let new = NewDeadLetter {
+        job_id,
+        job_type: f.job_type.clone(),
+        error_class: Some(d.error_class.clone()),
+        tenant: f.tenant.clone(),
+        failure_reason: d.rationale.clone(),
+        ..NewDeadLetter::default()
+    };
+    Ok(Some(app.engine.add_dead_letter(new, None)?.id))
 }

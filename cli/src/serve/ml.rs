@@ -1,6 +1,10 @@
 //! The API document's model management: `ml/train` (runs the Python trainer on attempt
-//! history and registers what it made), `ml/deploy` (canary or shadow), `ml/rollback`,
-//! plus the registry (`ml/models`) and the tier's status (`ml/status`).
+//! history from the request or the store, and registers what it made), `ml/deploy`
+//! (canary or shadow), `ml/rollback`, plus the registry (`ml/models`: a model uploaded as
+//! bytes, or read from the one configured model directory) and the tier's status.
+//!
+//! No request names a file on the server's host: nothing outside the model directory is
+//! opened, and no answer says whether some path exists.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -51,24 +55,150 @@ pub async fn models(State(app): Shared) -> Json<serde_json::Value> {
     Json(json!({ "models": app.engine.models() }))
 }
 
+/// A model to register: its ONNX bytes (base64) with the sidecar, or a file name in the
+/// server's model directory (the sidecar beside it, or named).
 #[derive(Deserialize)]
 pub struct RegisterRequest {
-    /// An .onnx file on the server's host…
-    model_path: PathBuf,
-    /// …and its sidecar (default: the same name with .json).
     #[serde(default)]
-    sidecar_path: Option<PathBuf>,
+    onnx_base64: Option<String>,
+    #[serde(default)]
+    model: Option<String>,
+    /// The sidecar document, or (with `model`) the name of its file in the directory.
+    #[serde(default)]
+    sidecar: Option<serde_json::Value>,
 }
 
-/// Register a model already trained and exported (files on the server's host).
+/// A model the runtime could not take: 422 naming why (the tier below keeps deciding).
+pub(super) fn unprocessable(e: smartretry::Error) -> ApiError {
+    match e {
+        smartretry::Error::Model(why) => {
+            let mut out =
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "Model refused", format!("model: {why}"));
+            out.body.field = Some("model".into());
+            out
+        }
+        other => ApiError::from(other),
+    }
+}
+
+/// `name` inside the model directory, or why not (never saying what exists elsewhere).
+fn in_model_dir(app: &App, field: &str, name: &str) -> Result<PathBuf, ApiError> {
+    let dir = app.model_dir.as_deref().ok_or_else(|| {
+        ApiError::invalid(
+            field,
+            "this server reads no model files (server.ml.model_dir is not set): upload the bytes as onnx_base64",
+        )
+    })?;
+    let relative = std::path::Path::new(name);
+    let plain = relative.components().all(|c| matches!(c, std::path::Component::Normal(_)));
+    if name.is_empty() || !plain {
+        return Err(ApiError::invalid(
+            field,
+            "must be a file name inside the model directory (no /.., no absolute path)",
+        ));
+    }
+    // A link may point out of the directory: resolve, then check again.
+    let path = std::fs::canonicalize(dir.join(relative))
+        .ok()
+        .filter(|p| p.starts_with(dir) && p.is_file())
+        .ok_or_else(|| {
+        ApiError::invalid(field, format!("{name:?} is not a file in the model directory"))
+    })?;
+    Ok(path)
+}
+
+/// Read at most `max` bytes of `path` (a size the file claims is not trusted).
+fn read_capped(path: &std::path::Path, max: usize, field: &str) -> Result<Vec<u8>, ApiError> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)
+        .map_err(|e| ApiError::invalid(field, format!("cannot be read: {}", e.kind())))?;
+    let mut bytes = Vec::new();
+    file.take(max as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| ApiError::invalid(field, format!("cannot be read: {}", e.kind())))?;
+    if bytes.len() > max {
+        return Err(too_big(field, max));
+    }
+    Ok(bytes)
+}
+
+fn too_big(field: &str, max: usize) -> ApiError {
+    let mut e = ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "Model too large",
+        format!("{field}: larger than this server's limit of {max} bytes (server.ml.max_model_bytes)"),
+    );
+    e.body.field = Some(field.into());
+    e
+}
+
+/// Register a model: uploaded bytes, or a file of the model directory. A model that does
+/// not parse, or does not match its sidecar, is refused (422) naming why.
 pub async fn register(State(app): Shared, Body(r): Body<RegisterRequest>) -> Result<Response, ApiError> {
-    let info = app.engine.register_model_files(&r.model_path, r.sidecar_path.as_deref(), None)?;
+    let max = app.max_model_bytes;
+    let (onnx, sidecar) = match (r.onnx_base64, r.model) {
+        (Some(_), Some(_)) => return Err(ApiError::invalid("model", "give onnx_base64 or model, not both")),
+        (None, None) => {
+            return Err(ApiError::invalid(
+                "onnx_base64",
+                "give the model's bytes (onnx_base64) or a file name of the model directory (model)",
+            ))
+        }
+        (Some(b64), None) => {
+            use base64::Engine as _;
+            if b64.len() / 4 * 3 > max + 3 {
+                return Err(too_big("onnx_base64", max));
+            }
+            let onnx = base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .map_err(|e| ApiError::invalid("onnx_base64", format!("not base64: {e}")))?;
+            let sidecar = match r.sidecar {
+                Some(doc @ serde_json::Value::Object(_)) => doc,
+                Some(_) => {
+                    return Err(ApiError::invalid("sidecar", "expected the sidecar document (a JSON object)"))
+                }
+                None => return Err(ApiError::invalid("sidecar", "required with onnx_base64")),
+            };
+            (onnx, sidecar)
+        }
+        (None, Some(name)) => {
+            let path = in_model_dir(&app, "model", &name)?;
+            let onnx = read_capped(&path, max, "model")?;
+            let sidecar = match r.sidecar {
+                Some(doc @ serde_json::Value::Object(_)) => doc,
+                Some(serde_json::Value::String(file)) => read_sidecar(&app, &file)?,
+                Some(_) => return Err(ApiError::invalid("sidecar", "expected a document or a file name")),
+                None => {
+                    let beside = std::path::Path::new(&name).with_extension("json");
+                    read_sidecar(&app, &beside.to_string_lossy())?
+                }
+            };
+            (onnx, sidecar)
+        }
+    };
+    // The trainer's document (it may carry more than this version reads).
+    let sidecar: smartretry::Sidecar =
+        smartretry::model::from_value(sidecar).map_err(|e| e.within("sidecar"))?;
+    let info = tokio::task::spawn_blocking(move || app.engine.register_model(onnx, sidecar, None))
+        .await
+        .map_err(|e| ApiError::from(smartretry::Error::Model(e.to_string())))?
+        .map_err(unprocessable)?;
     Ok((StatusCode::CREATED, Json(info)).into_response())
+}
+
+fn read_sidecar(app: &App, name: &str) -> Result<serde_json::Value, ApiError> {
+    let path = in_model_dir(app, "sidecar", name)?;
+    let bytes = read_capped(&path, 1024 * 1024, "sidecar")?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| ApiError::invalid("sidecar", "must be UTF-8 JSON"))?;
+    smartretry::model::from_json(text).map_err(|e| ApiError::from(e.within("sidecar")))
 }
 
 #[derive(Deserialize)]
 pub struct ModelRef {
     version: String,
+    /// As the API document sends it: checked against the registered version's type.
+    #[serde(default)]
+    model_type: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -82,6 +212,18 @@ pub struct DeployRequest {
 }
 
 pub async fn deploy(State(app): Shared, Body(r): Body<DeployRequest>) -> Result<Response, ApiError> {
+    if let Some(asked) = &r.model.model_type {
+        let registered = app.engine.models().into_iter().find(|m| m.version == r.model.version);
+        let same = |m: &ModelInfo| {
+            m.model_type == *asked || m.model_type.strip_suffix("_regression") == Some(asked.as_str())
+        };
+        if let Some(m) = registered.filter(|m| !same(m)) {
+            return Err(ApiError::invalid(
+                "model.model_type",
+                format!("version {:?} is a {} model, not {asked:?}", m.version, m.model_type),
+            ));
+        }
+    }
     let deployment = if r.shadow {
         app.engine.shadow_model(Some(&r.model.version), None)?
     } else {
@@ -124,151 +266,4 @@ pub async fn rollback(State(app): Shared, body: Bytes) -> Result<Response, ApiEr
 
 fn now() -> String {
     smartretry::time::format_rfc3339(smartretry::time::now_ms())
-}
-
-#[derive(Deserialize)]
-pub struct TrainRequest {
-    /// `logistic` (or `logistic_regression`) or `gradient_boosting`: which of the
-    /// trained models the answer describes (both are registered).
-    #[serde(default = "default_model_type")]
-    model_type: String,
-    /// Attempt history on the server's host: JSON lines (`simulate --export`) or a
-    /// SQLite store.
-    history: PathBuf,
-    /// Feature names (the trainer's default set when absent).
-    #[serde(default)]
-    features: Option<Vec<String>>,
-    /// Hold-out share (the document's `validation_set`).
-    #[serde(default)]
-    validation_set: Option<f64>,
-    /// Folds of cross-validation.
-    #[serde(default)]
-    cross_validation: Option<u32>,
-}
-
-fn default_model_type() -> String {
-    "logistic".into()
-}
-
-/// The Python that runs the trainer: `SMARTRETRY_PYTHON`, else a `.venv` here or above,
-/// else `python3`.
-pub fn trainer_python() -> PathBuf {
-    std::env::var_os("SMARTRETRY_PYTHON").map(PathBuf::from).unwrap_or_else(|| {
-        let venv = std::env::current_dir()
-            .ok()
-            .and_then(|cwd| cwd.ancestors().map(|d| d.join(".venv/bin/python")).find(|p| p.exists()));
-        venv.unwrap_or_else(|| PathBuf::from("python3"))
-    })
-}
-
-/// Train on the given history, register both models, answer in the document's shape.
-pub async fn train(State(app): Shared, Body(r): Body<TrainRequest>) -> Result<Response, ApiError> {
-    let kind = match r.model_type.as_str() {
-        "logistic" | "logistic_regression" => "logistic_regression",
-        "gradient_boosting" | "gb" => "gradient_boosting",
-        other => {
-            return Err(ApiError::invalid(
-                "model_type",
-                format!("expected \"logistic\" or \"gradient_boosting\", got {other:?}"),
-            ))
-        }
-    };
-    if let Some(v) = r.validation_set {
-        if !(0.05..=0.5).contains(&v) {
-            return Err(ApiError::invalid("validation_set", "must be 0.05–0.5"));
-        }
-    }
-    if let Some(k) = r.cross_validation {
-        if !(2..=20).contains(&k) {
-            return Err(ApiError::invalid("cross_validation", "must be 2–20 folds"));
-        }
-    }
-    if !r.history.exists() {
-        return Err(ApiError::invalid(
-            "history",
-            format!("{} does not exist on the server", r.history.display()),
-        ));
-    }
-    let out = std::env::temp_dir().join(format!(
-        "smartretry-train-{}-{}",
-        std::process::id(),
-        smartretry::time::now_ms()
-    ));
-    std::fs::create_dir_all(&out)
-        .map_err(|e| ApiError::from(smartretry::Error::Model(format!("{}: {e}", out.display()))))?;
-    let mut args: Vec<String> = vec!["-m".into(), "smartretry.train".into(), "--json".into()];
-    args.extend([
-        "--history".into(),
-        r.history.display().to_string(),
-        "--out".into(),
-        out.display().to_string(),
-    ]);
-    if let Some(v) = r.validation_set {
-        args.extend(["--holdout".into(), v.to_string()]);
-    }
-    if let Some(k) = r.cross_validation {
-        args.extend(["--folds".into(), k.to_string()]);
-    }
-    if let Some(features) = &r.features {
-        let file = out.join("features.json");
-        let list: Vec<_> = features.iter().map(|name| json!({ "name": name })).collect();
-        std::fs::write(&file, serde_json::to_string(&list).unwrap_or_default())
-            .map_err(|e| ApiError::from(smartretry::Error::Model(e.to_string())))?;
-        args.extend(["--features".into(), file.display().to_string()]);
-    }
-    let python = trainer_python();
-    let output =
-        tokio::task::spawn_blocking(move || std::process::Command::new(&python).args(&args).output())
-            .await
-            .map_err(|e| ApiError::from(smartretry::Error::Model(e.to_string())))?
-            .map_err(|e| {
-                ApiError::from(smartretry::Error::Model(format!(
-                    "cannot run the trainer: {e}; set SMARTRETRY_PYTHON"
-                )))
-            })?;
-    let result = (|| {
-        if !output.status.success() {
-            let stderr = String::from_utf8_lossy(&output.stderr);
-            let reason =
-                stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no message").to_string();
-            return Err(smartretry::Error::Model(format!("training failed: {reason}")));
-        }
-        let report: serde_json::Value = serde_json::from_slice(&output.stdout)
-            .map_err(|e| smartretry::Error::Model(format!("the trainer's report is not JSON: {e}")))?;
-        let mut chosen: Option<ModelInfo> = None;
-        for m in report["models"].as_array().into_iter().flatten() {
-            let (Some(model), Some(sidecar)) = (m["model"].as_str(), m["sidecar"].as_str()) else { continue };
-            let info = app.engine.register_model_files(model, Some(std::path::Path::new(sidecar)), None)?;
-            if info.model_type == kind {
-                chosen = Some(info);
-            }
-        }
-        let info =
-            chosen.ok_or_else(|| smartretry::Error::Model(format!("the trainer made no {kind} model")))?;
-        Ok((info, report["rows"].as_u64().unwrap_or(0)))
-    })();
-    let _ = std::fs::remove_dir_all(&out);
-    let (info, rows) = result?;
-    let holdout = r.validation_set.unwrap_or(0.2);
-    let validation_samples = (rows as f64 * holdout).round() as u64;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({
-            "version": info.version,
-            "model_type": info.model_type,
-            "features": info.features,
-            "trained_at": info.registered_at,
-            "accuracy": info.metrics.accuracy,
-            "f1_score": info.metrics.f1,
-            "auc": info.metrics.auc,
-            "validation_set": format!("{:.0}% of {rows} samples", holdout * 100.0),
-            "enabled": false,
-            "metadata": {
-                "training_samples": rows - validation_samples,
-                "validation_samples": validation_samples,
-                "feature_count": info.features.len(),
-            },
-        })),
-    )
-        .into_response())
 }

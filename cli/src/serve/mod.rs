@@ -13,6 +13,7 @@ pub mod error;
 pub mod health;
 pub mod metrics;
 pub mod ml;
+pub mod train;
 mod webhook;
 
 use std::collections::VecDeque;
@@ -43,8 +44,39 @@ struct ServerSection {
     /// `/health` answers 503 while the store is degraded (default: 200 with the reason).
     strict_health: Option<bool>,
     metrics: MetricsConfig,
+    dlq: DlqConfig,
+    ml: MlConfig,
     alerts: AlertConfig,
 }
+
+/// The config file's `server.dlq` section.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DlqConfig {
+    /// Every job a recommendation gives up on (with a `job_id`) goes to the queue, its
+    /// failure reason the decision's rationale (per request: `?dead_letter=true|false`).
+    pub on_give_up: bool,
+}
+
+/// The config file's `server.ml` section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MlConfig {
+    /// The one directory `POST /ml/models {"model": "name.onnx"}` reads from (none: models
+    /// come only as uploaded bytes). Nothing outside it is ever opened or named.
+    pub model_dir: Option<PathBuf>,
+    /// The largest model accepted, uploaded or read.
+    pub max_model_bytes: usize,
+}
+
+impl Default for MlConfig {
+    fn default() -> Self {
+        MlConfig { model_dir: None, max_model_bytes: DEFAULT_MAX_MODEL_BYTES }
+    }
+}
+
+/// Models larger than this are refused unless `server.ml.max_model_bytes` says otherwise.
+pub const DEFAULT_MAX_MODEL_BYTES: usize = 16 * 1024 * 1024;
 
 /// The config file's `server.metrics` section.
 #[derive(Debug, Clone, Deserialize)]
@@ -76,6 +108,8 @@ pub struct ServeOptions {
     pub strict_health: bool,
     /// Job types with metric series of their own.
     pub max_job_types: usize,
+    pub dlq: DlqConfig,
+    pub ml: MlConfig,
     pub alerts: AlertConfig,
 }
 
@@ -190,7 +224,30 @@ impl ServeOptions {
         if !(1..=10_000).contains(&max_job_types) {
             return Err(Error::config("server.metrics.max_job_types", "must be 1–10000"));
         }
-        Ok(ServeOptions { addr, config, auth, max_body_bytes, strict_health, max_job_types, alerts })
+        let mut ml = section.ml;
+        if let Some(dir) = env("RETRY_MODEL_DIR") {
+            ml.model_dir = Some(PathBuf::from(dir));
+        }
+        if let Some(dir) = &ml.model_dir {
+            let canonical = std::fs::canonicalize(dir).ok().filter(|d| d.is_dir()).ok_or_else(|| {
+                Error::config("server.ml.model_dir", format!("{} is not a directory", dir.display()))
+            })?;
+            ml.model_dir = Some(canonical);
+        }
+        if !(1024..=1024 * 1024 * 1024).contains(&ml.max_model_bytes) {
+            return Err(Error::config("server.ml.max_model_bytes", "must be 1 KiB – 1 GiB"));
+        }
+        Ok(ServeOptions {
+            addr,
+            config,
+            auth,
+            max_body_bytes,
+            strict_health,
+            max_job_types,
+            dlq: section.dlq,
+            ml,
+            alerts,
+        })
     }
 }
 
@@ -217,6 +274,11 @@ pub struct App {
     pub store_health: health::StoreHealth,
     pub strict_health: bool,
     pub max_job_types: usize,
+    /// Put every job a recommendation gives up on in the dead-letter queue.
+    pub dlq_on_give_up: bool,
+    /// Where models may be read from (`POST /ml/models {"model": "name.onnx"}`).
+    pub model_dir: Option<PathBuf>,
+    pub max_model_bytes: usize,
     started_ms: u64,
 }
 
@@ -243,8 +305,23 @@ impl App {
             store_health: health::StoreHealth::new(now),
             strict_health: opts.strict_health,
             max_job_types: opts.max_job_types,
+            dlq_on_give_up: opts.dlq.on_give_up,
+            model_dir: opts.ml.model_dir.clone(),
+            max_model_bytes: opts.ml.max_model_bytes,
             started_ms: now,
         })
+    }
+
+    /// The largest request body `path` (below the base path) takes: the server's limit,
+    /// or more where the documents promise more (a 1 MiB dead-letter payload, a model).
+    pub fn body_limit(&self, path: &str) -> usize {
+        match path {
+            "/dlq" => self.max_body_bytes.max(dlq::MAX_BODY_BYTES),
+            // Base64 takes 4 bytes per 3, plus the sidecar.
+            "/ml/models" => self.max_body_bytes.max(self.max_model_bytes / 3 * 4 + 1024 * 1024),
+            "/ml/train" => self.max_body_bytes.max(train::MAX_BODY_BYTES),
+            _ => self.max_body_bytes,
+        }
     }
 
     fn remember(&self, features: Features, decision: Decision) {
