@@ -670,7 +670,7 @@ impl Engine {
         {
             // The server said when: that beats any guess. Up to 5 % later, so the callers
             // it told do not all return in the same millisecond.
-            d.delay_ms = wait + (wait as f64 * 0.05 * rand01(mix64(bits ^ 0x5eed))) as u64;
+            d.delay_ms = wait.saturating_add((wait as f64 * 0.05 * rand01(mix64(bits ^ 0x5eed))) as u64);
             d.confidence = 0.9;
             d.estimated = learned.as_ref().and_then(|l| l.plan).map_or(0.9, |p| p.recovered_by.max(0.5));
             say!(&mut d.rationale, "Retry ", retry, " of ", max_attempts, " in ", Ms(d.delay_ms), ": ");

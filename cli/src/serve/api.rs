@@ -109,7 +109,8 @@ impl<T: DeserializeOwned> FromRequest<Arc<App>> for Body<T> {
         })?;
         let text =
             std::str::from_utf8(&bytes).map_err(|_| ApiError::invalid("body", "must be UTF-8 JSON"))?;
-        if text.trim().is_empty() {
+        // Every body is an object (serde would also read a struct from an array).
+        if !text.trim_start().starts_with('{') {
             return Err(ApiError::invalid("body", "a JSON object is required"));
         }
         // Unknown fields are refused, named: a misspelt setting must not be a silent no-op.
