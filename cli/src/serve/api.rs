@@ -213,9 +213,60 @@ async fn preview(State(app): Shared, Body(req): Body<PreviewRequest>) -> ApiResu
     Ok(Json(app.engine.preview(&req.features, max, None)?).into_response())
 }
 
-async fn attempt(State(app): Shared, Body(a): Body<Attempt>) -> ApiResult<Response> {
+/// How long a durable acknowledgement waits for the store before answering 503.
+pub const DURABLE_ACK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Record an outcome. `?ack=buffered` (the default unless `server.attempt_ack` says
+/// otherwise): 202 once the engine has it — it has learned from it and queued it for the
+/// store, so a crash of this process in the next ~50 ms loses it. `?ack=durable`: 202 only
+/// once the store has it (the SQLite transaction committed / Redis replied); if the store
+/// does not confirm within 10 s, 503 — the outcome is learned and stays buffered, and will
+/// be written when the store answers, but nothing was promised.
+async fn attempt(
+    State(app): Shared,
+    RawQuery(query): RawQuery,
+    Body(a): Body<Attempt>,
+) -> ApiResult<Response> {
+    let durable = match query.as_deref() {
+        None | Some("") => app.durable_acks,
+        Some(q) => ack_param(q)?,
+    };
     app.engine.record(&a, None)?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "recorded": true, "job_id": a.job_id }))).into_response())
+    if durable {
+        let flushing = Arc::clone(&app);
+        let flushed = tokio::task::spawn_blocking(move || flushing.engine.flush(DURABLE_ACK_TIMEOUT))
+            .await
+            .map_err(|e| smartretry::Error::Store(e.to_string()))?;
+        if let Err(e) = flushed {
+            app.metrics.durable_unconfirmed.fetch_add(1, Ordering::Relaxed);
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Not durable",
+                format!("the outcome is learned and buffered, but the store did not confirm it: {e}"),
+            ));
+        }
+    }
+    let ack = if durable { "durable" } else { "buffered" };
+    Ok((StatusCode::ACCEPTED, Json(json!({ "recorded": true, "job_id": a.job_id, "ack": ack })))
+        .into_response())
+}
+
+/// `?ack=durable|buffered`.
+fn ack_param(query: &str) -> ApiResult<bool> {
+    let mut durable = false;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=').unwrap_or((pair, "")) {
+            ("ack", "durable") => durable = true,
+            ("ack", "buffered") => durable = false,
+            ("ack", other) => {
+                return Err(ApiError::invalid("ack", format!("expected durable or buffered, got {other:?}")))
+            }
+            (name, _) => {
+                return Err(ApiError::invalid(name, "unknown query parameter (this endpoint takes: ack)"))
+            }
+        }
+    }
+    Ok(durable)
 }
 
 async fn stats(State(app): Shared, Query(q): Query<HashMap<String, String>>) -> ApiResult<Response> {

@@ -52,6 +52,8 @@ pub struct ServerMetrics {
     pub auth_refused: AtomicU64,
     /// Changes of the store's state (up → degraded → up).
     pub store_transitions: AtomicU64,
+    /// Durable acknowledgements the store did not confirm in time (answered 503).
+    pub durable_unconfirmed: AtomicU64,
 }
 
 /// Escape a label value (backslash, quote, newline).
@@ -284,6 +286,17 @@ pub fn render(app: &App, now_ms: u64) -> String {
         out,
         "smartretry_store_transitions_total {}",
         server.store_transitions.load(Ordering::Relaxed)
+    );
+    metric(
+        &mut out,
+        "smartretry_durable_ack_unconfirmed_total",
+        "counter",
+        "Durable /attempt acknowledgements the store did not confirm in time (503).",
+    );
+    let _ = writeln!(
+        out,
+        "smartretry_durable_ack_unconfirmed_total {}",
+        server.durable_unconfirmed.load(Ordering::Relaxed)
     );
     let alerts = &app.alerts;
     metric(

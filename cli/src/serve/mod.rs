@@ -43,10 +43,22 @@ struct ServerSection {
     auth: AuthConfig,
     /// `/health` answers 503 while the store is degraded (default: 200 with the reason).
     strict_health: Option<bool>,
+    /// What a 202 from `/attempt` promises by default: `buffered` or `durable`.
+    attempt_ack: Option<Ack>,
     metrics: MetricsConfig,
     dlq: DlqConfig,
     ml: MlConfig,
     alerts: AlertConfig,
+}
+
+/// What a 202 from `POST /attempt` promises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ack {
+    /// The engine learned it and queued it for the store (written within ~50 ms).
+    Buffered,
+    /// The store has it: the SQLite transaction committed, or Redis replied.
+    Durable,
 }
 
 /// The config file's `server.dlq` section.
@@ -108,6 +120,8 @@ pub struct ServeOptions {
     pub strict_health: bool,
     /// Job types with metric series of their own.
     pub max_job_types: usize,
+    /// `/attempt` acknowledges after the store's commit unless `?ack=buffered`.
+    pub durable_acks: bool,
     pub dlq: DlqConfig,
     pub ml: MlConfig,
     pub alerts: AlertConfig,
@@ -244,6 +258,7 @@ impl ServeOptions {
             max_body_bytes,
             strict_health,
             max_job_types,
+            durable_acks: section.attempt_ack == Some(Ack::Durable),
             dlq: section.dlq,
             ml,
             alerts,
@@ -274,6 +289,8 @@ pub struct App {
     pub store_health: health::StoreHealth,
     pub strict_health: bool,
     pub max_job_types: usize,
+    /// `/attempt` acknowledges after the store's commit by default.
+    pub durable_acks: bool,
     /// Put every job a recommendation gives up on in the dead-letter queue.
     pub dlq_on_give_up: bool,
     /// Where models may be read from (`POST /ml/models {"model": "name.onnx"}`).
@@ -305,6 +322,7 @@ impl App {
             store_health: health::StoreHealth::new(now),
             strict_health: opts.strict_health,
             max_job_types: opts.max_job_types,
+            durable_acks: opts.durable_acks,
             dlq_on_give_up: opts.dlq.on_give_up,
             model_dir: opts.ml.model_dir.clone(),
             max_model_bytes: opts.ml.max_model_bytes,

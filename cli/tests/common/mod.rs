@@ -66,6 +66,12 @@ impl Server {
         Server { child, url, stderr }
     }
 
+    /// `kill -9` the server now (SIGKILL: no shutdown, no flush).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     pub fn client(&self) -> Client {
         Client::new(&self.url).unwrap().with_token(Some(TOKEN.into()))
     }
