@@ -116,8 +116,12 @@ impl RedisStore {
     pub fn open(opts: &RedisOptions) -> Result<RedisStore> {
         let client = redis::Client::open(opts.url.as_str())
             .map_err(|e| Error::config("store", format!("{}: {e}", opts.display)))?;
+        // Unique per store, also for two opened by one process in one millisecond (a
+        // shared id would make each take the other's outcomes for its own and skip them).
+        static OPENED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let nth = OPENED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let worker = format!(
-            "{:x}-{:x}",
+            "{:x}-{:x}-{nth}",
             std::process::id(),
             crate::backoff::mix64(crate::time::now_ms() ^ (&client as *const _ as u64))
         );
