@@ -311,15 +311,7 @@ impl Alerts {
         let mut candidates = Vec::new();
         let mut alert =
             |name: &str, severity: &str, subject: &str, message: String, value: f64, threshold: f64| {
-                candidates.push(Alert {
-                    alert: name.into(),
-                    severity: severity.into(),
-                    subject: subject.into(),
-                    message,
-                    value,
-                    threshold,
-                    timestamp: time::format_rfc3339(now),
-                })
+                candidates.push(Alert::new(name, severity, subject, message, value, threshold, now))
             };
         for b in engine.breakers(Some(now)) {
             let calls = b.failures + b.successes;

@@ -134,10 +134,10 @@ async fn recommendation(
     RawQuery(query): RawQuery,
     Body(f): Body<Features>,
 ) -> ApiResult<Response> {
-    let dead_letter = match query.as_deref() {
-        None | Some("") => app.dlq_on_give_up,
-        Some(q) => dead_letter_param(q)?,
-    };
+    // `?dead_letter=true`: put a job this recommendation gives up on in the queue.
+    let values = [("true", true), ("false", false)];
+    let dead_letter =
+        one_param(query.as_deref().unwrap_or(""), "dead_letter", &values)?.unwrap_or(app.dlq_on_give_up);
     let started = Instant::now();
     let decision = app.engine.decide(&f, None);
     app.metrics.decision_latency.observe(started.elapsed());
@@ -156,28 +156,25 @@ async fn recommendation(
     Ok(response)
 }
 
-/// `?dead_letter=true|false`: put a job this recommendation gives up on in the queue.
-fn dead_letter_param(query: &str) -> ApiResult<bool> {
-    let mut on = false;
+/// The one query parameter `name` an endpoint takes, as one of `values`; `None` when
+/// absent. Any other parameter is refused, named.
+fn one_param(query: &str, name: &str, values: &[(&str, bool)]) -> ApiResult<Option<bool>> {
+    let mut chosen = None;
     for pair in query.split('&').filter(|p| !p.is_empty()) {
-        match pair.split_once('=').unwrap_or((pair, "")) {
-            ("dead_letter", "true") => on = true,
-            ("dead_letter", "false") => on = false,
-            ("dead_letter", other) => {
-                return Err(ApiError::invalid(
-                    "dead_letter",
-                    format!("expected true or false, got {other:?}"),
-                ))
-            }
-            (name, _) => {
-                return Err(ApiError::invalid(
-                    name,
-                    "unknown query parameter (this endpoint takes: dead_letter)",
-                ))
-            }
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if key != name {
+            return Err(ApiError::invalid(
+                key,
+                format!("unknown query parameter (this endpoint takes: {name})"),
+            ));
         }
+        let known: Vec<&str> = values.iter().map(|(v, _)| *v).collect();
+        let (_, on) = values.iter().find(|(v, _)| *v == value).ok_or_else(|| {
+            ApiError::invalid(name, format!("expected {}, got {value:?}", known.join(" or ")))
+        })?;
+        chosen = Some(*on);
     }
-    Ok(on)
+    Ok(chosen)
 }
 
 /// Whether a load-shedding guardrail, rather than the failure itself, said no.
@@ -227,10 +224,8 @@ async fn attempt(
     RawQuery(query): RawQuery,
     Body(a): Body<Attempt>,
 ) -> ApiResult<Response> {
-    let durable = match query.as_deref() {
-        None | Some("") => app.durable_acks,
-        Some(q) => ack_param(q)?,
-    };
+    let values = [("durable", true), ("buffered", false)];
+    let durable = one_param(query.as_deref().unwrap_or(""), "ack", &values)?.unwrap_or(app.durable_acks);
     app.engine.record(&a, None)?;
     if durable {
         let flushing = Arc::clone(&app);
@@ -249,24 +244,6 @@ async fn attempt(
     let ack = if durable { "durable" } else { "buffered" };
     Ok((StatusCode::ACCEPTED, Json(json!({ "recorded": true, "job_id": a.job_id, "ack": ack })))
         .into_response())
-}
-
-/// `?ack=durable|buffered`.
-fn ack_param(query: &str) -> ApiResult<bool> {
-    let mut durable = false;
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        match pair.split_once('=').unwrap_or((pair, "")) {
-            ("ack", "durable") => durable = true,
-            ("ack", "buffered") => durable = false,
-            ("ack", other) => {
-                return Err(ApiError::invalid("ack", format!("expected durable or buffered, got {other:?}")))
-            }
-            (name, _) => {
-                return Err(ApiError::invalid(name, "unknown query parameter (this endpoint takes: ack)"))
-            }
-        }
-    }
-    Ok(durable)
 }
 
 async fn stats(State(app): Shared, Query(q): Query<HashMap<String, String>>) -> ApiResult<Response> {

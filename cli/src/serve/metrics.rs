@@ -61,6 +61,12 @@ fn label(value: &str) -> String {
     value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
+/// A metric without labels: its help, type and value.
+fn scalar(out: &mut String, name: &str, kind: &str, help: &str, value: impl std::fmt::Display) {
+    metric(out, name, kind, help);
+    let _ = writeln!(out, "{name} {value}");
+}
+
 fn metric(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
@@ -116,20 +122,26 @@ pub fn render(app: &App, now_ms: u64) -> String {
     for (method, n) in &m.decisions_by_method {
         let _ = writeln!(out, "smartretry_recommendations_total{{method=\"{}\"}} {n}", method.as_str());
     }
-    metric(&mut out, "smartretry_retries_granted_total", "counter", "Decisions that said retry.");
-    let _ = writeln!(out, "smartretry_retries_granted_total {}", m.retries_total);
-    metric(&mut out, "smartretry_retries_refused_total", "counter", "Decisions that said do not retry.");
-    let _ = writeln!(out, "smartretry_retries_refused_total {}", m.refusals_total);
-    metric(
+    scalar(
+        &mut out,
+        "smartretry_retries_granted_total",
+        "counter",
+        "Decisions that said retry.",
+        m.retries_total,
+    );
+    scalar(
+        &mut out,
+        "smartretry_retries_refused_total",
+        "counter",
+        "Decisions that said do not retry.",
+        m.refusals_total,
+    );
+    scalar(
         &mut out,
         "smartretry_guardrail_refusals_http_total",
         "counter",
         "Recommendations answered 429 (a guardrail refused).",
-    );
-    let _ = writeln!(
-        out,
-        "smartretry_guardrail_refusals_http_total {}",
-        server.refused_429.load(std::sync::atomic::Ordering::Relaxed)
+        server.refused_429.load(std::sync::atomic::Ordering::Relaxed),
     );
 
     metric(
@@ -194,118 +206,143 @@ pub fn render(app: &App, now_ms: u64) -> String {
         let rate = if calls == 0 { 0.0 } else { other.failures as f64 / calls as f64 };
         let _ = writeln!(out, "smartretry_downstream_failure_rate{{job_type=\"other\"}} {rate}");
     }
-    metric(
+    scalar(
         &mut out,
         "smartretry_job_types",
         "gauge",
         "Job types with a circuit breaker (with or without their own series).",
+        top.len() + other.as_ref().map_or(0, |o| o.job_types),
     );
-    let _ = writeln!(out, "smartretry_job_types {}", top.len() + other.as_ref().map_or(0, |o| o.job_types));
 
     let budget = engine.retry_budget(Some(now_ms));
-    metric(&mut out, "smartretry_retry_budget_used", "gauge", "Retries granted in the budget window.");
-    let _ = writeln!(out, "smartretry_retry_budget_used {}", budget.retries);
-    metric(&mut out, "smartretry_retry_budget_allowed", "gauge", "Retries the budget window allows.");
-    let _ = writeln!(out, "smartretry_retry_budget_allowed {}", budget.allowed);
+    scalar(
+        &mut out,
+        "smartretry_retry_budget_used",
+        "gauge",
+        "Retries granted in the budget window.",
+        budget.retries,
+    );
+    scalar(
+        &mut out,
+        "smartretry_retry_budget_allowed",
+        "gauge",
+        "Retries the budget window allows.",
+        budget.allowed,
+    );
     metric(&mut out, "smartretry_retry_budget_ratio", "gauge", "Share of the retry budget spent (0-1).");
     let ratio =
         if budget.allowed == 0 { 1.0 } else { (budget.retries as f64 / budget.allowed as f64).min(1.0) };
     let _ = writeln!(out, "smartretry_retry_budget_ratio {ratio}");
 
-    metric(&mut out, "smartretry_learned_keys", "gauge", "(job_type, error_class) keys with learned state.");
-    let _ = writeln!(out, "smartretry_learned_keys {}", m.learned_keys);
-    metric(
+    scalar(
+        &mut out,
+        "smartretry_learned_keys",
+        "gauge",
+        "(job_type, error_class) keys with learned state.",
+        m.learned_keys,
+    );
+    scalar(
         &mut out,
         "smartretry_key_evictions_total",
         "counter",
         "Learned keys evicted at the key cap (LRU).",
+        m.key_evictions_total,
     );
-    let _ = writeln!(out, "smartretry_key_evictions_total {}", m.key_evictions_total);
-    metric(
+    scalar(
         &mut out,
         "smartretry_released_total",
         "counter",
         "Waiting jobs told to retry now: their downstream came back (probe-and-release).",
+        m.released_total,
     );
-    let _ = writeln!(out, "smartretry_released_total {}", m.released_total);
-    metric(&mut out, "smartretry_attempts_recorded_total", "counter", "Attempt outcomes recorded.");
-    let _ = writeln!(out, "smartretry_attempts_recorded_total {}", m.records_total);
-    metric(&mut out, "smartretry_bayesian_refits_total", "counter", "Bayesian model refits.");
-    let _ = writeln!(out, "smartretry_bayesian_refits_total {}", m.refits_total);
-    metric(&mut out, "smartretry_emergency_stop", "gauge", "1 while the emergency stop is on.");
-    let _ = writeln!(out, "smartretry_emergency_stop {}", u8::from(m.emergency_stop));
-    metric(
+    scalar(
+        &mut out,
+        "smartretry_attempts_recorded_total",
+        "counter",
+        "Attempt outcomes recorded.",
+        m.records_total,
+    );
+    scalar(&mut out, "smartretry_bayesian_refits_total", "counter", "Bayesian model refits.", m.refits_total);
+    scalar(
+        &mut out,
+        "smartretry_emergency_stop",
+        "gauge",
+        "1 while the emergency stop is on.",
+        u8::from(m.emergency_stop),
+    );
+    scalar(
         &mut out,
         "smartretry_auth_refused_total",
         "counter",
         "Requests refused 401/403 (token missing, invalid or read-only).",
+        server.auth_refused.load(Ordering::Relaxed),
     );
-    let _ = writeln!(out, "smartretry_auth_refused_total {}", server.auth_refused.load(Ordering::Relaxed));
-    metric(&mut out, "smartretry_alerts_total", "counter", "Alerts fired (after cooldown).");
-    let _ =
-        writeln!(out, "smartretry_alerts_total {}", server.alerts.load(std::sync::atomic::Ordering::Relaxed));
+    scalar(
+        &mut out,
+        "smartretry_alerts_total",
+        "counter",
+        "Alerts fired (after cooldown).",
+        server.alerts.load(std::sync::atomic::Ordering::Relaxed),
+    );
 
     let store = app.store_health.status(engine);
-    metric(
+    scalar(
         &mut out,
         "smartretry_store_up",
         "gauge",
         "1 while the store answers and takes writes, 0 while degraded.",
+        u8::from(store.is_up()),
     );
-    let _ = writeln!(out, "smartretry_store_up {}", u8::from(store.is_up()));
-    metric(
+    scalar(
         &mut out,
         "smartretry_store_write_errors_total",
         "counter",
         "Failed store writes and fleet syncs.",
+        store.errors_total,
     );
-    let _ = writeln!(out, "smartretry_store_write_errors_total {}", store.errors_total);
-    metric(
+    scalar(
         &mut out,
         "smartretry_store_buffered",
         "gauge",
         "Outcomes and audit records waiting to be written.",
+        store.buffered,
     );
-    let _ = writeln!(out, "smartretry_store_buffered {}", store.buffered);
-    metric(
+    scalar(
         &mut out,
         "smartretry_store_dropped_total",
         "counter",
         "Records dropped: the buffer was full while the store was down.",
+        store.dropped_total,
     );
-    let _ = writeln!(out, "smartretry_store_dropped_total {}", store.dropped_total);
-    metric(&mut out, "smartretry_store_written_total", "counter", "Records written to the store.");
-    let _ = writeln!(out, "smartretry_store_written_total {}", m.store_written_total);
-    metric(
+    scalar(
+        &mut out,
+        "smartretry_store_written_total",
+        "counter",
+        "Records written to the store.",
+        m.store_written_total,
+    );
+    scalar(
         &mut out,
         "smartretry_store_transitions_total",
         "counter",
         "Changes of the store's state (up to degraded and back).",
+        server.store_transitions.load(Ordering::Relaxed),
     );
-    let _ = writeln!(
-        out,
-        "smartretry_store_transitions_total {}",
-        server.store_transitions.load(Ordering::Relaxed)
-    );
-    metric(
+    scalar(
         &mut out,
         "smartretry_durable_ack_unconfirmed_total",
         "counter",
         "Durable /attempt acknowledgements the store did not confirm in time (503).",
-    );
-    let _ = writeln!(
-        out,
-        "smartretry_durable_ack_unconfirmed_total {}",
-        server.durable_unconfirmed.load(Ordering::Relaxed)
+        server.durable_unconfirmed.load(Ordering::Relaxed),
     );
     let alerts = &app.alerts;
-    metric(
+    scalar(
         &mut out,
         "smartretry_alerts_dropped_total",
         "counter",
         "Alerts the full delivery queue had no room for.",
+        alerts.dropped.load(Ordering::Relaxed),
     );
-    let _ = writeln!(out, "smartretry_alerts_dropped_total {}", alerts.dropped.load(Ordering::Relaxed));
     metric(
         &mut out,
         "smartretry_alert_deliveries_total",
@@ -330,15 +367,20 @@ pub fn render(app: &App, now_ms: u64) -> String {
         }
     }
     let ml = engine.ml_status();
-    metric(&mut out, "smartretry_ml_available", "gauge", "1 while the ML tier can take part in decisions.");
-    let _ = writeln!(out, "smartretry_ml_available {}", u8::from(ml.enabled && ml.available));
-    metric(
+    scalar(
+        &mut out,
+        "smartretry_ml_available",
+        "gauge",
+        "1 while the ML tier can take part in decisions.",
+        u8::from(ml.enabled && ml.available),
+    );
+    scalar(
         &mut out,
         "smartretry_ml_errors_total",
         "counter",
         "Model inferences that failed (the tier below decided).",
+        ml.errors_total,
     );
-    let _ = writeln!(out, "smartretry_ml_errors_total {}", ml.errors_total);
     metric(
         &mut out,
         "smartretry_model_accuracy",
@@ -348,13 +390,13 @@ pub fn render(app: &App, now_ms: u64) -> String {
     if let Some((version, accuracy)) = super::ml::accuracy(&ml) {
         let _ = writeln!(out, "smartretry_model_accuracy{{version=\"{}\"}} {accuracy}", label(&version));
     }
-    metric(
+    scalar(
         &mut out,
         "smartretry_model_brier_live",
         "gauge",
         "Brier score of the served model's predictions on recorded outcomes.",
+        ml.comparison.ml.brier,
     );
-    let _ = writeln!(out, "smartretry_model_brier_live {}", ml.comparison.ml.brier);
     metric(
         &mut out,
         "smartretry_model_drift",
