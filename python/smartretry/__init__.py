@@ -36,6 +36,7 @@ from .errors import (
 from .retrying import AttemptContext, Retrying, retrying
 from .testing import is_testing, set_testing, testing
 from .batch import BatchSummary, DeadLetter, process_batch, process_batch_async
+from .dead_letters import dead_letter_on_give_up
 from .types import (
     AttemptDict,
     EventDict,
@@ -48,6 +49,7 @@ from .types import (
 
 __all__ = [
     "__version__",
+    "dead_letter_on_give_up",
     "Engine",
     "Decision",
     "Preview",
