@@ -15,6 +15,8 @@ export type {
 export { Engine, defaultEngine, setDefaultEngine } from './engine.js';
 export type { EngineOptions, LifecycleListener } from './engine.js';
 export { retryBatch } from './batch.js';
+export { deadLetterOnGiveUp } from './deadLetters.js';
+export type { DeadLetterOptions } from './deadLetters.js';
 export type { BatchOptions, BatchSummary, DeadLetter } from './batch.js';
 export { realClock, VirtualClock } from './clock.js';
 export type { Clock } from './clock.js';

@@ -6,7 +6,7 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { Engine } = require('smartretry');
+const { Engine, retry, deadLetterOnGiveUp, testing } = require('smartretry');
 
 const T0 = 1_700_000_000_000;
 const CALM = { strategy: { guardrails: { adaptive_throttle: false } } };
@@ -60,4 +60,30 @@ test('dead letters round-trip with history, retry and a resolution note', (t) =>
 
 test('a bad store is a config error naming the field', () => {
   assert.throws(() => new Engine({ store: 'ftp://elsewhere' }), (e) => e.code === 'config' && e.field === 'store');
+});
+
+test('a job retry() gives up on lands in the dead-letter queue with its history', async (t) => {
+  const engine = new Engine({ seed: 3, config: CALM, store: tempDb(t) });
+  const timeout = Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' });
+  await assert.rejects(
+    retry(
+      () => {
+        throw timeout;
+      },
+      {
+        engine,
+        jobType: 'order_sync',
+        maxAttempts: 3,
+        clock: testing.virtualClock(),
+        onGiveUp: deadLetterOnGiveUp({ engine, tenant: 'acme', payload: () => ({ order: 'o-7' }), payloadRef: () => 's3://orders/o-7.json' }),
+      },
+    ),
+  );
+  const [entry] = engine.deadLetters({ status: 'open' });
+  assert.equal(entry.job_type, 'order_sync');
+  assert.equal(entry.tenant, 'acme');
+  assert.match(entry.failure_reason, /no attempts left/);
+  assert.deepEqual(entry.attempts.map((a) => a.attempt_number), [1, 2, 3]);
+  assert.deepEqual(entry.payload, { order: 'o-7' });
+  assert.equal(entry.payload_ref, 's3://orders/o-7.json');
 });
