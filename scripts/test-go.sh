@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The Go module (bindings/go) from a fresh clone. Needs cargo, Go 1.24+ and a C compiler.
-#   1. cargo build the static library (bindings/uniffi) in the debug profile that
-#      `cargo test --workspace` already built: no extra build. Its C header is checked
-#      against the Rust source by the crate's header_is_current test.
+#   1. the shipped static library: scripts/dist.sh go (release, stripped of debug info,
+#      into the module's deps/linux_amd64) unless scripts/test.sh already ran `make dist`.
+#      Its C header (bindings/go/smartretry.h) is checked against the Rust source by the
+#      uniffi crate's header_is_current test.
 #   2. gofmt and go vet
 #   3. go test -v: Do(ctx, …), the engine's methods and errors, the shared vectors
 #   4. the runnable example (examples/go) against a real local HTTP server
@@ -12,10 +13,7 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 command -v go >/dev/null || { echo "go not found: install Go 1.24+ (https://go.dev/dl)" >&2; exit 1; }
 
-# Built together with uniffi-bindgen, as scripts/test-kotlin.sh does: the same package set
-# resolves the same features, so the second script's build is a no-op.
-echo "== cargo build -p smartretry-uniffi (debug)"
-cargo build -q -p smartretry-uniffi -p uniffi-bindgen
+[ -n "${SMARTRETRY_DIST_DONE:-}" ] || scripts/dist.sh go
 
 cd bindings/go
 echo "== gofmt, go vet"

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The Kotlin SDK (bindings/kotlin) from a fresh clone. Needs cargo, a JDK (17+) and Maven.
-#   1. cargo build the native library (bindings/uniffi) and the in-repo uniffi-bindgen,
-#      in the debug profile `cargo test --workspace` already built: no extra build
-#   2. regenerate the Kotlin binding and fail if the committed one differs (stale)
-#   3. mvn test: JUnit 5 (retry helpers, shared vectors, examples/kotlin); the first run
-#      downloads the Maven artefacts into ~/.m2, later runs are offline-fast
+#   1. the shipped native library: scripts/dist.sh kotlin (release, stripped, packed into
+#      the jar under linux-x86-64/) unless scripts/test.sh already ran `make dist`
+#   2. regenerate the Kotlin binding with the in-repo uniffi-bindgen (debug) from the
+#      unstripped release library and fail if the committed one differs (stale)
+#   3. mvn test: JUnit 5 (retry helpers, the compact path, shared vectors, examples/kotlin),
+#      loading the library from the classpath as a user's JVM does; the first run downloads
+#      the Maven artefacts into ~/.m2, later runs are offline-fast
 # Safe to run again. Ends with Maven's "Tests run: N, Failures: F, Errors: E" summary.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -15,17 +17,17 @@ if ! command -v mvn >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" 
 fi
 command -v mvn >/dev/null || { echo "mvn not found: install Maven 3.8+ and a JDK 17+" >&2; exit 1; }
 
-profile=debug
-lib="target/$profile/libsmartretry_uniffi.so"
+[ -n "${SMARTRETRY_DIST_DONE:-}" ] || scripts/dist.sh kotlin
+lib="${CARGO_TARGET_DIR:-target}/release/libsmartretry_uniffi.so"
 generated="bindings/kotlin/src/main/kotlin/dev/smartretry/smartretry_uniffi.kt"
 
-echo "== cargo build -p smartretry-uniffi -p uniffi-bindgen ($profile)"
-cargo build -q -p smartretry-uniffi -p uniffi-bindgen
+echo "== cargo build -p uniffi-bindgen (debug)"
+cargo build -q -p uniffi-bindgen
 
 echo "== the generated Kotlin is up to date"
 fresh="$(mktemp -d)"
 trap 'rm -rf "$fresh"' EXIT
-"target/$profile/uniffi-bindgen" generate --no-format --library "$lib" --language kotlin --out-dir "$fresh" >/dev/null
+"${CARGO_TARGET_DIR:-target}/debug/uniffi-bindgen" generate --no-format --library "$lib" --language kotlin --out-dir "$fresh" >/dev/null
 if ! diff -u "$generated" "$fresh/dev/smartretry/smartretry_uniffi.kt"; then
   echo "$generated is stale: run scripts/test-kotlin.sh --bless (or copy $fresh's file) and commit it" >&2
   if [ "${1:-}" = "--bless" ]; then cp "$fresh/dev/smartretry/smartretry_uniffi.kt" "$generated"; else exit 1; fi
@@ -35,7 +37,7 @@ echo "== mvn test (bindings/kotlin)"
 cd bindings/kotlin
 rm -rf target/surefire-reports
 status=0
-mvn -B -q -Dstyle.color=never -Dsmartretry.native.dir="$root/target/$profile" test || status=$?
+mvn -B -q -Dstyle.color=never test || status=$?
 # -q hides Maven's own summary; print the one scripts/test.sh adds up, on a line of its own.
 echo
 python3 - <<'PY'

@@ -8,9 +8,11 @@
 // Decision.CheckInMs and retries as soon as Engine.Released says calls get through.
 //
 // The engine is the Rust crate smartretry, linked statically through a small C ABI
-// (bindings/uniffi, header include/smartretry.h). Build the library first with
-// `cargo build -p smartretry-uniffi` (the default build tag links target/debug;
-// `-tags smartretry_release` links target/release).
+// (header smartretry.h): the module carries the release library for linux/amd64 in
+// deps/linux_amd64, so `go build` needs no Rust toolchain. On other platforms, build the
+// library (cargo build --release -p smartretry-uniffi) and build with
+// -tags smartretry_use_lib and CGO_LDFLAGS=-L<its directory>. In a checkout of the
+// repository, `make dist` (or scripts/dist.sh go) puts the library into deps/.
 //
 // Errors are values: engine errors are *Error with Kind, Field and Reason (match with
 // errors.Is(err, ErrInvalidInput) or errors.As); Do's "gave up" is a *GaveUpError that

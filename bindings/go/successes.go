@@ -29,6 +29,7 @@ type successCounter struct {
 // (job type, tenant) the process uses, as the engine's own state is).
 type successes struct {
 	counters sync.Map // successKey → *successCounter
+	last     atomic.Pointer[successCounter]
 	armed    atomic.Bool
 }
 
@@ -46,12 +47,18 @@ func (e *Engine) countSuccess(jobType, tenant string) {
 	}
 }
 
+// successCounter is (jobType, tenant)'s counter; the last one used is checked first (one
+// string comparison, no hashing, for a process that mostly runs one job type).
 func (e *Engine) successCounter(jobType, tenant string) *successCounter {
-	key := successKey{jobType, tenant}
-	if c, ok := e.successes.counters.Load(key); ok {
-		return c.(*successCounter)
+	if c := e.successes.last.Load(); c != nil && c.key.jobType == jobType && c.key.tenant == tenant {
+		return c
 	}
-	c, _ := e.successes.counters.LoadOrStore(key, &successCounter{key: key})
+	key := successKey{jobType, tenant}
+	c, ok := e.successes.counters.Load(key)
+	if !ok {
+		c, _ = e.successes.counters.LoadOrStore(key, &successCounter{key: key})
+	}
+	e.successes.last.Store(c.(*successCounter))
 	return c.(*successCounter)
 }
 

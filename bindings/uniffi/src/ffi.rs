@@ -24,6 +24,7 @@ use serde::Serialize;
 use smartretry::model::from_json;
 use smartretry::{Attempt, Config, Engine, EventKind, Features, Policy, Subscription};
 
+use crate::compact;
 use crate::error::{guarded, Result, SmartRetryError};
 
 /// The call succeeded.
@@ -58,7 +59,7 @@ fn c_string(text: String) -> *mut c_char {
         .into_raw()
 }
 
-fn error_json(e: &SmartRetryError) -> String {
+pub(crate) fn error_json(e: &SmartRetryError) -> String {
     let body = ErrorJson { kind: e.kind(), field: e.field(), reason: e.reason(), message: e.to_string() };
     serde_json::to_string(&body).unwrap_or_else(|_| format!("{{\"kind\":\"{}\"}}", e.kind()))
 }
@@ -199,6 +200,70 @@ pub unsafe extern "C" fn smartretry_record(
         self::engine(engine)?.record(&attempt, opt(now_ms))?;
         Ok(None)
     })
+}
+
+/// `smartretry_decide` without JSON, for the Go helper's hot path: Features in the
+/// compact encoding of `compact.rs` (`features_len` bytes), the Decision out in it. The
+/// result (or the error's JSON) is written to `out` if it fits in `out_cap` bytes, else to
+/// a new buffer in `*spill`, freed with `smartretry_bytes_free(*spill, *out_len)`;
+/// `*out_len` is its length either way.
+///
+/// # Safety
+/// `features` has `features_len` readable bytes, `out` has `out_cap` writable bytes,
+/// `out_len` and `spill` are valid for a write (or NULL); see also "Pointers" above.
+#[no_mangle]
+pub unsafe extern "C" fn smartretry_decide_compact(
+    engine: *const SmartretryEngine,
+    features: *const u8,
+    features_len: usize,
+    now_ms: u64,
+    out: *mut u8,
+    out_cap: usize,
+    out_len: *mut usize,
+    spill: *mut *mut u8,
+) -> i32 {
+    let output = compact::Output { buf: out, cap: out_cap, len: out_len, spill };
+    // SAFETY: forwarded from this function's contract.
+    unsafe {
+        compact::call(features, features_len, output, compact::encode_error_json, |input| {
+            compact::decide(self::engine(engine)?, input, now_ms)
+        })
+    }
+}
+
+/// `smartretry_record` without JSON: an Attempt in the compact encoding; buffers as in
+/// `smartretry_decide_compact` (only an error has output).
+///
+/// # Safety
+/// As `smartretry_decide_compact`.
+#[no_mangle]
+pub unsafe extern "C" fn smartretry_record_compact(
+    engine: *const SmartretryEngine,
+    attempt: *const u8,
+    attempt_len: usize,
+    now_ms: u64,
+    out: *mut u8,
+    out_cap: usize,
+    out_len: *mut usize,
+    spill: *mut *mut u8,
+) -> i32 {
+    let output = compact::Output { buf: out, cap: out_cap, len: out_len, spill };
+    // SAFETY: forwarded from this function's contract.
+    unsafe {
+        compact::call(attempt, attempt_len, output, compact::encode_error_json, |input| {
+            compact::record(self::engine(engine)?, input, now_ms)
+        })
+    }
+}
+
+/// Frees a buffer a compact call returned in `*spill` (NULL is ignored).
+///
+/// # Safety
+/// `bytes` came from `*spill` with length `len`, and is freed once.
+#[no_mangle]
+pub unsafe extern "C" fn smartretry_bytes_free(bytes: *mut u8, len: usize) {
+    // SAFETY: forwarded from this function's contract.
+    unsafe { compact::free_bytes(bytes, len) }
 }
 
 /// Counts `count` first attempts of `job_type` (and `tenant`, may be NULL) that succeeded.
@@ -580,7 +645,7 @@ mod tests {
     #[test]
     fn header_is_current() {
         let crate_dir = env!("CARGO_MANIFEST_DIR");
-        let path = std::path::Path::new(crate_dir).join("include/smartretry.h");
+        let path = std::path::Path::new(crate_dir).join("../go/smartretry.h");
         let config = cbindgen::Config::from_file(std::path::Path::new(crate_dir).join("cbindgen.toml"))
             .expect("cbindgen.toml");
         let mut generated = Vec::new();

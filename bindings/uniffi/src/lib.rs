@@ -17,6 +17,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use smartretry::model::from_value;
 
+pub mod compact;
 pub mod error;
 pub mod ffi;
 
@@ -536,6 +537,14 @@ impl Engine {
     #[uniffi::method(default(now_ms = None))]
     pub fn record(&self, attempt: Attempt, now_ms: Option<i64>) -> Result<()> {
         guarded(|| Ok(self.inner.record(&attempt.to_core()?, now(now_ms)?)?))
+    }
+
+    /// A weak handle on this engine for the Kotlin helpers' hot calls (`compact.rs`,
+    /// `smartretry_jvm_*`): they decide and record through it without generic
+    /// marshalling. Release it with `smartretry_jvm_release`; once the engine is closed a
+    /// call through it is an error, never a dangling pointer.
+    pub fn hot_handle(self: Arc<Self>) -> i64 {
+        compact::hot_handle(&self)
     }
 
     /// Has `job_type`'s downstream come back since a job's attempt failed at

@@ -109,7 +109,7 @@ private class RetryLoop(private val o: RetryOptions) {
         var decided: Decision? = null
         while (decided == null) {
             try {
-                decided = o.engine.decide(features(info, now))
+                decided = o.engine.decideCompact(features(info, now))
             } catch (e: SmartRetryException.InvalidInput) {
                 info = withoutHint(info, e.field) ?: throw e.also { it.addSuppressed(error) }
             }
@@ -156,7 +156,7 @@ private class RetryLoop(private val o: RetryOptions) {
     )
 
     private fun record(failure: FailureInfo, success: Boolean) {
-        o.engine.record(
+        o.engine.recordCompact(
             Attempt(
                 jobId = jobId,
                 jobType = o.jobType,

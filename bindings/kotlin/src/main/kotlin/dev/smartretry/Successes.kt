@@ -28,6 +28,9 @@ internal class EngineState {
     private val counters = ConcurrentHashMap<String, JobCounters>()
     private val armed = AtomicBoolean(false)
 
+    /** The engine's weak handle for the compact calls (Hot.kt); 0 until first used. */
+    @Volatile var hot = 0L
+
     private class JobCounters(jobType: String) {
         val untenanted = SuccessCounter(jobType, null)
         val byTenant = ConcurrentHashMap<String, SuccessCounter>()

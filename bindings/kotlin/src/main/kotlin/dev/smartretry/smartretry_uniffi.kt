@@ -695,6 +695,8 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_smartretry_uniffi_checksum_method_engine_health_json(
     ): Int
+    external fun uniffi_smartretry_uniffi_checksum_method_engine_hot_handle(
+    ): Int
     external fun uniffi_smartretry_uniffi_checksum_method_engine_is_emergency_stopped(
     ): Int
     external fun uniffi_smartretry_uniffi_checksum_method_engine_metrics_json(
@@ -773,6 +775,8 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_smartretry_uniffi_fn_method_engine_health_json(`ptr`: Long,`jobType`: RustBuffer.ByValue,`nowMs`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_smartretry_uniffi_fn_method_engine_hot_handle(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
     external fun uniffi_smartretry_uniffi_fn_method_engine_is_emergency_stopped(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Byte
     external fun uniffi_smartretry_uniffi_fn_method_engine_metrics_json(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -974,6 +978,9 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_smartretry_uniffi_checksum_method_engine_health_json() and 0xFFFF) != 20274) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_smartretry_uniffi_checksum_method_engine_hot_handle() and 0xFFFF) != 48779) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_smartretry_uniffi_checksum_method_engine_is_emergency_stopped() and 0xFFFF) != 18744) {
@@ -1481,6 +1488,14 @@ public interface EngineInterface {
      */
     fun `healthJson`(`jobType`: kotlin.String, `nowMs`: kotlin.Long? = null): kotlin.String
     
+    /**
+     * A weak handle on this engine for the Kotlin helpers' hot calls (`compact.rs`,
+     * `smartretry_jvm_*`): they decide and record through it without generic
+     * marshalling. Release it with `smartretry_jvm_release`; once the engine is closed a
+     * call through it is an error, never a dangling pointer.
+     */
+    fun `hotHandle`(): kotlin.Long
+    
     fun `isEmergencyStopped`(): kotlin.Boolean
     
     /**
@@ -1814,6 +1829,25 @@ open class Engine: Disposable, AutoCloseable, EngineInterface
         
         FfiConverterString.lower(`jobType`),
         FfiConverterOptionalLong.lower(`nowMs`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * A weak handle on this engine for the Kotlin helpers' hot calls (`compact.rs`,
+     * `smartretry_jvm_*`): they decide and record through it without generic
+     * marshalling. Release it with `smartretry_jvm_release`; once the engine is closed a
+     * call through it is an error, never a dangling pointer.
+     */override fun `hotHandle`(): kotlin.Long {
+            return FfiConverterLong.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_smartretry_uniffi_fn_method_engine_hot_handle(
+        it,
+        _status)
 }
     }
     )

@@ -1,31 +1,85 @@
 package dev.smartretry
 
+import io.github.resilience4j.kotlin.retry.executeSuspendFunction
+import io.github.resilience4j.retry.Retry
+import io.github.resilience4j.retry.RetryConfig
+import java.time.Duration
 import kotlinx.coroutines.runBlocking
 
 /**
- * Per-call cost from Kotlin, run by scripts/bench-kotlin.sh against the release library
- * (not a test). Each case is warmed up (JIT) for 2 s, then timed in 5 rounds of
- * `n` calls; the median round is reported, with the spread.
+ * Per-call cost from Kotlin, side by side with resilience4j's Retry in the same process;
+ * run by scripts/bench-kotlin.sh against the release library (not a test; numbers in
+ * docs/performance.md). Each case is warmed up (JIT) for 2 s, then timed in 7 rounds of
+ * `n` calls; the median round is reported with the spread. Results go to a sink so the
+ * JIT cannot drop the calls.
  */
-private fun measure(name: String, n: Int, body: () -> Unit) {
+private var sink = 0L
+
+private fun report(name: String, rounds: List<Double>): Double {
+    val sorted = rounds.sorted()
+    println("%-58s %9.0f ns/call (rounds %.0f–%.0f)".format(name, sorted[sorted.size / 2], sorted.first(), sorted.last()))
+    return sorted[sorted.size / 2]
+}
+
+private inline fun measure(name: String, n: Int, body: () -> Long): Double {
     val warmUntil = System.nanoTime() + 2_000_000_000L
-    while (System.nanoTime() < warmUntil) body()
-    val rounds = (1..5).map {
+    while (System.nanoTime() < warmUntil) sink += body()
+    val rounds = (1..7).map {
         val t0 = System.nanoTime()
-        repeat(n) { body() }
+        repeat(n) { sink += body() }
         (System.nanoTime() - t0).toDouble() / n
-    }.sorted()
-    println("%-44s %8.0f ns/call (rounds %.0f–%.0f)".format(name, rounds[2], rounds.first(), rounds.last()))
+    }
+    return report(name, rounds)
+}
+
+/** The same for a suspend body, each round inside one runBlocking (its own cost excluded). */
+private fun measureSuspend(name: String, n: Int, body: suspend () -> Long): Double = runBlocking {
+    val warmUntil = System.nanoTime() + 2_000_000_000L
+    while (System.nanoTime() < warmUntil) sink += body()
+    val rounds = (1..7).map {
+        val t0 = System.nanoTime()
+        repeat(n) { sink += body() }
+        (System.nanoTime() - t0).toDouble() / n
+    }
+    report(name, rounds)
 }
 
 fun main() {
+    println("load average: " + java.io.File("/proc/loadavg").readText().trim())
     Engine(seed = 1).use { engine ->
-        val failure = Features(jobType = "payment_capture", attemptNumber = 1, httpStatus = 503)
-        measure("isEmergencyStopped (the bare JNA crossing)", 20_000) { engine.isEmergencyStopped() }
-        measure("decide (503, rules tier)", 20_000) { engine.decide(failure) }
-        measure("recordSuccesses", 20_000) { engine.recordSuccesses("payment_capture") }
+        val failure = Features(jobType = "payment_capture", attemptNumber = 1, httpStatus = 503, jobId = "job-1", tenant = "acme")
+        val attempt = Attempt(
+            jobId = "job-1", jobType = "payment_capture", attemptNumber = 2, success = false,
+            delayMs = 1000, httpStatus = 503, tenant = "acme", sinceFirstFailureMs = 1000,
+        )
+        println("-- crossings (one failure's calls)")
+        measure("isEmergencyStopped (a generated call, no arguments)", 20_000) {
+            if (engine.isEmergencyStopped()) 1 else 0
+        }
+        val generatedDecide = measure("decide, generated (uniffi: RustBuffer + JNA Structures)", 20_000) {
+            engine.decide(failure).delayMs
+        }
+        val compactDecide = measure("decide, compact (JNA direct, integers only)", 20_000) {
+            engine.decideCompact(failure).delayMs
+        }
+        val generatedRecord = measure("record, generated", 20_000) { engine.record(attempt); 1 }
+        val compactRecord = measure("record, compact", 20_000) { engine.recordCompact(attempt); 1 }
+        println("   per failure, decide + record: generated %.1f µs, compact %.1f µs".format(
+            (generatedDecide + generatedRecord) / 1000, (compactDecide + compactRecord) / 1000))
+
+        println("-- a call that succeeds at once")
         val options = RetryOptions(jobType = "payment_capture", engine = engine)
-        measure("retryBlocking { } succeeding at once", 20_000) { retryBlocking(options) { it } }
-        measure("retry { } succeeding at once (in runBlocking)", 20_000) { runBlocking { retry(options) { it } } }
+        val r4j = Retry.of("payment_capture", RetryConfig.custom<Any>().maxAttempts(3).waitDuration(Duration.ofMillis(100)).build())
+        val r4jBlocking = measure("resilience4j Retry.executeSupplier { }", 1_000_000) { r4j.executeSupplier { 1L } }
+        val ours = measure("smartretry retryBlocking { }", 1_000_000) { retryBlocking(options) { 1L } }
+        val r4jSuspend = measureSuspend("resilience4j Retry.executeSuspendFunction { }", 1_000_000) {
+            r4j.executeSuspendFunction { 1L }
+        }
+        val oursSuspend = measureSuspend("smartretry retry { }", 1_000_000) { retry(options) { 1L } }
+        val bare = measure("the block alone (no retry helper)", 1_000_000) { 1L }
+        println("   ratio smartretry / resilience4j: blocking %.2fx, suspend %.2fx".format(ours / r4jBlocking, oursSuspend / r4jSuspend))
+        engine.flushSuccesses()
+        check(bare >= 0)
     }
+    if (sink == 42L) println() // keeps the sink alive
 }

@@ -76,6 +76,44 @@ int32_t smartretry_record(const struct SmartretryEngine *engine,
                           uint64_t now_ms,
                           char **out);
 
+// `smartretry_decide` without JSON, for the Go helper's hot path: Features in the
+// compact encoding of `compact.rs` (`features_len` bytes), the Decision out in it. The
+// result (or the error's JSON) is written to `out` if it fits in `out_cap` bytes, else to
+// a new buffer in `*spill`, freed with `smartretry_bytes_free(*spill, *out_len)`;
+// `*out_len` is its length either way.
+//
+// # Safety
+// `features` has `features_len` readable bytes, `out` has `out_cap` writable bytes,
+// `out_len` and `spill` are valid for a write (or NULL); see also "Pointers" above.
+int32_t smartretry_decide_compact(const struct SmartretryEngine *engine,
+                                  const uint8_t *features,
+                                  size_t features_len,
+                                  uint64_t now_ms,
+                                  uint8_t *out,
+                                  size_t out_cap,
+                                  size_t *out_len,
+                                  uint8_t **spill);
+
+// `smartretry_record` without JSON: an Attempt in the compact encoding; buffers as in
+// `smartretry_decide_compact` (only an error has output).
+//
+// # Safety
+// As `smartretry_decide_compact`.
+int32_t smartretry_record_compact(const struct SmartretryEngine *engine,
+                                  const uint8_t *attempt,
+                                  size_t attempt_len,
+                                  uint64_t now_ms,
+                                  uint8_t *out,
+                                  size_t out_cap,
+                                  size_t *out_len,
+                                  uint8_t **spill);
+
+// Frees a buffer a compact call returned in `*spill` (NULL is ignored).
+//
+// # Safety
+// `bytes` came from `*spill` with length `len`, and is freed once.
+void smartretry_bytes_free(uint8_t *bytes, size_t len);
+
 // Counts `count` first attempts of `job_type` (and `tenant`, may be NULL) that succeeded.
 //
 // # Safety
