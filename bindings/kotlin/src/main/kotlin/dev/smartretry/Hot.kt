@@ -253,3 +253,6 @@ internal fun Engine.recordCompact(attempt: Attempt, nowMs: Long? = null) = try {
 } catch (e: TooLong) {
     record(attempt, nowMs)
 }
+
+/** A direct-mapped call that does nothing: the crossing's own cost, for the benchmark. */
+internal fun nativeNoop() = HotLib.smartretry_jvm_bytes_free(0L, 0L)

@@ -10,38 +10,51 @@ import kotlinx.coroutines.runBlocking
  * Per-call cost from Kotlin, side by side with resilience4j's Retry in the same process;
  * run by scripts/bench-kotlin.sh against the release library (not a test; numbers in
  * docs/performance.md). Each case is warmed up (JIT) for 2 s, then timed in 7 rounds of
- * `n` calls; the median round is reported with the spread. Results go to a sink so the
- * JIT cannot drop the calls.
+ * `n` calls; the median round is reported with the spread, in wall time and in the
+ * thread's CPU time (what a call costs even on a loaded machine, where wall time also
+ * counts waiting for a core). Ratios use CPU time. Results go to a sink so the JIT
+ * cannot drop the calls.
  */
 private var sink = 0L
+private val threads = java.lang.management.ManagementFactory.getThreadMXBean()
 
-private fun report(name: String, rounds: List<Double>): Double {
-    val sorted = rounds.sorted()
-    println("%-58s %9.0f ns/call (rounds %.0f–%.0f)".format(name, sorted[sorted.size / 2], sorted.first(), sorted.last()))
-    return sorted[sorted.size / 2]
+private fun report(name: String, wall: List<Double>, cpu: List<Double>): Double {
+    val sorted = wall.sorted()
+    val cpuMedian = cpu.sorted()[cpu.size / 2]
+    println("%-54s %7.0f ns/call wall (rounds %.0f–%.0f), %7.0f ns/call CPU".format(
+        name, sorted[sorted.size / 2], sorted.first(), sorted.last(), cpuMedian))
+    return cpuMedian
 }
 
 private inline fun measure(name: String, n: Int, body: () -> Long): Double {
     val warmUntil = System.nanoTime() + 2_000_000_000L
     while (System.nanoTime() < warmUntil) sink += body()
-    val rounds = (1..7).map {
+    val wall = ArrayList<Double>()
+    val cpu = ArrayList<Double>()
+    repeat(7) {
+        val c0 = threads.currentThreadCpuTime
         val t0 = System.nanoTime()
         repeat(n) { sink += body() }
-        (System.nanoTime() - t0).toDouble() / n
+        wall += (System.nanoTime() - t0).toDouble() / n
+        cpu += (threads.currentThreadCpuTime - c0).toDouble() / n
     }
-    return report(name, rounds)
+    return report(name, wall, cpu)
 }
 
 /** The same for a suspend body, each round inside one runBlocking (its own cost excluded). */
 private fun measureSuspend(name: String, n: Int, body: suspend () -> Long): Double = runBlocking {
     val warmUntil = System.nanoTime() + 2_000_000_000L
     while (System.nanoTime() < warmUntil) sink += body()
-    val rounds = (1..7).map {
+    val wall = ArrayList<Double>()
+    val cpu = ArrayList<Double>()
+    repeat(7) {
+        val c0 = threads.currentThreadCpuTime
         val t0 = System.nanoTime()
         repeat(n) { sink += body() }
-        (System.nanoTime() - t0).toDouble() / n
+        wall += (System.nanoTime() - t0).toDouble() / n
+        cpu += (threads.currentThreadCpuTime - c0).toDouble() / n
     }
-    report(name, rounds)
+    report(name, wall, cpu)
 }
 
 fun main() {
@@ -64,7 +77,8 @@ fun main() {
         }
         val generatedRecord = measure("record, generated", 20_000) { engine.record(attempt); 1 }
         val compactRecord = measure("record, compact", 20_000) { engine.recordCompact(attempt); 1 }
-        println("   per failure, decide + record: generated %.1f µs, compact %.1f µs".format(
+        measure("JNA direct crossing, no work (the compact path's floor)", 200_000) { nativeNoop(); 1 }
+        println("   CPU per failure, decide + record: generated %.1f µs, compact %.1f µs".format(
             (generatedDecide + generatedRecord) / 1000, (compactDecide + compactRecord) / 1000))
 
         println("-- a call that succeeds at once")
@@ -77,7 +91,8 @@ fun main() {
         }
         val oursSuspend = measureSuspend("smartretry retry { }", 1_000_000) { retry(options) { 1L } }
         val bare = measure("the block alone (no retry helper)", 1_000_000) { 1L }
-        println("   ratio smartretry / resilience4j: blocking %.2fx, suspend %.2fx".format(ours / r4jBlocking, oursSuspend / r4jSuspend))
+        println("   CPU ratio smartretry / resilience4j: blocking %.2fx, suspend %.2fx; overhead over the bare block %.0f / %.0f ns".format(
+            ours / r4jBlocking, oursSuspend / r4jSuspend, ours - bare, oursSuspend - bare))
         engine.flushSuccesses()
         check(bare >= 0)
     }
