@@ -1,9 +1,9 @@
-# The two commands of the README, plus bench / lint / fmt.
+# The two commands of the README, plus dist / bench / lint / fmt.
 # Each installs what it needs and is safe to run again.
 
 CARGO ?= cargo
 
-.PHONY: demo test lint fmt bench toolchain
+.PHONY: demo test dist lint fmt bench toolchain
 
 demo: toolchain
 	$(CARGO) run -q -p smartretry --example demo
@@ -11,6 +11,10 @@ demo: toolchain
 
 test: toolchain lint
 	scripts/test.sh
+
+# What users install, into dist/: wheel, npm tarballs, jar, Go module (scripts/dist.sh).
+dist: toolchain
+	scripts/dist.sh
 
 lint: toolchain
 	$(CARGO) fmt --all -- --check

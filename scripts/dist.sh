@@ -51,7 +51,18 @@ python_wheel() {
 
 npm_packages() {
   echo "== npm: napi build --platform --release, tsc, npm pack (main + linux-x64-gnu)"
+  local committed f stale=0
+  committed="$(mktemp -d)"
+  for f in index.d.ts index.js; do cp "node/native/$f" "$committed/$f"; done
   (cd node && npm install --no-audit --no-fund --silent && npm run --silent build)
+  for f in index.d.ts index.js; do
+    if ! diff -u "$committed/$f" "node/native/$f"; then
+      echo "node/native/$f is stale: run 'npm run build' in node/ and commit it" >&2
+      stale=1
+    fi
+  done
+  rm -rf "$committed"
+  [ "$stale" = 0 ] || exit 1
   rm -rf dist/npm target/dist-npm
   mkdir -p dist/npm target/dist-npm
   local platform=target/dist-npm/linux-x64-gnu

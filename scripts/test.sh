@@ -34,11 +34,16 @@ fi
 
 # The Redis store's tests start their own redis-server: install it when missing.
 scripts/ensure-redis.sh || { echo "::: FAILED: could not install redis-server"; status=1; }
+# `make dist` first: the release builds of every SDK, once. The language suites test these
+# same artefacts (they skip their own dist step), and test-install.sh installs them as a
+# user would, with no Rust toolchain on PATH.
+run scripts/dist.sh
+export SMARTRETRY_DIST_DONE=1
 # Python before the Rust tests: it installs the smartretry package into .venv, and the
 # server's ml/train test runs the package's trainer from there.
 run scripts/test-python.sh
 run cargo test --workspace
-for suite in scripts/test-node.sh scripts/test-kotlin.sh scripts/test-go.sh; do
+for suite in scripts/test-node.sh scripts/test-kotlin.sh scripts/test-go.sh scripts/test-install.sh; do
     [ -x "$suite" ] && run "$suite"
 done
 
@@ -47,7 +52,8 @@ done
 # or "# pass 9" in TAP when not on a terminal), Maven/surefire ("Tests run: 18, Failures: 0,
 # Errors: 0", printed once by test-kotlin.sh; Maven's own "[INFO] Tests run:" lines are not
 # at the start of a line) and `go test -v` (one "--- PASS: Name" / "--- FAIL: Name" per
-# top-level test; subtests are indented and not counted again).
+# top-level test; subtests are indented and not counted again) and test-install.sh
+# ("install: 4 passed, 0 failed").
 passed=0 failed=0
 while IFS= read -r line; do
     case "$line" in
@@ -66,6 +72,9 @@ while IFS= read -r line; do
             f=$(sed -n 's/.*Failures: \([0-9]*\).*/\1/p' <<<"$line"); e=$(sed -n 's/.*Errors: \([0-9]*\).*/\1/p' <<<"$line")
             k=$(sed -n 's/.*Skipped: \([0-9]*\).*/\1/p' <<<"$line"); bad=$(( ${f:-0} + ${e:-0} ))
             passed=$((passed + ${p:-0} - bad - ${k:-0})); failed=$((failed + bad)) ;;
+        "install: "*" passed, "*" failed")
+            p=$(sed -n 's/^install: \([0-9]*\) passed.*/\1/p' <<<"$line"); f=$(sed -n 's/.* \([0-9]*\) failed$/\1/p' <<<"$line")
+            passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0})) ;;
         "--- PASS: "*) passed=$((passed + 1)) ;;
         "--- FAIL: "*) failed=$((failed + 1)) ;;
     esac
