@@ -19,7 +19,7 @@ version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 release="${CARGO_TARGET_DIR:-$root/target}/release"
 mkdir -p dist
 
-size() { du -h "$1" | cut -f1; }
+size() { du -sh "$1" | cut -f1; }
 
 # The uniffi crate's release library (cdylib for Kotlin, staticlib for Go), and stripped
 # copies for shipping: uniffi-bindgen reads its metadata from the unstripped one.
