@@ -81,7 +81,8 @@ kotlin_jar() {
   mkdir -p dist/kotlin
   cp "bindings/kotlin/target/smartretry-$version.jar" dist/kotlin/
   cp bindings/kotlin/pom.xml "dist/kotlin/smartretry-$version.pom"
-  unzip -l "dist/kotlin/smartretry-$version.jar" | grep -q 'linux-x86-64/libsmartretry_uniffi.so' \
+  # grep reads all of unzip's output (no -q): an early exit would fail the pipe under pipefail.
+  unzip -Z1 "dist/kotlin/smartretry-$version.jar" | grep -x 'linux-x86-64/libsmartretry_uniffi.so' >/dev/null \
     || { echo "the jar has no linux-x86-64/libsmartretry_uniffi.so" >&2; exit 1; }
   echo "   dist/kotlin/smartretry-$version.jar ($(size "dist/kotlin/smartretry-$version.jar"))"
 }

@@ -63,7 +63,8 @@ private val HINT_FIELDS = setOf("http_status", "error_class", "error_code", "ret
  * engine and tells it outcomes; the caller sleeps with its own primitive.
  */
 private class RetryLoop(private val o: RetryOptions) {
-    private val startedAt = System.currentTimeMillis()
+    /** Read only with a deadline: a call that succeeds at once reads no clock. */
+    private val startedAt = if (o.deadline != null) System.currentTimeMillis() else 0L
     /** Made on the first failure: a call that succeeds at once needs none. */
     private var jobId = o.jobId ?: ""
     private var firstFailureAt = 0L
@@ -77,7 +78,7 @@ private class RetryLoop(private val o: RetryOptions) {
         private set
 
     fun started() {
-        attemptStartedAt = System.currentTimeMillis()
+        if (attempt > 1) attemptStartedAt = System.currentTimeMillis()
     }
 
     fun succeeded() {
