@@ -216,19 +216,29 @@ type buffers struct {
 
 var bufferPool = sync.Pool{New: func() any { return &buffers{in: make([]byte, 0, 256)} }}
 
-type compactCall func(n *C.SmartretryEngine, in *C.uint8_t, inLen C.size_t, out *C.uint8_t, outCap C.size_t, outLen *C.size_t, spill **C.uint8_t) C.int32_t
+// compactCall is one of the C ABI's compact functions (top-level wrappers below: a
+// closure here would be a heap allocation per call).
+type compactCall func(n *C.SmartretryEngine, in *C.uint8_t, inLen C.size_t, now C.uint64_t, out *C.uint8_t, outCap C.size_t, outLen *C.size_t, spill **C.uint8_t) C.int32_t
 
-// callCompact runs a compact call on bufs.in under the read lock and hands its output
-// (a result) to read; an error's output becomes an *Error.
-func (e *Engine) callCompact(bufs *buffers, f compactCall, read func([]byte) error) error {
+func decideCompact(n *C.SmartretryEngine, in *C.uint8_t, inLen C.size_t, now C.uint64_t, out *C.uint8_t, outCap C.size_t, outLen *C.size_t, spill **C.uint8_t) C.int32_t {
+	return C.smartretry_decide_compact(n, in, inLen, now, out, outCap, outLen, spill)
+}
+
+func recordCompact(n *C.SmartretryEngine, in *C.uint8_t, inLen C.size_t, now C.uint64_t, out *C.uint8_t, outCap C.size_t, outLen *C.size_t, spill **C.uint8_t) C.int32_t {
+	return C.smartretry_record_compact(n, in, inLen, now, out, outCap, outLen, spill)
+}
+
+// callCompact runs f on bufs.in under the read lock and returns its output: a result,
+// valid until bufs goes back to the pool, or an error's decoded into an *Error.
+func (e *Engine) callCompact(bufs *buffers, f compactCall) ([]byte, error) {
 	var outLen C.size_t
 	var spill *C.uint8_t
 	e.mu.RLock()
 	if e.native == nil {
 		e.mu.RUnlock()
-		return ErrClosed
+		return nil, ErrClosed
 	}
-	status := f(e.native, (*C.uint8_t)(unsafe.SliceData(bufs.in)), C.size_t(len(bufs.in)),
+	status := f(e.native, (*C.uint8_t)(unsafe.SliceData(bufs.in)), C.size_t(len(bufs.in)), e.now(),
 		(*C.uint8_t)(unsafe.Pointer(&bufs.out[0])), C.size_t(len(bufs.out)), &outLen, &spill)
 	e.mu.RUnlock()
 	result := bufs.out[:min(int(outLen), len(bufs.out))]
@@ -237,10 +247,7 @@ func (e *Engine) callCompact(bufs *buffers, f compactCall, read func([]byte) err
 		C.smartretry_bytes_free(spill, outLen)
 	}
 	if status != C.SMARTRETRY_OK {
-		return parseError(result)
+		return nil, parseError(result)
 	}
-	if read != nil {
-		return read(result)
-	}
-	return nil
+	return result, nil
 }

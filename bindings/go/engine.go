@@ -154,12 +154,12 @@ func withJSON(field string, v any, f func(*C.char) error) error {
 
 // Decide answers: should this failure be retried, and after how long?
 func (e *Engine) Decide(f Features) (Decision, error) {
-	var d Decision
 	bufs := bufferPool.Get().(*buffers)
 	defer bufferPool.Put(bufs)
 	var ok bool
 	if bufs.in, ok = encodeFeatures(bufs.in[:0], &f); !ok {
 		// Something only the JSON path can name (an unknown priority, a NaN).
+		var d Decision
 		err := withJSON("features", f, func(s *C.char) error {
 			return e.call(&d, func(n *C.SmartretryEngine, out **C.char) C.int32_t {
 				return C.smartretry_decide(n, s, e.now(), out)
@@ -167,13 +167,11 @@ func (e *Engine) Decide(f Features) (Decision, error) {
 		})
 		return d, err
 	}
-	err := e.callCompact(bufs, func(n *C.SmartretryEngine, in *C.uint8_t, inLen C.size_t, out *C.uint8_t, outCap C.size_t, outLen *C.size_t, spill **C.uint8_t) C.int32_t {
-		return C.smartretry_decide_compact(n, in, inLen, e.now(), out, outCap, outLen, spill)
-	}, func(out []byte) (err error) {
-		d, err = decodeDecision(out)
-		return err
-	})
-	return d, err
+	out, err := e.callCompact(bufs, decideCompact)
+	if err != nil {
+		return Decision{}, err
+	}
+	return decodeDecision(out)
 }
 
 // Record tells the engine what happened on an attempt, so it learns.
@@ -181,9 +179,8 @@ func (e *Engine) Record(a Attempt) error {
 	bufs := bufferPool.Get().(*buffers)
 	defer bufferPool.Put(bufs)
 	bufs.in = encodeAttempt(bufs.in[:0], &a)
-	return e.callCompact(bufs, func(n *C.SmartretryEngine, in *C.uint8_t, inLen C.size_t, out *C.uint8_t, outCap C.size_t, outLen *C.size_t, spill **C.uint8_t) C.int32_t {
-		return C.smartretry_record_compact(n, in, inLen, e.now(), out, outCap, outLen, spill)
-	}, nil)
+	_, err := e.callCompact(bufs, recordCompact)
+	return err
 }
 
 // RecordSuccesses counts count first attempts of jobType (tenant may be "") that
