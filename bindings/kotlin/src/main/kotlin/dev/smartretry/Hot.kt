@@ -17,7 +17,10 @@ import java.nio.ByteOrder
 /** The native entry points (JNA direct mapping: plain integers, no marshalling). */
 private object HotLib {
     init {
-        Native.register(HotLib::class.java, "smartretry_uniffi")
+        // The library the generated code loads (the same override property), so that a
+        // handle from one is never used by another copy.
+        val name = System.getProperty("uniffi.component.smartretry_uniffi.libraryOverride") ?: "smartretry_uniffi"
+        Native.register(HotLib::class.java, name)
     }
 
     external fun smartretry_jvm_decide(
