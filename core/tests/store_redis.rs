@@ -252,6 +252,31 @@ fn decisions_keep_flowing_while_redis_is_down_and_records_wait_for_it() {
 }
 
 #[test]
+fn outcomes_older_than_the_retention_leave_the_stream() {
+    let redis = RedisServer::start("retention");
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut c = client.get_connection().unwrap();
+    // An entry Redis took long ago (its id is its time: 1 s after the epoch).
+    let _: String = redis::cmd("XADD")
+        .arg("smartretry:outcomes")
+        .arg("1000-0")
+        .arg("w")
+        .arg("old")
+        .arg("r")
+        .arg("{}")
+        .query(&mut c)
+        .unwrap();
+    let e = engine(&redis.url());
+    let now = smartretry::time::now_ms();
+    e.record(&Attempt::new("j", "sync", 1, true), Some(now)).unwrap();
+    e.flush(FLUSH).unwrap();
+    let first: Vec<(String, Vec<(String, String)>)> =
+        redis::cmd("XRANGE").arg("smartretry:outcomes").arg("-").arg("+").query(&mut c).unwrap();
+    assert!(first.iter().all(|(id, _)| id != "1000-0"), "trimmed by age: {first:?}");
+    assert_eq!(redis.stream_len(), 1, "today's outcome stays");
+}
+
+#[test]
 fn bad_redis_urls_name_the_field() {
     let err = Engine::builder().store("redis://").build().err().unwrap();
     assert_eq!(err.field(), Some("store"));

@@ -250,6 +250,11 @@ impl Store for RedisStore {
         if let Some(on) = batch.emergency_stop {
             pipe.cmd("SET").arg(self.key("emergency")).arg(if on { "1" } else { "0" }).ignore();
         }
+        if let Some(before) = batch.prune_before_ms {
+            // The age limit (`retention_days`), beside the count limit (`stream_max`):
+            // entries are ided by the time Redis took them.
+            pipe.cmd("XTRIM").arg(&outcomes).arg("MINID").arg(before).ignore();
+        }
         self.with(|c| pipe.query::<()>(c))
     }
 
