@@ -376,3 +376,45 @@ fn store_urls_are_checked() {
     assert_eq!(c.store_url(), "redis://10.0.0.5:6380/0");
     assert_eq!(c.redis_password, "s3cret");
 }
+
+#[test]
+fn the_file_is_held_to_its_row_caps_whatever_the_labels() {
+    let tmp = TempDb::new("caps");
+    let db = tmp.0.clone();
+    let url = format!("{}?max_learned=50&max_breakers=20&max_outcomes=300&max_audit=100", tmp.url());
+    let mut config = Config { store: url, seed: Some(1), ..Config::default() };
+    config.strategy.guardrails = Guardrails { adaptive_throttle: false, ..Default::default() };
+    config.strategy.circuit_breaker.consecutive_failures = 3;
+    let e = Engine::from_config(config).unwrap();
+    // 2,000 job types never seen again (key churn): each learns, and opens its breaker.
+    for i in 0..2_000u64 {
+        let job_type = format!("churn_{i}");
+        let t = T0 + i * 10;
+        let attempt =
+            |n, ok| Attempt::new(format!("j{i}"), job_type.clone(), n, ok).with_error_class("timeout");
+        e.record(&attempt(2, false).with_delay_ms(1_000), Some(t)).unwrap();
+        e.record(&attempt(3, true).with_delay_ms(2_000), Some(t)).unwrap();
+        e.record(&Attempt::new("ok", job_type.clone(), 1, true), Some(t)).unwrap();
+        for _ in 0..3 {
+            e.decide(&Features::new(job_type.clone(), 1).with_http_status(503), Some(t)).unwrap();
+        }
+    }
+    e.flush(Duration::from_secs(30)).unwrap();
+    drop(e);
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let count = |table: &str| {
+        conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get::<_, i64>(0)).unwrap()
+    };
+    assert!(count("learned") <= 55, "learned: {}", count("learned"));
+    assert!(count("circuit_breaker_state") <= 22, "breakers: {}", count("circuit_breaker_state"));
+    assert_eq!(count("outcomes"), 300);
+    assert!(count("audit") <= 100, "audit: {}", count("audit"));
+    // The newest survive: a restart still knows the last job types.
+    let newest: i64 = conn
+        .query_row("SELECT count(*) FROM learned WHERE job_type = 'churn_1999'", [], |r| r.get(0))
+        .unwrap();
+    assert!(newest >= 1, "the most recent key is kept");
+    let err =
+        Engine::builder().store(format!("sqlite://{}?max_learned=0", db.display())).build().err().unwrap();
+    assert_eq!(err.field(), Some("store.max_learned"));
+}

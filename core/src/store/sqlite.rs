@@ -92,7 +92,57 @@ const MIGRATIONS: &[&str] = &[
         created_ms INTEGER NOT NULL,
         updated_ms INTEGER NOT NULL
     );",
+    // 4: the oldest learned views and breaker states go first past the row caps.
+    "CREATE INDEX learned_updated ON learned (updated_ms);
+    CREATE INDEX circuit_breaker_state_updated ON circuit_breaker_state (updated_ms);",
 ];
+
+/// Most rows kept, by default (`?max_learned=`, `?max_breakers=`, `?max_outcomes=`,
+/// `?max_audit=` in the URL): the engine's default `max_keys` for what is per key, about
+/// 150 MB each for the history and the audit trail. Past a cap the oldest rows go, so a
+/// flood of distinct labels cannot grow the file (or the next start's memory) without end.
+pub const DEFAULT_MAX_LEARNED: u64 = 100_000;
+pub const DEFAULT_MAX_OUTCOMES: u64 = 1_000_000;
+pub const DEFAULT_MAX_AUDIT: u64 = 1_000_000;
+
+/// The row caps of one store.
+#[derive(Debug, Clone, Copy)]
+struct Caps {
+    learned: u64,
+    breakers: u64,
+    outcomes: u64,
+    audit: u64,
+}
+
+impl Caps {
+    fn from_params(params: &[(&str, &str)]) -> Result<Caps> {
+        let cap = |name: &str, default: u64| match params.iter().find(|(k, _)| *k == name) {
+            None => Ok(default),
+            Some((_, v)) => match v.parse::<u64>() {
+                Ok(n) if (1..=1_000_000_000).contains(&n) => Ok(n),
+                _ => Err(Error::config(
+                    format!("store.{name}"),
+                    format!("expected a row count 1–1e9, got {v:?}"),
+                )),
+            },
+        };
+        Ok(Caps {
+            learned: cap("max_learned", DEFAULT_MAX_LEARNED)?,
+            breakers: cap("max_breakers", DEFAULT_MAX_LEARNED)?,
+            outcomes: cap("max_outcomes", DEFAULT_MAX_OUTCOMES)?,
+            audit: cap("max_audit", DEFAULT_MAX_AUDIT)?,
+        })
+    }
+
+    fn default() -> Caps {
+        Caps {
+            learned: DEFAULT_MAX_LEARNED,
+            breakers: DEFAULT_MAX_LEARNED,
+            outcomes: DEFAULT_MAX_OUTCOMES,
+            audit: DEFAULT_MAX_AUDIT,
+        }
+    }
+}
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
@@ -100,6 +150,10 @@ pub const SCHEMA_VERSION: usize = MIGRATIONS.len();
 pub struct SqliteStore {
     path: PathBuf,
     conn: Mutex<Connection>,
+    caps: Caps,
+    /// Learned and breaker rows upserted since they were last counted against their cap
+    /// (a count is a scan: it is taken once per tenth of the cap written).
+    unchecked: std::sync::atomic::AtomicU64,
 }
 
 /// SQLite wants signed integers; times and counts here are far below 2^63.
@@ -137,7 +191,10 @@ impl SqliteStore {
             ));
         }
         let busy = super::query_ms(&params, "busy_timeout_ms", DEFAULT_BUSY_TIMEOUT_MS)?;
-        SqliteStore::open(path, Duration::from_millis(busy))
+        let mut store = SqliteStore::open(path, Duration::from_millis(busy))?;
+        store.caps = Caps::from_params(&params)?;
+        store.trim().map_err(|e| store.fail(e))?;
+        Ok(store)
     }
 
     /// Open (creating it if needed) and migrate the file at `path`.
@@ -155,8 +212,14 @@ impl SqliteStore {
             )));
         }
         conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY;").map_err(fail)?;
-        let store = SqliteStore { path, conn: Mutex::new(conn) };
+        let store = SqliteStore {
+            path,
+            conn: Mutex::new(conn),
+            caps: Caps::default(),
+            unchecked: Default::default(),
+        };
         store.migrate()?;
+        store.trim().map_err(|e| store.fail(e))?;
         Ok(store)
     }
 
@@ -201,6 +264,28 @@ impl SqliteStore {
             tx.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}")).map_err(|e| self.fail(e))?;
         }
         tx.commit().map_err(|e| self.fail(e))
+    }
+
+    /// Hold the per-key tables to their caps (oldest updated first).
+    fn trim(&self) -> rusqlite::Result<()> {
+        let conn = self.conn();
+        for (table, key, columns, cap) in [
+            ("learned", "(job_type, error_class, scope)", "job_type, error_class, scope", self.caps.learned),
+            ("circuit_breaker_state", "breaker_key", "breaker_key", self.caps.breakers),
+        ] {
+            let rows: i64 = conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))?;
+            let excess = uint(rows).saturating_sub(cap);
+            if excess > 0 {
+                conn.execute(
+                    &format!(
+                        "DELETE FROM {table} WHERE {key} IN (SELECT {columns} FROM {table} ORDER BY updated_ms LIMIT ?1)"
+                    ),
+                    [int(excess)],
+                )?;
+            }
+        }
+        self.unchecked.store(0, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
     }
 
     /// The schema version of the open file.
@@ -288,6 +373,19 @@ impl SqliteStore {
             tx.execute("DELETE FROM outcomes WHERE at_ms < ?1", params![int(before)])?;
             tx.execute("DELETE FROM audit WHERE at_ms < ?1", params![int(before)])?;
         }
+        // The row caps of the append-only tables (ids grow: the oldest are the smallest).
+        if !batch.outcomes.is_empty() {
+            tx.execute(
+                "DELETE FROM outcomes WHERE id <= (SELECT max(id) FROM outcomes) - ?1",
+                [int(self.caps.outcomes)],
+            )?;
+        }
+        if !batch.audits.is_empty() {
+            tx.execute(
+                "DELETE FROM audit WHERE id <= (SELECT max(id) FROM audit) - ?1",
+                [int(self.caps.audit)],
+            )?;
+        }
         Ok(())
     }
 }
@@ -336,10 +434,18 @@ impl Store for SqliteStore {
         if batch.is_empty() && batch.prune_before_ms.is_none() {
             return Ok(());
         }
-        let mut conn = self.conn();
-        let tx = conn.transaction().map_err(|e| self.fail(e))?;
-        self.write_batch(&tx, batch).map_err(|e| self.fail(e))?;
-        tx.commit().map_err(|e| self.fail(e))
+        {
+            let mut conn = self.conn();
+            let tx = conn.transaction().map_err(|e| self.fail(e))?;
+            self.write_batch(&tx, batch).map_err(|e| self.fail(e))?;
+            tx.commit().map_err(|e| self.fail(e))?;
+        }
+        let written = (batch.learned.len() + batch.breakers.len()) as u64;
+        let unchecked = self.unchecked.fetch_add(written, std::sync::atomic::Ordering::Relaxed) + written;
+        if unchecked >= (self.caps.learned.min(self.caps.breakers) / 10).max(1) {
+            self.trim().map_err(|e| self.fail(e))?;
+        }
+        Ok(())
     }
 
     fn restore(&self, history_limit: usize) -> Result<Restored> {
