@@ -8,9 +8,10 @@
 //!
 //! (instructions of the second − the first) / 20000 = one decision. Modes: `plain`
 //! (nothing configured), `overrides` (three overrides, one applies), `subscriber` (a
-//! subscriber to every event, drained every 1,000 decisions), `both`.
+//! subscriber to every event, drained every 1,000 decisions), `both`, `bayesian` (a
+//! learned key: the Bayesian tier answers), `refused` (a 400: never retried).
 
-use smartretry::{Engine, Features, Override};
+use smartretry::{Attempt, Engine, Features, Method, Override};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -19,6 +20,15 @@ fn main() {
     let engine = Engine::builder().seed(1).build().expect("the default engine builds");
     let t0 = 1_700_000_000_000u64;
     let mut f = Features::new("payment_capture", 1).with_http_status(503);
+    if mode == "refused" {
+        f = f.with_http_status(400);
+    }
+    if mode == "bayesian" {
+        learn(&engine, t0 - 60);
+        f = f.with_since_first_failure_ms(0);
+        let d = engine.decide(&f, Some(t0)).expect("valid features");
+        assert_eq!(d.method, Method::Bayesian, "{}", d.rationale);
+    }
     if mode == "overrides" || mode == "both" {
         let over = |name: &str| Override { name: name.into(), ..Default::default() };
         for o in [
@@ -44,5 +54,19 @@ fn main() {
                 e.drain();
             }
         }
+    }
+}
+
+/// Sixty retry outcomes of the key (as in benches/common): half fail 2 s after the first
+/// failure, half succeed 6–12 s after it, so the Bayesian tier is confident.
+fn learn(engine: &Engine, t: u64) {
+    for n in 0..60u64 {
+        let success = n % 2 == 1;
+        let at = if success { 6_000 + (n % 7) * 1_000 } else { 2_000 + (n % 10) * 50 };
+        let a = Attempt::new(format!("job-{n}"), "payment_capture", 2, success)
+            .with_error_class("service_unavailable")
+            .with_delay_ms(at)
+            .with_since_first_failure_ms(at);
+        engine.record(&a, Some(t + n)).expect("a valid attempt");
     }
 }
