@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::breaker::BreakerState;
 use crate::error::{Error, Result};
+use crate::guard::Transition;
 use crate::model::Method;
 
 /// What happened.
@@ -158,6 +159,17 @@ impl EventBus {
 
     /// Count an event of `kind`; build it (only if somebody listens) and offer it to
     /// each interested subscriber without waiting.
+    /// Announce the breaker state changes a call caused.
+    pub(crate) fn breaker_changes(&self, transitions: Vec<Transition>) {
+        for (key, from, to, at) in transitions {
+            self.emit(EventKind::BreakerStateChanged, || Event {
+                breaker_from: Some(from),
+                breaker_to: Some(to),
+                ..Event::new(EventKind::BreakerStateChanged, at, &key)
+            });
+        }
+    }
+
     pub fn emit(&self, kind: EventKind, build: impl FnOnce() -> Event) {
         self.emitted[kind as usize].fetch_add(1, Ordering::Relaxed);
         if !self.wants(kind) {

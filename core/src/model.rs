@@ -399,6 +399,11 @@ impl Method {
     }
 }
 
+/// A probability or confidence as the API shows it: to three decimals.
+pub(crate) fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
 /// The engine's answer: retry or not, after how long, and why.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Decision {

@@ -128,6 +128,11 @@ macro_rules! display_via_say {
 
 display_via_say!(Ms, Pct, Two);
 
+/// A duration for people (`150ms`, `8.2s`, `2m30s`, `1h5m`).
+pub fn fmt_ms(ms: u64) -> String {
+    Ms(ms).to_string()
+}
+
 /// Append each piece to `out`, in order.
 #[macro_export]
 #[doc(hidden)]

@@ -16,6 +16,7 @@
 //! and an engine can be restored from it.
 
 pub mod backend;
+mod contract;
 pub mod features;
 pub mod plan;
 #[cfg(feature = "onnx")]

@@ -22,7 +22,7 @@ use ort::environment::Environment;
 use ort::session::Session;
 use ort::value::{TensorElementType, TensorRef, ValueType};
 
-use super::backend::{check_contract, Infer, LoadError, Opened, Port};
+use super::contract::{check_contract, Infer, LoadError, Opened, Port};
 use crate::error::{Error, Result};
 
 /// The loaded runtime.

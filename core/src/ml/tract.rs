@@ -11,7 +11,7 @@ use std::sync::Mutex;
 
 use tract_onnx::prelude::*;
 
-use super::backend::{check_contract, Infer, LoadError, Opened, Port};
+use super::contract::{check_contract, Infer, LoadError, Opened, Port};
 use crate::error::{Error, Result};
 
 /// How `ml_status().runtime` names this backend.

@@ -1,7 +1,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 
-use super::{
+use super::contract::{
     AuditRecord, Batch, HistoryRecord, HistoryStore, ModelRecord, OutcomeRecord, Restored, Store,
     WindowTotals,
 };

@@ -20,7 +20,9 @@ use std::time::Duration;
 use redis::streams::{StreamId, StreamRangeReply, StreamReadReply};
 use redis::{Connection, RedisResult};
 
-use super::{AuditRecord, Batch, Fleet, FleetCounts, FleetView, ModelRecord, OutcomeRecord, Restored, Store};
+use super::contract::{
+    AuditRecord, Batch, Fleet, FleetCounts, FleetView, ModelRecord, OutcomeRecord, Restored, Store,
+};
 use crate::breaker::BreakerState;
 use crate::dlq::{DeadLetter, DeadLetterQuery, DeadLetterStatus};
 use crate::error::{Error, Result};
@@ -52,8 +54,8 @@ impl RedisOptions {
     /// `redis://[:password@]host:port/db?timeout_ms=N&stream_max=N&prefix=P`; `password`
     /// is used when the URL has none (`RETRY_REDIS_PASSWORD`).
     pub fn from_url(url: &str, password: Option<&str>) -> Result<RedisOptions> {
-        let (base, params) = super::split_query(url);
-        let timeout = Duration::from_millis(super::query_ms(&params, "timeout_ms", DEFAULT_TIMEOUT_MS)?);
+        let (base, params) = super::url::split_query(url);
+        let timeout = Duration::from_millis(super::url::query_ms(&params, "timeout_ms", DEFAULT_TIMEOUT_MS)?);
         let stream_max = match params.iter().find(|(k, _)| *k == "stream_max") {
             None => DEFAULT_STREAM_MAX,
             Some((_, v)) => v.parse().ok().filter(|n| (100..=100_000_000).contains(n)).ok_or_else(|| {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{AuditRecord, Batch, LearnedRow, ModelRecord, OutcomeRecord, Restored, Store};
+use super::contract::{AuditRecord, Batch, LearnedRow, ModelRecord, OutcomeRecord, Restored, Store};
 use crate::breaker::{BreakerSnapshot, BreakerState};
 use crate::dlq::{DeadLetter, DeadLetterQuery, DeadLetterStatus};
 use crate::error::{Error, Result};
@@ -182,7 +182,7 @@ impl SqliteStore {
 
     /// `sqlite:///abs/path.db` or `sqlite://relative.db`, with `?busy_timeout_ms=N`.
     pub fn open_url(url: &str) -> Result<SqliteStore> {
-        let (base, params) = super::split_query(url);
+        let (base, params) = super::url::split_query(url);
         let path = base.strip_prefix("sqlite://").unwrap_or(base);
         if path.is_empty() {
             return Err(Error::config(
@@ -190,7 +190,7 @@ impl SqliteStore {
                 format!("{url:?} names no file: use sqlite:///path/to/file.db"),
             ));
         }
-        let busy = super::query_ms(&params, "busy_timeout_ms", DEFAULT_BUSY_TIMEOUT_MS)?;
+        let busy = super::url::query_ms(&params, "busy_timeout_ms", DEFAULT_BUSY_TIMEOUT_MS)?;
         let mut store = SqliteStore::open(path, Duration::from_millis(busy))?;
         store.caps = Caps::from_params(&params)?;
         store.trim().map_err(|e| store.fail(e))?;

@@ -13,14 +13,14 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::{
+use crate::bayes::{KeyModel, Learner, Scope};
+use crate::decide::Settings;
+use crate::error::{Error, Result};
+use crate::guard::GuardState;
+use crate::store::{
     AuditRecord, Batch, HistoryRecord, HistoryStore, LearnedRow, MemoryHistory, OutcomeRecord, Restored,
     Store,
 };
-use crate::bayes::{KeyModel, Learner, Scope};
-use crate::engine::Settings;
-use crate::error::{Error, Result};
-use crate::guard::GuardState;
 
 /// Records gathered before the writer is woken early.
 const BATCH: usize = 512;

@@ -1,0 +1,97 @@
+//! Stage 1, the case: what failed (its class), which policy and context govern it, the
+//! overrides in force for it and how many attempts it gets.
+
+use std::borrow::Cow;
+
+use crate::classify::{classify, ErrorKind};
+use crate::contexts;
+use crate::model::Features;
+use crate::overrides::Resolved as Overrides;
+use crate::policy::{Policy, Subject};
+
+use super::settings::Settings;
+
+/// The facts every later stage reads about one failure.
+pub(super) struct Case<'a> {
+    pub(super) f: &'a Features,
+    pub(super) kind: ErrorKind,
+    /// The class decisions are learned and explained under: the caller's, else the kind's.
+    pub(super) label: &'a str,
+    pub(super) policy: &'a Policy,
+    /// The attempts the policy allows (or an override's number for it).
+    pub(super) policy_max: u32,
+    /// The attempts this job gets: the policy's, the guardrail's and the caller's, least.
+    pub(super) max_attempts: u32,
+    /// The job type's context, when it belongs to one.
+    pub(super) context: Option<&'a contexts::Resolved>,
+    pub(super) overrides: &'a Overrides<'a>,
+}
+
+/// The class of `f`'s failure.
+#[inline]
+pub(super) fn classify_failure(f: &Features) -> ErrorKind {
+    classify(f.http_status, f.error_class.as_deref(), f.error_code.as_deref())
+}
+
+/// The policy of the failure: the one an override names, else the matched one, shaped
+/// by the job type's context.
+#[inline]
+pub(super) fn policy<'s>(
+    s: &'s Settings,
+    f: &Features,
+    kind: ErrorKind,
+    context: Option<&contexts::Resolved>,
+    ov: &Overrides<'_>,
+) -> Cow<'s, Policy> {
+    let subject = Subject {
+        job_type: &f.job_type,
+        error_class: f.error_class.as_deref(),
+        error_code: f.error_code.as_deref(),
+        http_status: f.http_status,
+        kind,
+    };
+    let matched = s.policies.matching(&subject);
+    match (ov.policy.and_then(|(name, _)| s.policies.get(name)), context) {
+        (Some(named), _) => Cow::Borrowed(named),
+        (None, Some(c)) => c.context.shape(matched),
+        (None, None) => Cow::Borrowed(matched),
+    }
+}
+
+impl<'a> Case<'a> {
+    #[inline]
+    pub(super) fn new(
+        s: &Settings,
+        f: &'a Features,
+        kind: ErrorKind,
+        policy: &'a Policy,
+        context: Option<&'a contexts::Resolved>,
+        overrides: &'a Overrides<'a>,
+    ) -> Case<'a> {
+        let policy_max = overrides.max_attempts.map_or(policy.max_attempts, |(n, _)| n);
+        let max_attempts =
+            policy_max.min(s.strategy.guardrails.max_attempts).min(f.max_attempts.unwrap_or(u32::MAX));
+        Case {
+            f,
+            kind,
+            label: f.error_class.as_deref().unwrap_or(kind.as_str()),
+            policy,
+            policy_max,
+            max_attempts,
+            context,
+            overrides,
+        }
+    }
+
+    /// Retries left after this failure (at least one: asked only when one is granted).
+    #[inline]
+    pub(super) fn retries_left(&self) -> u32 {
+        self.max_attempts.saturating_sub(self.f.attempt_number).max(1)
+    }
+
+    /// The number of the retry being decided.
+    #[inline]
+    pub(super) fn retry_number(&self) -> u32 {
+        self.f.attempt_number + 1
+    }
+}
