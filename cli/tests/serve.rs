@@ -302,7 +302,8 @@ async fn health_and_metrics_can_be_closed_too() {
 
 /// The token printed by a first start without RETRY_API_TOKEN.
 fn printed_token(server: &Server) -> Option<String> {
-    server.logged("RETRY_API_TOKEN=");
+    // The line after the token: the token's line has arrived whole.
+    server.logged("Send it as");
     let log = server.stderr();
     let line = log.lines().find_map(|l| l.trim().strip_prefix("RETRY_API_TOKEN="))?;
     Some(line.trim().to_string())

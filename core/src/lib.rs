@@ -47,7 +47,7 @@ pub use contexts::Context;
 pub use dlq::{DeadLetter, DeadLetterNote, DeadLetterQuery, DeadLetterStatus, NewDeadLetter};
 pub use engine::builder::EngineBuilder;
 pub use engine::metrics::MetricsSnapshot;
-pub use engine::{AuditHook, Engine};
+pub use engine::{AuditHook, EmergencyStop, Engine, SettingsChange};
 pub use error::{Error, Result};
 pub use events::{Event, EventKind, Subscription};
 pub use guard::{BudgetSnapshot, Guardrails};

@@ -67,6 +67,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/strategy", get(strategy))
         .route("/guardrails", put(update_guardrails).get(guardrails))
         .route("/emergency-stop", get(emergency_state).post(emergency_stop))
+        .route("/settings/changes", get(settings_changes))
         .route("/health", get(health))
         .route("/analytics", get(analytics))
         .route("/alerts", get(alerts))
@@ -338,8 +339,10 @@ async fn update_guardrails(State(app): Shared, Body(patch): Body<serde_json::Val
     Ok(Json(app.engine.patch_guardrails(&patch)?).into_response())
 }
 
+/// The emergency stop with its reason, who and when (kept with the state).
 async fn emergency_state(State(app): Shared) -> Json<serde_json::Value> {
-    Json(json!({ "emergency_stop": app.engine.is_emergency_stopped() }))
+    let state = app.engine.emergency_state();
+    Json(json!({ "emergency_stop": state.enabled, "reason": state.reason, "by": state.by, "at": state.at }))
 }
 
 #[derive(Deserialize)]
@@ -347,14 +350,38 @@ struct EmergencyRequest {
     enabled: bool,
     #[serde(default)]
     reason: Option<String>,
+    /// Who pulls it (kept and listed with the change).
+    #[serde(default)]
+    by: Option<String>,
 }
 
-async fn emergency_stop(State(app): Shared, Body(r): Body<EmergencyRequest>) -> Json<serde_json::Value> {
-    app.engine.emergency_stop(r.enabled);
-    let reason = r.reason.as_deref().unwrap_or("no reason given");
+async fn emergency_stop(State(app): Shared, Body(r): Body<EmergencyRequest>) -> ApiResult<Response> {
+    let engine = Arc::clone(&app);
+    let (enabled, reason, by) = (r.enabled, r.reason.clone(), r.by.clone());
+    tokio::task::spawn_blocking(move || {
+        engine.engine.set_emergency_stop(enabled, reason.as_deref(), by.as_deref())
+    })
+    .await
+    .map_err(|e| smartretry::Error::Store(e.to_string()))??;
     let state = if r.enabled { "ON: all retries halted" } else { "off" };
-    eprintln!("{} emergency stop {state} ({reason})", time::format_rfc3339(time::now_ms()));
-    Json(json!({ "emergency_stop": r.enabled, "reason": r.reason }))
+    eprintln!(
+        "{} emergency stop {state} ({}, by {})",
+        time::format_rfc3339(time::now_ms()),
+        r.reason.as_deref().unwrap_or("no reason given"),
+        r.by.as_deref().unwrap_or("unknown")
+    );
+    Ok(emergency_state(State(app)).await.into_response())
+}
+
+/// The operators' settings: the version in force and the list of changes, newest first.
+async fn settings_changes(
+    State(app): Shared,
+    Query(q): Query<HashMap<String, String>>,
+) -> ApiResult<Response> {
+    known_params(&q, &["limit"])?;
+    let (limit, _) = page(&q, 100, smartretry::store::SETTINGS_AUDIT_MAX)?;
+    let changes = app.engine.settings_changes(limit)?;
+    Ok(Json(json!({ "version": app.engine.settings_version(), "changes": changes })).into_response())
 }
 
 /// The server and its store: `status` is `ok`, `degraded` (the store unreachable or

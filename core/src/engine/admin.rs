@@ -20,22 +20,29 @@ impl Engine {
         self.settings().policies.list()
     }
 
+    /// Add a policy (kept with the state and applied by every engine on the store).
     pub fn add_policy(&self, policy: Policy) -> Result<()> {
-        self.update_settings(|s| {
-            s.policies.add(policy)?;
-            s.strategy.policies = s.policies.list();
-            Ok(())
+        self.operate(None, |e| {
+            e.update_settings(|s| {
+                s.policies.add(policy.clone())?;
+                s.strategy.policies = s.policies.list();
+                Ok(())
+            })?;
+            Ok(((), format!("policy {:?} added", policy.name)))
         })
     }
 
     pub fn remove_policy(&self, name: &str) -> Result<Policy> {
-        let mut removed = None;
-        self.update_settings(|s| {
-            removed = Some(s.policies.remove(name)?);
-            s.strategy.policies = s.policies.list();
-            Ok(())
-        })?;
-        removed.ok_or_else(|| Error::NotFound { what: format!("policy {name:?}") })
+        self.operate(None, |e| {
+            let mut removed = None;
+            e.update_settings(|s| {
+                removed = Some(s.policies.remove(name)?);
+                s.strategy.policies = s.policies.list();
+                Ok(())
+            })?;
+            let removed = removed.ok_or_else(|| Error::NotFound { what: format!("policy {name:?}") })?;
+            Ok((removed, format!("policy {name:?} removed")))
+        })
     }
 
     pub fn guardrails(&self) -> Guardrails {
@@ -44,18 +51,19 @@ impl Engine {
         g
     }
 
-    /// Replace the guardrails (validated first; the old ones stay on error).
+    /// Replace the guardrails (validated first; the old ones stay on error); kept with
+    /// the state and applied by every engine on the store.
     pub fn update_guardrails(&self, guardrails: Guardrails) -> Result<()> {
         guardrails.validate()?;
-        if guardrails.emergency_stop != self.emergency.swap(guardrails.emergency_stop, Ordering::Relaxed) {
-            if let Some(p) = &self.persist {
-                p.queue.set_emergency(guardrails.emergency_stop);
-            }
-        }
-        self.guard().reconfigure(&guardrails);
-        self.update_settings(|s| {
-            s.strategy.guardrails = guardrails;
-            Ok(())
+        self.operate(None, |e| {
+            let before = e.guardrails();
+            e.switch_emergency(guardrails.emergency_stop);
+            e.guard().reconfigure(&guardrails);
+            e.update_settings(|s| {
+                s.strategy.guardrails = guardrails.clone();
+                Ok(())
+            })?;
+            Ok(((), format!("guardrails: {}", changed_fields(&before, &guardrails))))
         })
     }
 
@@ -67,8 +75,17 @@ impl Engine {
     }
 
     /// The emergency stop: while on, nothing is retried. A durable store keeps it across
-    /// restarts; a fleet store stops (or resumes) every worker.
+    /// restarts; a fleet store stops (or resumes) every worker. With who and why:
+    /// [`Engine::set_emergency_stop`].
     pub fn emergency_stop(&self, on: bool) {
+        if self.set_emergency_stop(on, None, None).is_err() {
+            // Not kept with the state (the store failed): it holds here all the same.
+            self.switch_emergency(on);
+        }
+    }
+
+    /// Turn the stop on or off here (and tell the fleet's emergency key).
+    pub(crate) fn switch_emergency(&self, on: bool) {
         self.emergency.store(on, Ordering::Relaxed);
         if let Some(p) = &self.persist {
             p.queue.set_emergency(on);
@@ -114,32 +131,43 @@ impl Engine {
     }
 
     /// Add an override (validated; a named policy must exist); one of the same name is
-    /// replaced and returned.
+    /// replaced and returned. Kept with the state and applied by every engine on the store.
     pub fn add_override(&self, o: Override, now_ms: Option<u64>) -> Result<Option<Override>> {
         let now = now_ms.unwrap_or_else(time::now_ms);
         o.validate(now)?;
-        let mut replaced = None;
-        self.update_settings(|s| {
-            if let Some(name) = &o.policy {
-                if s.policies.get(name).is_none() {
-                    return Err(Error::invalid("policy", format!("no policy named {name:?}")));
+        self.operate(None, |e| {
+            let mut replaced = None;
+            e.update_settings(|s| {
+                if let Some(name) = &o.policy {
+                    if s.policies.get(name).is_none() {
+                        return Err(Error::invalid("policy", format!("no policy named {name:?}")));
+                    }
                 }
-            }
-            s.overrides.purge(now);
-            replaced = s.overrides.upsert(o);
-            Ok(())
-        })?;
-        Ok(replaced)
+                s.overrides.purge(now);
+                replaced = s.overrides.upsert(o.clone());
+                Ok(())
+            })?;
+            let what = format!(
+                "override {:?} {} for {}",
+                o.name,
+                if replaced.is_some() { "replaced" } else { "added" },
+                o.scope()
+            );
+            Ok((replaced, what))
+        })
     }
 
     /// Remove an override by name and return it.
     pub fn remove_override(&self, name: &str) -> Result<Override> {
-        let mut removed = None;
-        self.update_settings(|s| {
-            removed = Some(s.overrides.remove(name)?);
-            Ok(())
-        })?;
-        removed.ok_or_else(|| Error::NotFound { what: format!("override {name:?}") })
+        self.operate(None, |e| {
+            let mut removed = None;
+            e.update_settings(|s| {
+                removed = Some(s.overrides.remove(name)?);
+                Ok(())
+            })?;
+            let removed = removed.ok_or_else(|| Error::NotFound { what: format!("override {name:?}") })?;
+            Ok((removed, format!("override {name:?} removed")))
+        })
     }
 
     /// The health of `job_type`'s downstream: its score, the factor rules-tier delays
@@ -164,5 +192,24 @@ impl Engine {
             signals,
             signals_at_ms,
         })
+    }
+}
+
+/// `max_attempts 10 → 4, max_delay_ms 300000 → 60000` (or `unchanged`).
+fn changed_fields(before: &Guardrails, after: &Guardrails) -> String {
+    let (serde_json::Value::Object(a), serde_json::Value::Object(b)) =
+        (serde_json::to_value(before).unwrap_or_default(), serde_json::to_value(after).unwrap_or_default())
+    else {
+        return "replaced".into();
+    };
+    let changes: Vec<String> = b
+        .iter()
+        .filter(|(k, v)| a.get(*k) != Some(v))
+        .map(|(k, v)| format!("{k} {} → {v}", a.get(k).unwrap_or(&serde_json::Value::Null)))
+        .collect();
+    if changes.is_empty() {
+        "unchanged".into()
+    } else {
+        changes.join(", ")
     }
 }

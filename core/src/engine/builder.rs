@@ -99,6 +99,7 @@ impl EngineBuilder {
             learner: Arc::new(Learner::new(self.config.max_keys)),
             history: Arc::new(MemoryHistory::new(self.config.history_capacity)),
             settings: Arc::new(RwLock::new(Arc::new(settings))),
+            operator: Arc::default(),
         };
         let store = match self.store {
             Some(store) => store,
@@ -108,6 +109,13 @@ impl EngineBuilder {
             let mut restored = store.restore(self.config.history_capacity)?;
             let cursor = std::mem::take(&mut restored.cursor);
             shared.restore(restored);
+            // The operators' settings as last stored (an unreachable fleet store: later).
+            match shared.sync_operator_settings(&*store) {
+                Err(Error::Store(_)) if store.fleet().is_some() => {}
+                other => {
+                    other?;
+                }
+            }
             Some(Persister::start(Arc::clone(&store), shared.clone(), self.config.store_buffer, cursor)?)
         } else {
             None
@@ -118,6 +126,7 @@ impl EngineBuilder {
             learner: shared.learner,
             history: shared.history,
             settings: shared.settings,
+            operator: shared.operator,
             seed,
             counter: AtomicU64::new(0),
             metrics: Metrics::default(),

@@ -24,6 +24,7 @@ pub(crate) mod dlq;
 pub(crate) mod events;
 pub(crate) mod metrics;
 pub(crate) mod models;
+pub(crate) mod operator;
 pub(crate) mod outcomes;
 pub(crate) mod stats;
 pub(crate) mod writer;
@@ -46,6 +47,7 @@ use crate::store::{MemoryHistory, Store};
 use writer::Persister;
 
 pub use crate::say::fmt_ms;
+pub use operator::{EmergencyStop, SettingsChange};
 
 /// Called with a sample of decisions (`data_collection.sample_rate`): the audit trail.
 pub type AuditHook = Arc<dyn Fn(&Features, &Decision, u64) + Send + Sync>;
@@ -80,6 +82,8 @@ pub struct Engine {
     store: Arc<dyn Store>,
     /// The writer thread of a durable store (none for memory).
     persist: Option<Persister>,
+    /// The operators' settings version applied, and the emergency stop's story.
+    operator: Arc<operator::OperatorState>,
 }
 
 impl Engine {
@@ -107,6 +111,18 @@ impl Engine {
 
     fn guard(&self) -> MutexGuard<'_, GuardState> {
         self.guard.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The state the writer thread shares with this engine.
+    fn shared(&self) -> writer::Shared {
+        writer::Shared {
+            learner: Arc::clone(&self.learner),
+            history: Arc::clone(&self.history),
+            guard: Arc::clone(&self.guard),
+            emergency: Arc::clone(&self.emergency),
+            settings: Arc::clone(&self.settings),
+            operator: Arc::clone(&self.operator),
+        }
     }
 
     /// 64 bits unique to this engine and call (ids of dead letters).

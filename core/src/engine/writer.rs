@@ -43,6 +43,7 @@ pub(crate) struct Shared {
     pub guard: Arc<Mutex<GuardState>>,
     pub emergency: Arc<AtomicBool>,
     pub settings: Arc<RwLock<Arc<Settings>>>,
+    pub operator: Arc<super::operator::OperatorState>,
 }
 
 impl Shared {
@@ -50,7 +51,7 @@ impl Shared {
         Arc::clone(&self.settings.read().unwrap_or_else(|p| p.into_inner()))
     }
 
-    fn guard(&self) -> MutexGuard<'_, GuardState> {
+    pub(super) fn guard(&self) -> MutexGuard<'_, GuardState> {
         self.guard.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -279,6 +280,7 @@ impl Persister {
             taken_audits: VecDeque::new(),
             unsent_breakers: Vec::new(),
             cursor,
+            settings_checked: Instant::now(),
         };
         let thread = std::thread::Builder::new()
             .name("smartretry-store".into())
@@ -335,7 +337,12 @@ struct Writer {
     unsent_breakers: Vec<crate::breaker::BreakerSnapshot>,
     /// Where this worker is in the fleet's outcome stream.
     cursor: String,
+    /// When the operators' settings were last looked for.
+    settings_checked: Instant,
 }
+
+/// How often the writer looks for a newer version of the operators' settings.
+pub const SETTINGS_EVERY: Duration = Duration::from_millis(250);
 
 impl Writer {
     fn run(mut self) {
@@ -365,7 +372,7 @@ impl Writer {
                 (p.emergency.take(), p.shutdown, p.requested)
             };
             let wrote = self.write_taken(emergency);
-            let synced = wrote && self.sync_fleet();
+            let synced = wrote && self.sync_fleet() && self.sync_operator_settings();
             failing = !synced;
             backoff = if failing { (backoff * 2).min(MAX_BACKOFF) } else { FLUSH_INTERVAL };
             {
@@ -375,6 +382,21 @@ impl Writer {
             self.queue.flushed.notify_all();
             if shutdown {
                 return;
+            }
+        }
+    }
+
+    /// Apply a newer version of the operators' settings (every [`SETTINGS_EVERY`]).
+    fn sync_operator_settings(&mut self) -> bool {
+        if self.settings_checked.elapsed() < SETTINGS_EVERY {
+            return true;
+        }
+        self.settings_checked = Instant::now();
+        match self.shared.sync_operator_settings(&*self.store) {
+            Ok(_) => true,
+            Err(e) => {
+                self.fail(&e);
+                false
             }
         }
     }

@@ -180,11 +180,34 @@ pub trait Store: Send + Sync {
     fn setting_get(&self, key: &str) -> Result<Option<String>>;
     fn setting_put(&self, key: &str, json: &str) -> Result<()>;
 
+    /// The operators' settings document (guardrails, policies, overrides, the emergency
+    /// stop) and its version; `None` when never written.
+    fn settings_load(&self) -> Result<Option<(u64, String)>> {
+        Ok(None)
+    }
+
+    /// Store `doc` as version `expected + 1` if the stored version is still `expected`
+    /// (0: never written), appending `change` to the settings audit list (the newest
+    /// [`SETTINGS_AUDIT_MAX`] kept). `false`: another engine wrote first, nothing changed.
+    fn settings_commit(&self, expected: u64, doc: &str, change: &str) -> Result<bool> {
+        let _ = (expected, doc, change);
+        Err(crate::error::Error::Store("this store keeps no operator settings".into()))
+    }
+
+    /// The settings audit list, newest first.
+    fn settings_audit(&self, limit: usize) -> Result<Vec<String>> {
+        let _ = limit;
+        Ok(Vec::new())
+    }
+
     /// The fleet-shared state, when this store is shared by several engines (Redis).
     fn fleet(&self) -> Option<&dyn Fleet> {
         None
     }
 }
+
+/// Changes of the operators' settings each store keeps (newest first).
+pub const SETTINGS_AUDIT_MAX: usize = 1_000;
 
 /// State several engines share through one store, synchronised by each engine's writer
 /// thread. Every call is bounded by the store's timeout.

@@ -28,7 +28,7 @@ use std::sync::Arc;
 
 pub use contract::{
     AuditRecord, Batch, Fleet, FleetCounts, FleetView, HistoryRecord, HistoryStore, LearnedRow, ModelRecord,
-    OutcomeRecord, Restored, Store, WindowTotals,
+    OutcomeRecord, Restored, Store, WindowTotals, SETTINGS_AUDIT_MAX,
 };
 pub use memory::{MemoryHistory, MemoryStore};
 #[cfg(feature = "redis")]

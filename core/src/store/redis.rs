@@ -392,6 +392,43 @@ impl Store for RedisStore {
         self.with(|c| redis::cmd("HSET").arg(self.key("settings")).arg(key).arg(json).query::<()>(c))
     }
 
+    fn settings_load(&self) -> Result<Option<(u64, String)>> {
+        let (version, doc): (Option<u64>, Option<String>) = self.with(|c| {
+            redis::cmd("MGET").arg(self.key("operator:version")).arg(self.key("operator:doc")).query(c)
+        })?;
+        Ok(version.zip(doc))
+    }
+
+    fn settings_commit(&self, expected: u64, doc: &str, change: &str) -> Result<bool> {
+        // One script: the version check and the writes are atomic for the whole fleet.
+        const COMMIT: &str =
+            "if tonumber(redis.call('GET', KEYS[1]) or '0') ~= tonumber(ARGV[1]) then return 0 end
+            redis.call('SET', KEYS[1], ARGV[1] + 1)
+            redis.call('SET', KEYS[2], ARGV[2])
+            redis.call('LPUSH', KEYS[3], ARGV[3])
+            redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[4]) - 1)
+            return 1";
+        let done: i64 = self.with(|c| {
+            redis::cmd("EVAL")
+                .arg(COMMIT)
+                .arg(3)
+                .arg(self.key("operator:version"))
+                .arg(self.key("operator:doc"))
+                .arg(self.key("operator:changes"))
+                .arg(expected)
+                .arg(doc)
+                .arg(change)
+                .arg(super::SETTINGS_AUDIT_MAX)
+                .query(c)
+        })?;
+        Ok(done == 1)
+    }
+
+    fn settings_audit(&self, limit: usize) -> Result<Vec<String>> {
+        let last = limit.max(1) as isize - 1;
+        self.with(|c| redis::cmd("LRANGE").arg(self.key("operator:changes")).arg(0).arg(last).query(c))
+    }
+
     fn model_get(&self, version: &str) -> Result<Option<ModelRecord>> {
         let m: Option<String> =
             self.with(|c| redis::cmd("HGET").arg(self.key("models")).arg(version).query(c))?;

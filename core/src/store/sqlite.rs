@@ -95,6 +95,13 @@ const MIGRATIONS: &[&str] = &[
     // 4: the oldest learned views and breaker states go first past the row caps.
     "CREATE INDEX learned_updated ON learned (updated_ms);
     CREATE INDEX circuit_breaker_state_updated ON circuit_breaker_state (updated_ms);",
+    // 5: the operators' settings, versioned, and the list of their changes.
+    "CREATE TABLE operator_settings (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        version INTEGER NOT NULL,
+        doc TEXT NOT NULL
+    );
+    CREATE TABLE operator_changes (version INTEGER PRIMARY KEY, change TEXT NOT NULL);",
 ];
 
 /// Most rows kept, by default (`?max_learned=`, `?max_breakers=`, `?max_outcomes=`,
@@ -651,6 +658,55 @@ impl Store for SqliteStore {
             )
             .map_err(|e| self.fail(e))?;
         Ok(())
+    }
+
+    fn settings_load(&self) -> Result<Option<(u64, String)>> {
+        self.conn()
+            .query_row("SELECT version, doc FROM operator_settings WHERE id = 1", [], |r| {
+                Ok((uint(r.get(0)?), r.get(1)?))
+            })
+            .optional()
+            .map_err(|e| self.fail(e))
+    }
+
+    fn settings_commit(&self, expected: u64, doc: &str, change: &str) -> Result<bool> {
+        let mut conn = self.conn();
+        let mut commit = || -> rusqlite::Result<bool> {
+            // IMMEDIATE: the version read and the write are one step for every process.
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let version: Option<i64> = tx
+                .query_row("SELECT version FROM operator_settings WHERE id = 1", [], |r| r.get(0))
+                .optional()?;
+            if uint(version.unwrap_or(0)) != expected {
+                return Ok(false);
+            }
+            let next = int(expected + 1);
+            tx.execute(
+                "INSERT INTO operator_settings (id, version, doc) VALUES (1, ?1, ?2)
+                 ON CONFLICT (id) DO UPDATE SET version = excluded.version, doc = excluded.doc",
+                params![next, doc],
+            )?;
+            tx.execute(
+                "INSERT INTO operator_changes (version, change) VALUES (?1, ?2)",
+                params![next, change],
+            )?;
+            tx.execute(
+                "DELETE FROM operator_changes WHERE version <= ?1",
+                [next - super::SETTINGS_AUDIT_MAX as i64],
+            )?;
+            tx.commit()?;
+            Ok(true)
+        };
+        commit().map_err(|e| self.fail(e))
+    }
+
+    fn settings_audit(&self, limit: usize) -> Result<Vec<String>> {
+        let conn = self.conn();
+        let mut stmt = conn
+            .prepare("SELECT change FROM operator_changes ORDER BY version DESC LIMIT ?1")
+            .map_err(|e| self.fail(e))?;
+        let rows = stmt.query_map([int(limit as u64)], |r| r.get(0)).map_err(|e| self.fail(e))?;
+        rows.collect::<rusqlite::Result<Vec<String>>>().map_err(|e| self.fail(e))
     }
 
     fn model_get(&self, version: &str) -> Result<Option<ModelRecord>> {
