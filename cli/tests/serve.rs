@@ -667,6 +667,7 @@ async fn the_openapi_document_lists_every_endpoint() {
         ("/dlq/{id}/retry", "post"),
         ("/dlq/{id}/resolve", "post"),
         ("/dlq/{id}/notes", "post"),
+        ("/settings/changes", "get"),
     ] {
         assert!(paths.get(path).and_then(|p| p.get(method)).is_some(), "{method} {path} undocumented");
     }
