@@ -14,7 +14,7 @@
 //! arguments are NULL or NUL-terminated and outlive the call; `out` is NULL or a
 //! valid `char **`. NULL where a value is required is an `invalid_input` error.
 //!
-//! No panic crosses: each body runs in [`guarded`]. `include/smartretry.h` is generated
+//! No panic crosses: each body runs in [`guarded`]. `bindings/go/smartretry.h` is generated
 //! from this file by cbindgen (the `header_is_current` test fails if it is stale).
 
 use std::ffi::{c_char, CStr, CString};
@@ -640,7 +640,7 @@ mod tests {
         unsafe { smartretry_engine_free(e) };
     }
 
-    /// `include/smartretry.h` is what cbindgen makes of this file; regenerate it with
+    /// `bindings/go/smartretry.h` is what cbindgen makes of this file; regenerate it with
     /// `SMARTRETRY_BLESS=1 cargo test -p smartretry-uniffi header_is_current`.
     #[test]
     fn header_is_current() {

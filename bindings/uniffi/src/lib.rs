@@ -6,7 +6,9 @@
 //!   Numbers are signed (`Int`/`Long` in Kotlin, not `UInt`/`ULong`); a negative one
 //!   is an `InvalidInput` error naming the field.
 //! - [`ffi`] is a small `extern "C"` layer over the same engine for Go's cgo, with
-//!   JSON in and out; `include/smartretry.h` is its header (checked by a test).
+//!   JSON in and out; `bindings/go/smartretry.h` is its header (checked by a test).
+//! - [`compact`]: the two hot calls (decide, record) in a compact binary form, for Go
+//!   (through [`ffi`]) and for the Kotlin helpers (`smartretry_jvm_*`, JNA direct mapping).
 //!
 //! Every entry point runs inside [`error::guarded`], so a panic becomes an error value.
 
