@@ -18,6 +18,15 @@
 //! | Auth               | 401, 403        | no     | -           |
 //! | NotFound           | 404, 410        | no     | -           |
 //! | ClientError        | other 4xx, OOM  | no     | -           |
+//! | Programming        | -               | no     | -           |
+//!
+//! Host exceptions that mean a bug in the calling code ([`PROGRAMMING_ERRORS`]: Python's
+//! `TypeError`, JavaScript's `ReferenceError`, Java's `NullPointerException`…) are
+//! `Programming`: a retry runs the same code and fails the same way. A JavaScript
+//! `TypeError` that is a network failure (`fetch failed`, with a cause whose code is
+//! `ECONNREFUSED`…) is classed by that code instead. A caller who names such a type among
+//! those to retry (`retry_on`, [`ErrorKind::expected_by_caller`]) gets it retried.
+//! The table for users, language by language, is `docs/errors.md`.
 
 use serde::{Deserialize, Serialize};
 
@@ -44,12 +53,14 @@ pub enum ErrorKind {
     NotFound,
     /// Other 4xx, and local fatal conditions (out of memory) that a retry won't fix.
     ClientError,
+    /// A bug in the calling code (`TypeError`, `NullPointerException`…): see [`PROGRAMMING_ERRORS`].
+    Programming,
     Unknown,
 }
 
 impl ErrorKind {
     /// Every kind, for exhaustive tests and documentation.
-    pub const ALL: [ErrorKind; 13] = [
+    pub const ALL: [ErrorKind; 14] = [
         ErrorKind::RateLimit,
         ErrorKind::ServiceUnavailable,
         ErrorKind::ServerError,
@@ -62,6 +73,7 @@ impl ErrorKind {
         ErrorKind::Auth,
         ErrorKind::NotFound,
         ErrorKind::ClientError,
+        ErrorKind::Programming,
         ErrorKind::Unknown,
     ];
 
@@ -80,6 +92,7 @@ impl ErrorKind {
             ErrorKind::Auth => "auth",
             ErrorKind::NotFound => "not_found",
             ErrorKind::ClientError => "client_error",
+            ErrorKind::Programming => "programming",
             ErrorKind::Unknown => "unknown",
         }
     }
@@ -89,8 +102,23 @@ impl ErrorKind {
     pub fn retryable(self) -> bool {
         !matches!(
             self,
-            ErrorKind::Validation | ErrorKind::Auth | ErrorKind::NotFound | ErrorKind::ClientError
+            ErrorKind::Validation
+                | ErrorKind::Auth
+                | ErrorKind::NotFound
+                | ErrorKind::ClientError
+                | ErrorKind::Programming
         )
+    }
+
+    /// The kind once the caller's say is heard: a programming error whose type the caller
+    /// named among those to retry (`Features::expected`) is retried like any unknown
+    /// failure. The other permanent kinds stay permanent: a 400 is never retried.
+    pub fn expected_by_caller(self, expected: bool) -> ErrorKind {
+        if expected && self == ErrorKind::Programming {
+            ErrorKind::Unknown
+        } else {
+            self
+        }
     }
 
     /// The backoff shape from the decision matrix. Rate limits back off hardest because
@@ -138,6 +166,25 @@ pub fn kind_from_status(status: u16) -> ErrorKind {
         _ => ErrorKind::Unknown,
     }
 }
+
+/// Host exception classes that mean a bug in the calling code, not a failure of the call,
+/// with the languages that raise them. Matched on the class's own name as written (the
+/// last dotted segment: `builtins.TypeError`, `java.lang.IllegalStateException`), before
+/// any other rule. Go has no entry: a Go bug panics, and a panic is never caught by `Do`.
+pub const PROGRAMMING_ERRORS: &[(&str, &str)] = &[
+    ("TypeError", "Python, JavaScript"),
+    ("AttributeError", "Python"),
+    ("NameError", "Python"),
+    ("UnboundLocalError", "Python (a NameError)"),
+    ("SyntaxError", "Python, JavaScript"),
+    ("ReferenceError", "JavaScript"),
+    ("IllegalStateException", "Kotlin, Java"),
+    ("IllegalArgumentException", "Kotlin, Java"),
+    ("NumberFormatException", "Kotlin, Java (an IllegalArgumentException)"),
+    ("NullPointerException", "Kotlin, Java"),
+    ("KotlinNullPointerException", "Kotlin"),
+    ("ClassCastException", "Kotlin, Java"),
+];
 
 /// Exact (normalised) names that a substring rule would get wrong.
 const EXACT: &[(&str, ErrorKind)] = &[
@@ -205,7 +252,6 @@ const CONTAINS: &[(&str, ErrorKind)] = &[
     ("invalid", ErrorKind::Validation),
     ("badrequest", ErrorKind::Validation),
     ("unprocessable", ErrorKind::Validation),
-    ("valueerror", ErrorKind::Validation),
     ("conflict", ErrorKind::Conflict),
     ("servererror", ErrorKind::ServerError),
     ("internal", ErrorKind::ServerError),
@@ -233,6 +279,10 @@ pub fn kind_from_name(name: &str) -> Option<ErrorKind> {
     // The engine's own names (what it reports and learns under) come back most often.
     if let Some(kind) = ErrorKind::ALL.iter().find(|k| k.as_str() == name) {
         return Some(*kind);
+    }
+    let own = name.rsplit('.').next().unwrap_or(name).trim();
+    if PROGRAMMING_ERRORS.iter().any(|(class, _)| *class == own) {
+        return Some(ErrorKind::Programming);
     }
     let mut buf = [0u8; STACK_NAME];
     let mut len = 0;
@@ -277,14 +327,22 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 /// Combines everything known about a failure. The HTTP status wins when it is
 /// informative (4xx/5xx), because it is the server's own verdict; otherwise the
 /// exception class name; otherwise the error code (a numeric code such as `"429"`
-/// is read as a status, anything else as a name); otherwise `Unknown`.
+/// is read as a status, anything else as a name); otherwise `Unknown`. A programming
+/// error's class with a code that names a retryable failure is that failure: undici's
+/// `TypeError: fetch failed` with the code `ECONNREFUSED` is a refused connection.
 pub fn classify(http_status: Option<u16>, error_class: Option<&str>, error_code: Option<&str>) -> ErrorKind {
     let informative = |k: &ErrorKind| *k != ErrorKind::Unknown;
+    let by_code = || error_code.and_then(kind_from_code);
     http_status
         .map(kind_from_status)
         .filter(informative)
-        .or_else(|| error_class.and_then(kind_from_name))
-        .or_else(|| error_code.and_then(kind_from_code))
+        .or_else(|| match error_class.and_then(kind_from_name) {
+            Some(ErrorKind::Programming) => {
+                Some(by_code().filter(|k| k.retryable()).unwrap_or(ErrorKind::Programming))
+            }
+            by_class => by_class,
+        })
+        .or_else(by_code)
         .unwrap_or(ErrorKind::Unknown)
 }
 
@@ -411,7 +469,6 @@ mod tests {
             ("ParseError", Parse),
             ("ValidationError", Validation),
             ("invalid_input", Validation),
-            ("ValueError", Validation),
             ("PermissionError", Auth),
             ("Unauthorized", Auth),
             ("invalid_api_key", Auth),
@@ -435,6 +492,37 @@ mod tests {
         }
         assert!(!kind_from_name("OutOfMemory").unwrap().retryable());
         assert!(!kind_from_name("invalid_api_key").unwrap().retryable());
+    }
+
+    #[test]
+    fn programming_errors() {
+        for (class, _) in PROGRAMMING_ERRORS {
+            assert_eq!(kind_from_name(class), Some(Programming), "{class}");
+        }
+        for name in
+            ["builtins.TypeError", "java.lang.IllegalStateException", "kotlin.KotlinNullPointerException"]
+        {
+            assert_eq!(kind_from_name(name), Some(Programming), "{name}");
+        }
+        assert!(!Programming.retryable());
+        // A user's domain error is not a validation response: nothing special by name.
+        for name in ["ValueError", "KeyError", "RuntimeError", "LookupError", "IndexError"] {
+            assert_eq!(kind_from_name(name), None, "{name}");
+            assert!(classify(None, Some(name), None).retryable(), "{name}");
+        }
+        // undici's fetch failures are TypeErrors; their cause's code says what failed.
+        assert_eq!(classify(None, Some("TypeError"), Some("ECONNREFUSED")), ConnectFailed);
+        assert_eq!(classify(None, Some("TypeError"), Some("UND_ERR_SOCKET")), Network);
+        assert_eq!(classify(None, Some("TypeError"), Some("UND_ERR_CONNECT_TIMEOUT")), Timeout);
+        // …but a code that is no network failure leaves it a bug.
+        assert_eq!(classify(None, Some("TypeError"), Some("ERR_INVALID_ARG_TYPE")), Programming);
+        assert_eq!(classify(None, Some("TypeError"), None), Programming);
+        // A status is the server's verdict, whatever the class.
+        assert_eq!(classify(Some(503), Some("TypeError"), None), ServiceUnavailable);
+        // Named by the caller among those to retry: retried like any unknown failure.
+        assert_eq!(Programming.expected_by_caller(true), Unknown);
+        assert_eq!(Programming.expected_by_caller(false), Programming);
+        assert_eq!(Validation.expected_by_caller(true), Validation);
     }
 
     #[test]

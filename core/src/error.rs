@@ -10,6 +10,10 @@ pub enum Error {
     /// A request value is missing, malformed or out of range.
     #[error("invalid input: {field}: {reason}")]
     InvalidInput { field: Cow<'static, str>, reason: String },
+    /// A value of the wrong type (a string where a number is due). Hosts with dynamic
+    /// types raise their own type error for it (`TypeError` in Python and JavaScript).
+    #[error("invalid type: {field}: {reason}")]
+    InvalidType { field: Cow<'static, str>, reason: String },
     /// A configuration value (file, environment or update) is invalid.
     #[error("invalid config: {field}: {reason}")]
     Config { field: Cow<'static, str>, reason: String },
@@ -29,6 +33,10 @@ impl Error {
         Error::InvalidInput { field: field.into(), reason: reason.into() }
     }
 
+    pub fn invalid_type(field: impl Into<Cow<'static, str>>, reason: impl Into<String>) -> Self {
+        Error::InvalidType { field: field.into(), reason: reason.into() }
+    }
+
     pub fn config(field: impl Into<Cow<'static, str>>, reason: impl Into<String>) -> Self {
         Error::Config { field: field.into(), reason: reason.into() }
     }
@@ -36,7 +44,9 @@ impl Error {
     /// The field an `InvalidInput` or `Config` error names, for structured host errors.
     pub fn field(&self) -> Option<&str> {
         match self {
-            Error::InvalidInput { field, .. } | Error::Config { field, .. } => Some(field),
+            Error::InvalidInput { field, .. }
+            | Error::InvalidType { field, .. }
+            | Error::Config { field, .. } => Some(field),
             _ => None,
         }
     }
@@ -45,6 +55,7 @@ impl Error {
     pub fn kind(&self) -> &'static str {
         match self {
             Error::InvalidInput { .. } => "invalid_input",
+            Error::InvalidType { .. } => "invalid_type",
             Error::Config { .. } => "config",
             Error::NotFound { .. } => "not_found",
             Error::Store(_) => "store",
@@ -57,6 +68,9 @@ impl Error {
         match self {
             Error::InvalidInput { field, reason } => {
                 Error::InvalidInput { field: format!("{parent}.{field}").into(), reason }
+            }
+            Error::InvalidType { field, reason } => {
+                Error::InvalidType { field: format!("{parent}.{field}").into(), reason }
             }
             Error::Config { field, reason } => {
                 Error::Config { field: format!("{parent}.{field}").into(), reason }

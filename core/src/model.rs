@@ -81,6 +81,14 @@ pub struct Features {
     /// policy's and the guardrails'.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_attempts: Option<u32>,
+    /// The call's own schedule (a helper's `wait=`/`backoff` option): the rules tier for
+    /// this call, in place of the matched policy's backoff.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff: Option<crate::options::CallBackoff>,
+    /// `true` when the caller named this failure's type among those to retry (a helper's
+    /// `retry_on`): it is then not taken for a programming error (`TypeError`…).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected: Option<bool>,
 }
 
 impl Features {
@@ -173,6 +181,9 @@ impl Features {
         }
         if let Some(text) = &self.avg_processing_time {
             time::parse_duration_ms(text).map_err(|r| Error::invalid("avg_processing_time", r))?;
+        }
+        if let Some(b) = &self.backoff {
+            b.validate()?;
         }
         if self.health.len() > 64 {
             return Err(Error::invalid("health", "at most 64 signals"));

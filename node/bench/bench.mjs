@@ -69,12 +69,18 @@ console.log(`node ${process.version}, ${ROUNDS} rounds, µs per call (${stat})\n
   const wrapped = wrap(fn, { engine, jobType: 'bench' });
   const pOptions = { retries: 3 };
   const cPolicy = cockatielRetry(handleAll, { maxAttempts: 3, backoff: new ExponentialBackoff() });
+  // A signal the caller keeps for many calls (a request's, a shutdown's).
+  const { signal } = new AbortController();
+  const pSignalOptions = { retries: 3, signal };
   const t = await measure(200_000, {
     baseline: () => fn(),
     'p-retry': () => pRetry(fn, pOptions),
     cockatiel: () => cPolicy.execute(fn),
     'smartretry retry()': () => retry(fn, { engine, jobType: 'bench' }),
     'smartretry wrap()': () => wrapped(),
+    'p-retry + signal': () => pRetry(fn, pSignalOptions),
+    'cockatiel + signal': () => cPolicy.execute(fn, signal),
+    'smartretry + signal': () => retry(fn, { engine, jobType: 'bench', signal }),
   });
   engine.flushSuccesses();
   const base = t.baseline;
@@ -133,28 +139,31 @@ console.log(`node ${process.version}, ${ROUNDS} rounds, µs per call (${stat})\n
 {
   const engine = benchEngine();
   const native = engine.native;
-  const out = new Float64Array(2);
+  const out = new Float64Array(3);
   const ids = Array.from({ length: 1024 }, (_, i) => `j${i}`);
   let now = T0;
+  // decideFailure as retry() calls it: a 503 on the first attempt.
+  const decide = (i) =>
+    native.decideFailure(out, 'bench', 1, ids[i & 1023], undefined, 503, undefined, undefined, undefined, undefined, 0, undefined, undefined, undefined, now);
   // Steady state: the key has been learned before anything is measured.
   for (let i = 0; i < 50_000; i++) {
     now += 1;
-    native.decideFailure(out, 'bench', 1, ids[i & 1023], undefined, 503, undefined, undefined, undefined, undefined, 0, undefined, undefined, now);
+    decide(i);
     native.recordAttempt(ids[i & 1023], 'bench', 2, (i & 3) !== 0, 2000, undefined, 503, undefined, undefined, 2000, now);
   }
   const t = await measure(100_000, {
     'decide + record (retry() path)': (i) => {
       now += 1;
-      native.decideFailure(out, 'bench', 1, ids[i & 1023], undefined, 503, undefined, undefined, undefined, undefined, 0, undefined, undefined, now);
+      decide(i);
       native.recordAttempt(ids[i & 1023], 'bench', 2, (i & 3) !== 0, 2000, undefined, 503, undefined, undefined, 2000, now);
     },
     'decide (retry() path)': (i) => {
       now += 1;
-      native.decideFailure(out, 'bench', 1, ids[i & 1023], undefined, 503, undefined, undefined, undefined, undefined, 0, undefined, undefined, now);
+      decide(i);
     },
     '  + JSON.parse of the Decision': (i) => {
       now += 1;
-      JSON.parse(native.decideFailure(out, 'bench', 1, ids[i & 1023], undefined, 503, undefined, undefined, undefined, undefined, 0, undefined, undefined, now));
+      JSON.parse(decide(i));
     },
     'record (retry() path)': (i) => {
       now += 1;

@@ -69,7 +69,10 @@ impl SmartRetryError {
 impl From<smartretry::Error> for SmartRetryError {
     fn from(e: smartretry::Error) -> Self {
         match e {
-            smartretry::Error::InvalidInput { field, reason } => {
+            // Kotlin and Go types cannot hold a value of the wrong type: one that arrives
+            // as JSON (a vector, a config) is bad input like any other.
+            smartretry::Error::InvalidInput { field, reason }
+            | smartretry::Error::InvalidType { field, reason } => {
                 SmartRetryError::InvalidInput { field: field.into_owned(), reason }
             }
             smartretry::Error::Config { field, reason } => {

@@ -73,7 +73,7 @@ impl ApiError {
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
         match &e {
-            Error::InvalidInput { field, reason } => {
+            Error::InvalidInput { field, reason } | Error::InvalidType { field, reason } => {
                 let mut out = ApiError::invalid(field, reason);
                 out.body.error = "Invalid request body".into();
                 out

@@ -27,10 +27,12 @@ pub(super) struct Case<'a> {
     pub(super) overrides: &'a Overrides<'a>,
 }
 
-/// The class of `f`'s failure.
+/// The class of `f`'s failure, once the caller's say is heard (`expected`: a type it
+/// named to retry is not taken for a programming error).
 #[inline]
 pub(super) fn classify_failure(f: &Features) -> ErrorKind {
     classify(f.http_status, f.error_class.as_deref(), f.error_code.as_deref())
+        .expected_by_caller(f.expected == Some(true))
 }
 
 /// The policy of the failure: the one an override names, else the matched one, shaped

@@ -3,6 +3,7 @@
 //! attempts left, a call that is not idempotent and may have taken effect, and an
 //! operator's switch that disables retries.
 
+use crate::classify::ErrorKind;
 use crate::model::Method;
 
 use super::case::Case;
@@ -24,10 +25,17 @@ pub(super) fn refusal(w: &World<'_>, c: &Case<'_>) -> Option<Refusal> {
         ));
     }
     if !kind.retryable() {
-        let why = format!(
-            "Not retrying: {label} failures ({}) are permanent and need a fix, not a retry.",
-            kind.as_str()
-        );
+        let why = if kind == ErrorKind::Programming {
+            format!(
+                "Not retrying: {label} is a programming error, a bug in the calling code: a retry \
+                 runs the same code and fails the same way (name its type in retry_on to retry it)."
+            )
+        } else {
+            format!(
+                "Not retrying: {label} failures ({}) are permanent and need a fix, not a retry.",
+                kind.as_str()
+            )
+        };
         let guard = policy.retries().then_some("never_retry");
         let method = if guard.is_some() { Method::Guardrail } else { Method::Rules };
         return Some((method, guard, why));

@@ -68,8 +68,9 @@ fn spread(delay_ms: u64, bits: u64) -> u64 {
 #[inline]
 pub(super) fn choose(w: &World<'_>, c: &Case<'_>, d: &mut Draft) -> Advice {
     let (f, s, now, bits) = (c.f, w.settings, w.now, w.bits);
-    let backoff = c.policy.backoff(c.kind);
-    let prev = f.since_last_failure_ms().unwrap_or(c.policy.base_delay_ms);
+    // The call's own schedule, when it brings one, is the rules tier for this call.
+    let backoff = f.backoff.as_ref().map_or_else(|| c.policy.backoff(c.kind), |b| b.backoff());
+    let prev = f.since_last_failure_ms().unwrap_or(backoff.base_ms);
     let rules_delay = backoff.delay(f.attempt_number, prev, rand01(bits));
     let retries_left = c.retries_left();
     let learned = if d.adaptive { learned(w, c) } else { None };
@@ -257,13 +258,13 @@ fn rules(
     let retry = c.retry_number();
     d.delay_ms = rules_delay;
     d.rules_bounds = Some((backoff.min_ms, backoff.max_ms));
+    if f.backoff.is_some() {
+        say!(&mut d.rationale, "The call's own schedule for ", c.label, ": ");
+    } else {
+        say!(&mut d.rationale, "The ", c.policy.name, " policy matched ", c.label, ": ");
+    }
     say!(
         &mut d.rationale,
-        "The ",
-        c.policy.name,
-        " policy matched ",
-        c.label,
-        ": ",
         strategy_name(backoff.strategy),
         " backoff gives ",
         Ms(d.delay_ms),
