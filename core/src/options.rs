@@ -249,6 +249,13 @@ pub const OPTIONS: &[Spec] = &[
                   true stops retrying; combines with max_attempts and deadline (any stops)",
     },
     Spec {
+        name: "stop",
+        spelled: [Some("stop"), None, None, None],
+        ty: Type::HostValue("a Stop: stop_after_attempt(n) | stop_after_delay(s) | stop_when(f)"),
+        default: "none",
+        meaning: "tenacity's form of max_attempts, deadline and stop_if, combined with |",
+    },
+    Spec {
         name: "on_retry",
         spelled: all("on_retry", "onRetry", "OnRetry"),
         ty: Type::Function,

@@ -23,11 +23,25 @@ from __future__ import annotations
 from ._engine import default_engine, flush_successes, set_default_engine
 from ._native import Decision, Engine, Preview, Stats, Subscription, __version__
 from ._state import AttemptRecord, RetryCallState
+from .control import (
+    RetryStatistics,
+    Stop,
+    WaitDict,
+    stop_after_attempt,
+    stop_after_delay,
+    stop_when,
+    wait_exponential,
+    wait_fibonacci,
+    wait_fixed,
+    wait_linear,
+    wait_random_exponential,
+)
 from .decorators import smart_retry
 from .errors import (
     ConfigError,
     Error,
     InvalidInputError,
+    InvalidTypeError,
     ModelError,
     NotFoundError,
     RetryError,
@@ -68,6 +82,17 @@ __all__ = [
     "DeadLetter",
     "smart_retry",
     "retrying",
+    "stop_after_attempt",
+    "stop_after_delay",
+    "stop_when",
+    "Stop",
+    "wait_exponential",
+    "wait_random_exponential",
+    "wait_fixed",
+    "wait_linear",
+    "wait_fibonacci",
+    "WaitDict",
+    "RetryStatistics",
     "Retrying",
     "AttemptContext",
     "RetryCallState",
@@ -80,6 +105,7 @@ __all__ = [
     "is_testing",
     "Error",
     "InvalidInputError",
+    "InvalidTypeError",
     "ConfigError",
     "NotFoundError",
     "StoreError",

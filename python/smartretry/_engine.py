@@ -55,7 +55,7 @@ def set_default_engine(engine: Optional[Engine]) -> None:
 class SuccessCounter:
     """First-attempt successes of one (job_type, tenant), counted without the engine."""
 
-    __slots__ = ("count", "job_type", "tenant", "engine", "_reported", "_lock", "__weakref__")
+    __slots__ = ("count", "job_type", "tenant", "engine", "_reported", "_skipped", "_lock", "__weakref__")
 
     def __init__(self, job_type: str, tenant: Optional[str], engine: Optional[Engine]) -> None:
         #: ``next(counter.count)`` is the whole cost of counting a success (atomic under the GIL).
@@ -64,16 +64,27 @@ class SuccessCounter:
         self.tenant = tenant
         #: ``None``: the default engine at flush time.
         self.engine = engine
+        #: Successes reported so far.
         self._reported = 0
+        #: Values of ``count`` consumed by reads, not by successes.
+        self._skipped = 0
         self._lock = threading.Lock()
         _counters.add(self)
 
-    def take(self) -> int:
-        """Successes counted since the last take (the value this consumes is not one)."""
+    def total(self) -> int:
+        """Successes counted so far, reported or not (the value this consumes is not one)."""
         with self._lock:
-            current = next(self.count)
-            n = current - self._reported
-            self._reported = current + 1
+            total = next(self.count) - self._skipped
+            self._skipped += 1
+            return total
+
+    def take(self) -> int:
+        """Successes counted since the last take."""
+        with self._lock:
+            total = next(self.count) - self._skipped
+            self._skipped += 1
+            n = total - self._reported
+            self._reported = total
             return n
 
     def flush(self, now_ms: Optional[int] = None) -> None:

@@ -7,7 +7,17 @@ from typing import Any, Callable, Iterator, Mapping, Optional, Sequence, Type, U
 
 from .types import EventDict, EventName, HealthDict, OverrideDict
 
-__all__ = ["Engine", "Decision", "Preview", "Stats", "Subscription", "ml_training_matrix", "__version__"]
+__all__ = [
+    "Engine",
+    "Decision",
+    "Preview",
+    "Stats",
+    "Subscription",
+    "ml_training_matrix",
+    "validate_retry_options",
+    "retry_options",
+    "__version__",
+]
 __version__: str
 
 @final
@@ -192,3 +202,6 @@ class Stats:
     @property
     def buckets(self) -> list[dict[str, Any]]: ...
     def to_dict(self) -> dict[str, Any]: ...
+
+def validate_retry_options(options: Mapping[str, Any]) -> dict[str, Any]: ...
+def retry_options() -> list[dict[str, Any]]: ...

@@ -18,10 +18,12 @@ import time
 from typing import Any, Awaitable, Callable, Dict, Iterator, NoReturn, Optional, Tuple, Type, Union
 
 from . import testing as _testing
-from ._engine import counter_for, default_engine, maybe_flush_all
+from ._engine import SuccessCounter, counter_for, default_engine, maybe_flush_all
 from ._http import http_info
 from ._native import Decision, Engine
+from ._options import check, exception_types
 from ._state import AttemptRecord, RetryCallState
+from .control import RetryStatistics, Stop
 from .errors import InvalidInputError, RetryError
 
 __all__ = ["RetryPolicy", "Hook", "ExceptionTypes"]
@@ -38,16 +40,21 @@ _FOREIGN_FIELDS = ("http_status", "retry_after")
 
 
 class RetryPolicy:
-    """The options of one ``@smart_retry`` or ``retrying`` (immutable once made)."""
+    """The options of one ``@smart_retry`` or ``retrying`` (immutable once made), checked
+    by the engine's options contract when made (see :mod:`smartretry._options`)."""
 
     __slots__ = (
         "job_type",
         "tenant",
         "retry_on",
+        "give_up_on",
+        "expected",
         "retry_if",
+        "stop_if",
         "max_attempts",
         "deadline_ms",
         "timeout",
+        "backoff",
         "fallback",
         "idempotent",
         "on_retry",
@@ -58,72 +65,64 @@ class RetryPolicy:
         "raise_retry_error",
         "counter",
         "priority",
+        "statistics",
     )
 
-    def __init__(
-        self,
-        *,
-        job_type: str,
-        tenant: Optional[str],
-        retry_on: ExceptionTypes,
-        retry_if: Optional[Callable[[Any], bool]],
-        max_attempts: Optional[int],
-        deadline: Optional[float],
-        timeout: Optional[float],
-        fallback: Optional[Callable[[RetryCallState], Any]],
-        idempotent: bool,
-        on_retry: Optional[Hook],
-        before: Optional[Hook],
-        after: Optional[Hook],
-        on_give_up: Optional[Hook],
-        engine: Optional[Engine],
-        raise_retry_error: bool,
-        validate: bool = True,
-        priority: Optional[str] = None,
-    ) -> None:
-        if isinstance(retry_on, type):
-            retry_on = (retry_on,)
-        if not isinstance(retry_on, tuple) or not all(
-            isinstance(t, type) and issubclass(t, BaseException) for t in retry_on
-        ):
-            raise TypeError("retry_on must be an exception type or a tuple of exception types")
-        if timeout is not None:
+    def __init__(self, options: Dict[str, Any], *, is_async: Optional[bool], own_counter: bool = False) -> None:
+        """``options``: what the caller gave, by the public names (``wait``, ``stop``…);
+        ``is_async``: whether the function is a coroutine function (``None``: either);
+        ``own_counter``: count this helper's successes apart (a decorated function's
+        statistics), not with every helper of its job type."""
+        checked = check(options, is_async=is_async)
+        retry_on = exception_types("retry_on", options.get("retry_on", Exception))
+        #: Types the caller named to retry: such a failure is not taken for a bug.
+        self.expected = tuple(t for t in retry_on if t not in (Exception, BaseException))
+        self.timeout: Optional[float] = None
+        if checked.get("timeout_ms") is not None:
+            self.timeout = checked["timeout_ms"] / 1000.0
             # A timeout we impose is a failure to retry, whatever retry_on lists.
             retry_on = retry_on + (asyncio.TimeoutError, TimeoutError)
-        if max_attempts is not None and (isinstance(max_attempts, bool) or not isinstance(max_attempts, int)):
-            raise TypeError("max_attempts must be an int")
-        self.job_type = job_type
-        self.tenant = tenant
         self.retry_on: Tuple[Type[BaseException], ...] = retry_on
-        self.retry_if = retry_if
-        self.max_attempts = max_attempts
-        self.deadline_ms: Optional[int] = None if deadline is None else int(deadline * 1000)
-        self.timeout = timeout
-        self.fallback = fallback
-        self.idempotent = idempotent
-        self.on_retry = on_retry
-        self.before = before
-        self.after = after
-        self.on_give_up = on_give_up
-        self.engine = engine
-        self.raise_retry_error = raise_retry_error
+        self.give_up_on = exception_types("give_up_on", options.get("give_up_on") or ())
+        stop: Optional[Stop] = options.get("stop")
+        self.job_type: str = checked["job_type"]
+        self.tenant: Optional[str] = checked.get("tenant")
+        self.retry_if = options.get("retry_if")
+        self.stop_if: Tuple[Callable[[RetryCallState], Any], ...] = tuple(
+            p for p in (options.get("stop_if"),) + (stop.predicates if stop else ()) if p is not None
+        )
+        self.max_attempts: Optional[int] = _least(checked.get("max_attempts"), stop.max_attempts if stop else None)
+        self.deadline_ms: Optional[int] = _least(checked.get("deadline_ms"), stop.deadline_ms if stop else None)
+        #: The call's own schedule, as the engine takes it (``Features.backoff``).
+        self.backoff: Optional[Dict[str, Any]] = checked.get("backoff")
+        self.fallback = options.get("fallback")
+        self.idempotent: bool = checked.get("idempotent", True)
+        self.on_retry = options.get("on_retry")
+        self.before = options.get("before")
+        self.after = options.get("after")
+        self.on_give_up = options.get("on_give_up")
+        self.engine: Optional[Engine] = options.get("engine")
+        self.raise_retry_error = bool(options.get("raise_retry_error"))
         #: How much the call matters when retry budgets bind (low/normal/high/critical).
-        self.priority = priority
-        self.counter = counter_for(job_type, tenant, engine)
-        if validate:
-            # The core validates the labels (job_type, tenant) now rather than at the
-            # first failure: a preview of one attempt checks them and changes nothing.
-            features: Dict[str, Any] = {"job_type": job_type, "attempt_number": 1}
-            if tenant is not None:
-                features["tenant"] = tenant
-            if priority is not None:
-                features["priority"] = priority
-            self.get_engine().preview(features, 1)
+        self.priority: Optional[str] = checked.get("priority")
+        self.counter = (
+            SuccessCounter(self.job_type, self.tenant, self.engine)
+            if own_counter
+            else counter_for(self.job_type, self.tenant, self.engine)
+        )
+        self.statistics = RetryStatistics(self.counter.total)
 
     @property
     def fast(self) -> bool:
         """No per-attempt work besides the call itself (the success path can be lean)."""
-        return self.before is None and self.after is None and self.retry_if is None and self.timeout is None
+        return (
+            self.before is None
+            and self.after is None
+            and self.retry_if is None
+            and self.timeout is None
+            and not self.stop_if
+            and not self.give_up_on
+        )
 
     def get_engine(self) -> Engine:
         return self.engine if self.engine is not None else default_engine()
@@ -133,10 +132,33 @@ class RetryPolicy:
     def start(self, args: Tuple[Any, ...] = (), kwargs: Optional[Dict[str, Any]] = None) -> RetryCallState:
         return RetryCallState(self.job_type, self.tenant, args, kwargs)
 
+    def caught(self, exc: BaseException) -> bool:
+        """Whether ``retry_on`` / ``give_up_on`` let this failure be retried (``retry_if`` aside)."""
+        return isinstance(exc, self.retry_on) and not (self.give_up_on and isinstance(exc, self.give_up_on))
+
     def retryable(self, exc: BaseException) -> bool:
-        if not isinstance(exc, self.retry_on):
+        return self.caught(exc) and (self.retry_if is None or bool(self.retry_if(exc)))
+
+    async def retryable_async(self, exc: BaseException) -> bool:
+        """:meth:`retryable`, awaiting an async ``retry_if``."""
+        return self.caught(exc) and (self.retry_if is None or bool(await _maybe_await(self.retry_if(exc))))
+
+    def stop_requested(self, state: RetryCallState) -> bool:
+        """Whether a ``stop_if`` / ``stop_when`` predicate says stop (sync code)."""
+        return any(bool(p(state)) for p in self.stop_if)
+
+    async def stop_requested_async(
+        self, state: RetryCallState, exc: Optional[BaseException], result: Any = None
+    ) -> bool:
+        """:meth:`stop_requested` in async code, awaiting async predicates; they see this
+        failure as ``state.exception`` / ``state.result``."""
+        if not self.stop_if:
             return False
-        return self.retry_if is None or bool(self.retry_if(exc))
+        state.exception, state.result = exc, result
+        for p in self.stop_if:
+            if await _maybe_await(p(state)):
+                return True
+        return False
 
     def succeeded(self, state: RetryCallState, result: Any) -> None:
         """A success: counted (first attempt) or recorded (a retry, so the engine learns)."""
@@ -160,13 +182,19 @@ class RetryPolicy:
             )
         )
         self._record(state, True)
+        with self.statistics._lock:
+            self.statistics.retried_successes += 1
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "%s succeeded on attempt %d after %.3fs", self.job_type, state.attempt_number, now / 1000
             )
 
-    def failed(self, state: RetryCallState, exc: Optional[BaseException], result: Any = None) -> Optional[int]:
-        """A failed attempt: record it, ask the engine. The delay in ms, or None to stop."""
+    def failed(
+        self, state: RetryCallState, exc: Optional[BaseException], result: Any = None, stop: Optional[bool] = None
+    ) -> Optional[int]:
+        """A failed attempt: record it, ask the engine. The delay in ms, or None to stop.
+        ``stop``: what the stop predicates said (async code awaits them first); ``None``:
+        ask them here."""
         engine = self.engine if self.engine is not None else default_engine()
         now = int((time.monotonic() - state._t0) * 1000) + state._skipped_ms
         n = state.attempt_number
@@ -193,6 +221,8 @@ class RetryPolicy:
         if n == 1:
             state._first_failure_ms = now
             job_id = state.job_id = f"{self.job_type}#{next(_job_ids)}"
+            with self.statistics._lock:
+                self.statistics.failed_first += 1
         else:
             self._record(state, False)
 
@@ -221,12 +251,18 @@ class RetryPolicy:
             features["priority"] = self.priority
         if self.deadline_ms is not None:
             features["deadline_ms"] = max(0, self.deadline_ms - state._first_failure_ms)
+        if self.backoff is not None:
+            features["backoff"] = self.backoff
+        if exc is not None and self.expected and isinstance(exc, self.expected):
+            features["expected"] = True
 
-        if self.max_attempts is not None and n >= self.max_attempts:
+        if stop is None and self.stop_if:
+            stop = self.stop_requested(state)
+        if stop or (self.max_attempts is not None and n >= self.max_attempts):
             state._labels = (error_class, error_code, status)
             state.decision = None
             state.next_delay_ms = None
-            state.give_up_reason = f"max_attempts={self.max_attempts} reached"
+            state.give_up_reason = "stop_if said stop" if stop else f"max_attempts={self.max_attempts} reached"
             return None
         state._failed_at_unix_ms = int(time.time() * 1000)
         try:
@@ -236,10 +272,12 @@ class RetryPolicy:
         state._labels = (error_class, error_code, features.get("http_status"))
         record.decision = decision
         state.decision = decision
+        self.statistics.last_decision = decision
         if decision.should_retry:
             delay: int = decision.delay_ms
             state.next_delay_ms = delay
             if logger.isEnabledFor(logging.INFO):
+                # One structured line per retry: handlers can route or format the fields.
                 logger.info(
                     "%s attempt %d failed (%s); retrying in %d ms [%s]: %s",
                     self.job_type,
@@ -248,6 +286,13 @@ class RetryPolicy:
                     delay,
                     decision.method,
                     decision.rationale,
+                    extra={
+                        "job_type": self.job_type,
+                        "attempt": n,
+                        "delay_ms": delay,
+                        "method": decision.method,
+                        "error_class": record.error_class,
+                    },
                 )
             return delay
         state.next_delay_ms = None
@@ -289,6 +334,10 @@ class RetryPolicy:
         """An exception that is not retried: it ends the call as it is, but a retry's
         outcome is still recorded (the engine learns it failed)."""
         state.exception = exc
+        with self.statistics._lock:
+            if state.attempt_number == 1:
+                self.statistics.failed_first += 1
+            self.statistics.gave_up += 1
         if state.attempt_number > 1:
             now = state.elapsed_ms()
             state.history.append(
@@ -308,6 +357,9 @@ class RetryPolicy:
         """Bookkeeping once the delay has passed (or was skipped in testing mode)."""
         state.attempt_number += 1
         state._delay_ms = delay_ms
+        with self.statistics._lock:
+            self.statistics.retries += 1
+            self.statistics.idle_ms += delay_ms
         state._attempt_started_ms = int((time.monotonic() - state._t0) * 1000) + state._skipped_ms
 
     # -- giving up -----------------------------------------------------------------
@@ -318,9 +370,23 @@ class RetryPolicy:
             f"in {state.elapsed:.3f}s: {state.give_up_reason}"
         )
 
+    def _log_give_up(self, state: RetryCallState, suffix: str = "") -> None:
+        """After retries, a WARNING; a failure never retried (one attempt: a 400, a bug,
+        a local stop) reaches the caller as it is, so only INFO."""
+        with self.statistics._lock:
+            self.statistics.gave_up += 1
+        level = logging.WARNING if state.attempt_number > 1 else logging.INFO
+        if logger.isEnabledFor(level):
+            logger.log(
+                level,
+                "%s%s",
+                self._give_up_message(state),
+                suffix,
+                extra={"job_type": self.job_type, "attempt": state.attempt_number, "gave_up": True},
+            )
+
     def _raise(self, state: RetryCallState) -> NoReturn:
         exc = state.exception
-        logger.warning("%s", self._give_up_message(state))
         if exc is None or self.raise_retry_error:
             raise RetryError(state) from exc
         _attach_history(exc, state, self._give_up_message(state))
@@ -331,16 +397,18 @@ class RetryPolicy:
         if self.on_give_up is not None:
             self.on_give_up(state)
         if self.fallback is not None:
-            logger.info("%s; using the fallback", self._give_up_message(state))
+            self._log_give_up(state, "; using the fallback")
             return self.fallback(state)
+        self._log_give_up(state)
         self._raise(state)
 
     async def give_up_async(self, state: RetryCallState) -> Any:
         if self.on_give_up is not None:
             await _maybe_await(self.on_give_up(state))
         if self.fallback is not None:
-            logger.info("%s; using the fallback", self._give_up_message(state))
+            self._log_give_up(state, "; using the fallback")
             return await _maybe_await(self.fallback(state))
+        self._log_give_up(state)
         self._raise(state)
 
     # -- sleeping ------------------------------------------------------------------
@@ -390,115 +458,8 @@ class RetryPolicy:
                 waited += pause
         self.next_attempt(state, waited)
 
-    # -- whole loops -----------------------------------------------------------------
-
-    def call(self, fn: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
-        """The general sync loop (hooks, result predicates)."""
-        state = self.start(args, kwargs)
-        while True:
-            if self.before is not None:
-                self.before(state)
-            try:
-                result = fn(*args, **kwargs)
-            except Exception as exc:
-                if not self.retryable(exc):
-                    self.abandon(state, exc)
-                    raise
-                delay = self.failed(state, exc)
-            else:
-                if self.retry_if is None or not self.retry_if(result):
-                    self.succeeded(state, result)
-                    if self.after is not None:
-                        self.after(state)
-                    return result
-                delay = self.failed(state, None, result)
-            if self.after is not None:
-                self.after(state)
-            if delay is None:
-                return self.give_up(state)
-            self.sleep(state, delay)
-
-    def resume(
-        self, fn: Callable[..., Any], args: Tuple[Any, ...], kwargs: Dict[str, Any], first: BaseException
-    ) -> Any:
-        """The fast path's continuation after a failed first attempt (``fast`` policies only)."""
-        if not isinstance(first, Exception):  # KeyboardInterrupt, SystemExit… are never retried
-            raise first
-        state = self.start(args, kwargs)
-        exc = first
-        while True:
-            delay = self.failed(state, exc)
-            if delay is None:
-                return self.give_up(state)
-            self.sleep(state, delay)
-            try:
-                result = fn(*args, **kwargs)
-            except Exception as e:
-                if not self.retryable(e):
-                    self.abandon(state, e)
-                    raise
-                exc = e
-            else:
-                self.succeeded(state, result)
-                return result
-
-    async def call_async(
-        self, fn: Callable[..., Awaitable[Any]], args: Tuple[Any, ...], kwargs: Dict[str, Any]
-    ) -> Any:
-        """The general async loop (hooks, result predicates, per-attempt timeout)."""
-        state = self.start(args, kwargs)
-        while True:
-            if self.before is not None:
-                await _maybe_await(self.before(state))
-            try:
-                if self.timeout is None:
-                    result = await fn(*args, **kwargs)
-                else:
-                    result = await asyncio.wait_for(fn(*args, **kwargs), self.timeout)
-            except Exception as exc:
-                if not self.retryable(exc):
-                    self.abandon(state, exc)
-                    raise
-                delay = self.failed(state, exc)
-            else:
-                if self.retry_if is None or not self.retry_if(result):
-                    self.succeeded(state, result)
-                    if self.after is not None:
-                        await _maybe_await(self.after(state))
-                    return result
-                delay = self.failed(state, None, result)
-            if self.after is not None:
-                await _maybe_await(self.after(state))
-            if delay is None:
-                return await self.give_up_async(state)
-            await self.sleep_async(state, delay)
-
-    async def resume_async(
-        self,
-        fn: Callable[..., Awaitable[Any]],
-        args: Tuple[Any, ...],
-        kwargs: Dict[str, Any],
-        first: BaseException,
-    ) -> Any:
-        if not isinstance(first, Exception):  # CancelledError, KeyboardInterrupt… are never retried
-            raise first
-        state = self.start(args, kwargs)
-        exc = first
-        while True:
-            delay = self.failed(state, exc)
-            if delay is None:
-                return await self.give_up_async(state)
-            await self.sleep_async(state, delay)
-            try:
-                result = await fn(*args, **kwargs)
-            except Exception as e:
-                if not self.retryable(e):
-                    self.abandon(state, e)
-                    raise
-                exc = e
-            else:
-                self.succeeded(state, result)
-                return result
+def _least(a: Optional[int], b: Optional[int]) -> Optional[int]:
+    return b if a is None else a if b is None else min(a, b)
 
 
 async def _maybe_await(value: Any) -> Any:

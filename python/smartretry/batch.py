@@ -86,22 +86,15 @@ def _policy(
     engine: Optional[Engine],
 ) -> RetryPolicy:
     return RetryPolicy(
-        job_type=job_type,
-        tenant=tenant,
-        retry_on=retry_on,
-        retry_if=None,
-        max_attempts=max_attempts,
-        deadline=None,
-        timeout=None,
-        fallback=None,
-        idempotent=True,
-        on_retry=None,
-        before=None,
-        after=None,
-        on_give_up=None,
-        engine=engine,
-        raise_retry_error=False,
-        priority=priority,
+        {
+            "job_type": job_type,
+            "tenant": tenant,
+            "retry_on": retry_on,
+            "max_attempts": max_attempts,
+            "engine": engine,
+            "priority": priority,
+        },
+        is_async=None,
     )
 
 

@@ -2,7 +2,8 @@
 
 Engine errors map one to one from the core's error kinds (the native module raises
 them): every one is a :class:`Error`; bad input and bad configuration are also
-:class:`ValueError`, an unknown name is also a :class:`LookupError`. ``field`` names
+:class:`ValueError`, a value of the wrong type also a :class:`TypeError`, an unknown
+name also a :class:`LookupError`. ``field`` names
 what was wrong (``"http_status"``, ``"strategy.guardrails.max_attempts"``) and
 ``reason`` says why.
 
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Error",
     "InvalidInputError",
+    "InvalidTypeError",
     "ConfigError",
     "NotFoundError",
     "StoreError",
@@ -55,6 +57,13 @@ class InvalidInputError(Error, ValueError):
     """A request value is missing, malformed or out of range."""
 
     kind = "invalid_input"
+
+
+class InvalidTypeError(Error, TypeError):
+    """A value of the wrong type: a string where a number is due, a number where a
+    function is (``@smart_retry(deadline="5")``, ``retry_if=3``)."""
+
+    kind = "invalid_type"
 
 
 class ConfigError(Error, ValueError):

@@ -22,8 +22,10 @@ from types import TracebackType
 from typing import Any, Callable, Optional, Type
 
 from ._native import Engine
+from ._options import check_sync_predicates, option_type_error
 from ._retry import ExceptionTypes, Hook, RetryPolicy, _maybe_await
 from ._state import RetryCallState
+from .control import RetryStatistics, Stop, WaitDict
 from .types import PriorityName
 
 __all__ = ["retrying", "Retrying", "AttemptContext"]
@@ -34,13 +36,15 @@ _RUNNING, _SUCCEEDED, _FAILED, _ABANDONED = range(4)
 class AttemptContext:
     """One attempt: use it as ``with attempt:`` around the code to retry."""
 
-    __slots__ = ("_policy", "_state", "_outcome", "_exception", "_timer", "_timed_out", "_task", "_is_async")
+    __slots__ = ("_policy", "_state", "_outcome", "_exception", "_judged", "_timer", "_timed_out", "_task", "_is_async")
 
     def __init__(self, policy: RetryPolicy, state: RetryCallState, is_async: bool) -> None:
         self._policy = policy
         self._state = state
         self._outcome = _RUNNING
         self._exception: Optional[BaseException] = None
+        #: Whether retry_if has seen the failure (see ``__exit__``).
+        self._judged = True
         self._timer: Optional[asyncio.TimerHandle] = None
         self._timed_out = False
         self._task: Optional["asyncio.Task[Any]"] = None
@@ -87,9 +91,15 @@ class AttemptContext:
             if self._task is not None and sys.version_info >= (3, 11):
                 self._task.uncancel()
             exc = asyncio.TimeoutError(f"attempt {state.attempt_number} timed out after {policy.timeout}s")
-        if isinstance(exc, Exception) and (timed_out or policy.retryable(exc)):
+        # In `async for`, an async retry_if is awaited by the loop: the failure is held
+        # and raised from the `async for` line if the predicate refuses it.
+        judge_later = self._is_async and policy.retry_if is not None
+        if isinstance(exc, Exception) and (
+            timed_out or (policy.caught(exc) if judge_later else policy.retryable(exc))
+        ):
             self._outcome = _FAILED
             self._exception = exc
+            self._judged = timed_out or not judge_later
             return True
         self._outcome = _ABANDONED
         if isinstance(exc, Exception):
@@ -103,9 +113,15 @@ class Retrying:
     def __init__(self, policy: RetryPolicy) -> None:
         self.policy = policy
 
+    @property
+    def statistics(self) -> RetryStatistics:
+        """What this loop has been through (see :class:`~smartretry.RetryStatistics`)."""
+        return self.policy.statistics
+
     def __iter__(self) -> "_Attempts":
         if self.policy.timeout is not None:
-            raise TypeError("timeout= needs `async for`: a sync attempt cannot be cancelled")
+            raise option_type_error("timeout", "needs `async for`: a sync attempt cannot be cancelled")
+        check_sync_predicates(self.policy)
         return _Attempts(self.policy)
 
     def __aiter__(self) -> "_AsyncAttempts":
@@ -166,7 +182,14 @@ class _AsyncAttempts:
                 await _maybe_await(policy.after(state))
             if current._outcome != _FAILED:
                 raise StopAsyncIteration
-            delay = policy.failed(state, current._exception)
+            failure = current._exception
+            assert failure is not None
+            if not current._judged and not await policy.retryable_async(failure):
+                self._current = None
+                policy.abandon(state, failure)
+                raise failure
+            stop = await policy.stop_requested_async(state, failure)
+            delay = policy.failed(state, failure, stop=stop)
             if delay is None:
                 self._current = None
                 await policy.give_up_async(state)
@@ -192,10 +215,14 @@ def retrying(
     job_type: Optional[str] = None,
     tenant: Optional[str] = None,
     retry_on: ExceptionTypes = Exception,
-    retry_if: Optional[Callable[[BaseException], bool]] = None,
+    give_up_on: ExceptionTypes = (),
+    retry_if: Optional[Callable[[BaseException], Any]] = None,
     max_attempts: Optional[int] = None,
     deadline: Optional[float] = None,
     timeout: Optional[float] = None,
+    wait: Optional[WaitDict] = None,
+    stop: Optional[Stop] = None,
+    stop_if: Optional[Callable[[RetryCallState], Any]] = None,
     idempotent: bool = True,
     on_retry: Optional[Hook] = None,
     before: Optional[Hook] = None,
@@ -207,27 +234,33 @@ def retrying(
 ) -> Retrying:
     """Retry a block of code: ``for attempt in retrying(...): with attempt: ...``.
 
-    The options are those of :func:`~smartretry.smart_retry` (``job_type`` defaults to
-    the calling function's qualified name; ``retry_if`` sees exceptions only, and
-    there is no ``fallback``: the loop has no value to return).
+    The options are those of :func:`~smartretry.smart_retry`, checked here (``job_type``
+    defaults to the calling function's qualified name; ``retry_if`` sees exceptions
+    only, and there is no ``fallback``: the loop has no value to return). Async
+    predicates and ``timeout`` need ``async for``.
     """
     policy = RetryPolicy(
-        job_type=job_type if job_type is not None else _caller_name(),
-        tenant=tenant,
-        retry_on=retry_on,
-        retry_if=retry_if,
-        max_attempts=max_attempts,
-        deadline=deadline,
-        timeout=timeout,
-        fallback=None,
-        idempotent=idempotent,
-        on_retry=on_retry,
-        before=before,
-        after=after,
-        on_give_up=on_give_up,
-        engine=engine,
-        raise_retry_error=raise_retry_error,
-        validate=False,
-        priority=priority,
+        {
+            "job_type": job_type if job_type is not None else _caller_name(),
+            "tenant": tenant,
+            "retry_on": retry_on,
+            "give_up_on": give_up_on,
+            "retry_if": retry_if,
+            "max_attempts": max_attempts,
+            "deadline": deadline,
+            "timeout": timeout,
+            "wait": wait,
+            "stop": stop,
+            "stop_if": stop_if,
+            "idempotent": idempotent,
+            "on_retry": on_retry,
+            "before": before,
+            "after": after,
+            "on_give_up": on_give_up,
+            "engine": engine,
+            "raise_retry_error": raise_retry_error,
+            "priority": priority,
+        },
+        is_async=None,
     )
     return Retrying(policy)

@@ -186,17 +186,23 @@ def test_max_attempts_counts_the_first_attempt(engine: Engine, fast: None) -> No
         assert notes[1].startswith("  attempt 1 failed with ConnectionResetError")
 
 
-def test_the_engine_stops_permanent_failures(engine: Engine, fast: None) -> None:
-    flaky = Flaky(1, ValueError("bad amount"))
-    fn = smart_retry(engine=engine, job_type="validate")(flaky)
-    with pytest.raises(ValueError, match="bad amount") as err:
+def test_the_engine_stops_programming_errors(engine: Engine, fast: None) -> None:
+    flaky = Flaky(1, TypeError("'NoneType' object is not subscriptable"))
+    fn = smart_retry(engine=engine, job_type="buggy")(flaky)
+    with pytest.raises(TypeError, match="subscriptable") as err:
         fn()
     assert flaky.calls == 1
     decision = err.value.smartretry_history[0].decision  # type: ignore[attr-defined]
     assert decision is not None and not decision.should_retry
-    assert "permanent" in decision.rationale
+    assert "programming error" in decision.rationale
     if sys.version_info >= (3, 11):
-        assert "permanent" in err.value.__notes__[0]
+        assert "programming error" in err.value.__notes__[0]
+
+
+def test_a_domain_value_error_is_retried_like_any_failure(engine: Engine, fast: None) -> None:
+    flaky = Flaky(2, ValueError("amount not settled yet"))
+    assert smart_retry(engine=engine, job_type="settle")(flaky)() == "ok"
+    assert flaky.calls == 3
 
 
 def test_policy_max_attempts_ends_retries(engine: Engine, fast: None) -> None:
@@ -402,8 +408,9 @@ def test_labels_are_validated_by_the_engine_when_decorating(engine: Engine) -> N
     with pytest.raises(smartretry.InvalidInputError) as err:
         smart_retry(engine=engine, tenant="a\nb")(lambda: None)
     assert err.value.field == "tenant"
-    with pytest.raises(TypeError):
-        smart_retry(engine=engine, retry_on=[ValueError])(lambda: None)  # type: ignore[arg-type]
+    with pytest.raises(smartretry.InvalidTypeError) as type_err:
+        smart_retry(engine=engine, retry_on=[ValueError, 3])(lambda: None)  # type: ignore[list-item]
+    assert type_err.value.field == "retry_on"
 
 
 def test_real_sleeping_waits_the_decided_delay() -> None:

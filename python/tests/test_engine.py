@@ -228,9 +228,11 @@ def test_typed_and_generic_routes_agree() -> None:
     # Keys built at run time (not interned) are recognised by their text.
     built = {"".join(["job", "_", k[4:]]) if k.startswith("job_") else k: v for k, v in features.items()}
     assert Engine(seed=3).decide(built, now_ms=T0).to_dict() == a.to_dict()
-    # Unknown keys are allowed (newer clients), whichever route is taken.
-    c = Engine(seed=3).decide({**features, "shiny_new_field": [1, 2]}, now_ms=T0)
-    assert c.to_dict() == a.to_dict()
+    # An unknown (misspelt) key is refused, named, whichever route is taken.
+    for route in (dict, Features):
+        with pytest.raises(smartretry.InvalidInputError) as err:
+            Engine(seed=3).decide(route({**features, "max_atempts": 2}), now_ms=T0)
+        assert err.value.field == "max_atempts"
 
 
 def test_config_as_dict_and_as_file(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ use pyo3::types::PyType;
 use smartretry::Error;
 
 static INVALID_INPUT: PyOnceLock<Py<PyType>> = PyOnceLock::new();
+static INVALID_TYPE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static CONFIG: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static NOT_FOUND: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static STORE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
@@ -18,12 +19,15 @@ static BASE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 
 const MODULE: &str = "smartretry.errors";
 
-/// `smartretry.InvalidInputError`, `ConfigError`, `NotFoundError`, `StoreError`,
+/// `smartretry.InvalidInputError`, `InvalidTypeError`, `ConfigError`, `NotFoundError`, `StoreError`,
 /// `ModelError`, or the base `smartretry.Error` for kinds added later.
 pub fn to_py(py: Python<'_>, err: Error) -> PyErr {
     let (cell, name, field, reason) = match &err {
         Error::InvalidInput { field, reason } => {
             (&INVALID_INPUT, "InvalidInputError", Some(field.to_string()), reason.clone())
+        }
+        Error::InvalidType { field, reason } => {
+            (&INVALID_TYPE, "InvalidTypeError", Some(field.to_string()), reason.clone())
         }
         Error::Config { field, reason } => (&CONFIG, "ConfigError", Some(field.to_string()), reason.clone()),
         Error::NotFound { what } => (&NOT_FOUND, "NotFoundError", None, what.clone()),

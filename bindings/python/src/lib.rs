@@ -10,6 +10,7 @@
 mod convert;
 mod errors;
 mod fast;
+mod options;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -17,7 +18,7 @@ use std::time::Duration;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
 use smartretry::events::{Closed, EventKind};
-use smartretry::model::from_value;
+use smartretry::model::from_value_strict;
 use smartretry::{
     Attempt, Config, DeadLetterQuery, DeadLetterStatus, Features, Guardrails, NewDeadLetter, Override, Policy,
 };
@@ -52,8 +53,9 @@ fn event_kinds(py: Python<'_>, names: Option<Vec<String>>) -> PyResult<Vec<Event
     names.unwrap_or_default().iter().map(|n| EventKind::parse(n)).collect::<Result<_, _>>().map_py(py)
 }
 
+/// A dict a caller wrote: an unknown (misspelt) key is refused, named.
 fn parse<T: serde::de::DeserializeOwned>(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<T> {
-    convert::to_value(obj, "").and_then(from_value).map_py(py)
+    convert::to_value(obj, "").and_then(from_value_strict).map_py(py)
 }
 
 fn features(py: Python<'_>, obj: &Bound<'_, PyAny>) -> PyResult<Features> {
@@ -80,7 +82,7 @@ impl Engine {
     #[pyo3(signature = (seed = None, config = None, store = None, env = false, ml_runtime = None))]
     fn new(
         py: Python<'_>,
-        seed: Option<u64>,
+        #[pyo3(from_py_with = options::arg::opt::seed)] seed: Option<u64>,
         config: Option<&Bound<'_, PyAny>>,
         store: Option<&str>,
         env: bool,
@@ -121,14 +123,24 @@ impl Engine {
 
     /// Should this failure be retried, and after how long?
     #[pyo3(signature = (features, now_ms = None))]
-    fn decide(&self, py: Python<'_>, features: &Bound<'_, PyAny>, now_ms: Option<u64>) -> PyResult<Decision> {
+    fn decide(
+        &self,
+        py: Python<'_>,
+        features: &Bound<'_, PyAny>,
+        #[pyo3(from_py_with = options::arg::opt::now_ms)] now_ms: Option<u64>,
+    ) -> PyResult<Decision> {
         let f = self::features(py, features)?;
         py.detach(|| self.0.decide(&f, now_ms)).map(Decision).map_py(py)
     }
 
     /// Learn from what happened on an attempt.
     #[pyo3(signature = (attempt, now_ms = None))]
-    fn record(&self, py: Python<'_>, attempt: &Bound<'_, PyAny>, now_ms: Option<u64>) -> PyResult<()> {
+    fn record(
+        &self,
+        py: Python<'_>,
+        attempt: &Bound<'_, PyAny>,
+        #[pyo3(from_py_with = options::arg::opt::now_ms)] now_ms: Option<u64>,
+    ) -> PyResult<()> {
         let a = self::attempt(py, attempt)?;
         py.detach(|| self.0.record(&a, now_ms)).map_py(py)
     }
@@ -140,8 +152,8 @@ impl Engine {
         py: Python<'_>,
         job_type: &str,
         tenant: Option<&str>,
-        count: u64,
-        now_ms: Option<u64>,
+        #[pyo3(from_py_with = options::arg::count)] count: u64,
+        #[pyo3(from_py_with = options::arg::opt::now_ms)] now_ms: Option<u64>,
     ) -> PyResult<()> {
         self.0.record_successes(job_type, tenant, count, now_ms).map_py(py)
     }
@@ -154,7 +166,7 @@ impl Engine {
         py: Python<'_>,
         job_type: &str,
         failed_at_ms: i64,
-        now_ms: Option<u64>,
+        #[pyo3(from_py_with = options::arg::opt::now_ms)] now_ms: Option<u64>,
     ) -> PyResult<bool> {
         u64::try_from(failed_at_ms)
             .map_err(|_| smartretry::Error::invalid("failed_at_ms", "must be a Unix time in ms (>= 0)"))
@@ -168,8 +180,8 @@ impl Engine {
         &self,
         py: Python<'_>,
         features: &Bound<'_, PyAny>,
-        max_attempts: u32,
-        now_ms: Option<u64>,
+        #[pyo3(from_py_with = options::arg::max_attempts)] max_attempts: u32,
+        #[pyo3(from_py_with = options::arg::opt::now_ms)] now_ms: Option<u64>,
     ) -> PyResult<Preview> {
         let f = self::features(py, features)?;
         py.detach(|| self.0.preview(&f, max_attempts, now_ms)).map(Preview).map_py(py)
@@ -182,8 +194,8 @@ impl Engine {
         py: Python<'_>,
         job_type: &str,
         error_class: &str,
-        window_ms: Option<u64>,
-        now_ms: Option<u64>,
+        #[pyo3(from_py_with = options::arg::opt::window_ms)] window_ms: Option<u64>,
+        #[pyo3(from_py_with = options::arg::opt::now_ms)] now_ms: Option<u64>,
     ) -> PyResult<Stats> {
         py.detach(|| self.0.stats(job_type, error_class, window_ms, now_ms)).map(Stats).map_py(py)
     }
@@ -243,7 +255,11 @@ impl Engine {
 
     /// Circuit breakers by downstream.
     #[pyo3(signature = (now_ms = None))]
-    fn breakers<'py>(&self, py: Python<'py>, now_ms: Option<u64>) -> PyResult<Bound<'py, PyAny>> {
+    fn breakers<'py>(
+        &self,
+        py: Python<'py>,
+        #[pyo3(from_py_with = options::arg::opt::now_ms)] now_ms: Option<u64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         convert::serialize_to_py(py, &self.0.breakers(now_ms))
     }
 
@@ -254,7 +270,11 @@ impl Engine {
 
     /// The operator overrides in force, most specific first.
     #[pyo3(signature = (now_ms = None))]
-    fn overrides<'py>(&self, py: Python<'py>, now_ms: Option<u64>) -> PyResult<Bound<'py, PyAny>> {
+    fn overrides<'py>(
+        &self,
+        py: Python<'py>,
+        #[pyo3(from_py_with = options::arg::opt::now_ms)] now_ms: Option<u64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         convert::serialize_to_py(py, &self.0.overrides(now_ms))
     }
 
@@ -264,7 +284,7 @@ impl Engine {
         &self,
         py: Python<'py>,
         override_: &Bound<'py, PyAny>,
-        now_ms: Option<u64>,
+        #[pyo3(from_py_with = options::arg::opt::now_ms)] now_ms: Option<u64>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let o: Override = parse(py, override_)?;
         let replaced = self.0.add_override(o, now_ms).map_py(py)?;
@@ -283,7 +303,7 @@ impl Engine {
         &self,
         py: Python<'py>,
         job_type: &str,
-        now_ms: Option<u64>,
+        #[pyo3(from_py_with = options::arg::opt::now_ms)] now_ms: Option<u64>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let report = self.0.health(job_type, now_ms).map_py(py)?;
         convert::serialize_to_py(py, &report)
@@ -295,7 +315,7 @@ impl Engine {
         &self,
         py: Python<'_>,
         events: Option<Vec<String>>,
-        capacity: usize,
+        #[pyo3(from_py_with = options::arg::capacity)] capacity: usize,
     ) -> PyResult<Subscription> {
         let kinds = event_kinds(py, events)?;
         let inner = self.0.subscribe(&kinds, capacity).map_py(py)?;
@@ -311,7 +331,7 @@ impl Engine {
         py: Python<'py>,
         event: &str,
         callback: Bound<'py, PyAny>,
-        capacity: usize,
+        #[pyo3(from_py_with = options::arg::capacity)] capacity: usize,
     ) -> PyResult<Bound<'py, PyAny>> {
         let names = (event != "*").then(|| vec![event.to_string()]);
         let subscription = Bound::new(py, self.subscribe(py, names, capacity)?)?;
@@ -325,7 +345,7 @@ impl Engine {
         py: Python<'py>,
         model: std::path::PathBuf,
         sidecar: Option<std::path::PathBuf>,
-        now_ms: Option<u64>,
+        #[pyo3(from_py_with = options::arg::opt::now_ms)] now_ms: Option<u64>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let info =
             py.detach(|| self.0.register_model_files(&model, sidecar.as_deref(), now_ms)).map_py(py)?;
@@ -344,7 +364,7 @@ impl Engine {
         py: Python<'py>,
         version: &str,
         canary_percent: f64,
-        now_ms: Option<u64>,
+        #[pyo3(from_py_with = options::arg::opt::now_ms)] now_ms: Option<u64>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let d = py.detach(|| self.0.deploy_model(version, canary_percent, now_ms)).map_py(py)?;
         convert::serialize_to_py(py, &d)
@@ -356,7 +376,7 @@ impl Engine {
         &self,
         py: Python<'py>,
         version: Option<&str>,
-        now_ms: Option<u64>,
+        #[pyo3(from_py_with = options::arg::opt::now_ms)] now_ms: Option<u64>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let d = py.detach(|| self.0.shadow_model(version, now_ms)).map_py(py)?;
         convert::serialize_to_py(py, &d)
@@ -364,14 +384,22 @@ impl Engine {
 
     /// Back to the previous deployment.
     #[pyo3(signature = (now_ms = None))]
-    fn rollback_model<'py>(&self, py: Python<'py>, now_ms: Option<u64>) -> PyResult<Bound<'py, PyAny>> {
+    fn rollback_model<'py>(
+        &self,
+        py: Python<'py>,
+        #[pyo3(from_py_with = options::arg::opt::now_ms)] now_ms: Option<u64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let d = py.detach(|| self.0.rollback_model(now_ms)).map_py(py)?;
         convert::serialize_to_py(py, &d)
     }
 
     /// No model serves or watches: decisions come from the Bayesian tier.
     #[pyo3(signature = (now_ms = None))]
-    fn rollback_to_bayesian<'py>(&self, py: Python<'py>, now_ms: Option<u64>) -> PyResult<Bound<'py, PyAny>> {
+    fn rollback_to_bayesian<'py>(
+        &self,
+        py: Python<'py>,
+        #[pyo3(from_py_with = options::arg::opt::now_ms)] now_ms: Option<u64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let d = self.0.rollback_to_bayesian(now_ms).map_py(py)?;
         convert::serialize_to_py(py, &d)
     }
@@ -395,13 +423,21 @@ impl Engine {
 
     /// Wait until every outcome and audit record so far is in the store.
     #[pyo3(signature = (timeout_ms = 10_000))]
-    fn flush(&self, py: Python<'_>, timeout_ms: u64) -> PyResult<()> {
+    fn flush(
+        &self,
+        py: Python<'_>,
+        #[pyo3(from_py_with = options::arg::timeout_ms)] timeout_ms: u64,
+    ) -> PyResult<()> {
         py.detach(|| self.0.flush(std::time::Duration::from_millis(timeout_ms))).map_py(py)
     }
 
     /// The most recent sampled decisions, newest first (empty with the memory store).
     #[pyo3(signature = (limit = 100))]
-    fn audit_trail<'py>(&self, py: Python<'py>, limit: usize) -> PyResult<Bound<'py, PyAny>> {
+    fn audit_trail<'py>(
+        &self,
+        py: Python<'py>,
+        #[pyo3(from_py_with = options::arg::limit)] limit: usize,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let trail = py.detach(|| self.0.audit_trail(limit)).map_py(py)?;
         convert::serialize_to_py(py, &trail)
     }
@@ -412,7 +448,7 @@ impl Engine {
         &self,
         py: Python<'py>,
         entry: &Bound<'py, PyAny>,
-        now_ms: Option<u64>,
+        #[pyo3(from_py_with = options::arg::opt::now_ms)] now_ms: Option<u64>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let new: NewDeadLetter = parse(py, entry)?;
         let added = py.detach(|| self.0.add_dead_letter(new, now_ms)).map_py(py)?;
@@ -426,8 +462,8 @@ impl Engine {
         py: Python<'py>,
         status: Option<&str>,
         job_type: Option<String>,
-        limit: usize,
-        offset: usize,
+        #[pyo3(from_py_with = options::arg::limit)] limit: usize,
+        #[pyo3(from_py_with = options::arg::offset)] offset: usize,
     ) -> PyResult<Bound<'py, PyAny>> {
         let status = status.map(DeadLetterStatus::parse).transpose().map_py(py)?;
         let query = DeadLetterQuery { status, job_type, limit, offset };
@@ -447,7 +483,7 @@ impl Engine {
         &self,
         py: Python<'py>,
         id: &str,
-        now_ms: Option<u64>,
+        #[pyo3(from_py_with = options::arg::opt::now_ms)] now_ms: Option<u64>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let entry = py.detach(|| self.0.retry_dead_letter(id, now_ms)).map_py(py)?;
         convert::serialize_to_py(py, &entry)
@@ -460,7 +496,7 @@ impl Engine {
         py: Python<'py>,
         id: &str,
         note: &str,
-        now_ms: Option<u64>,
+        #[pyo3(from_py_with = options::arg::opt::now_ms)] now_ms: Option<u64>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let entry = py.detach(|| self.0.resolve_dead_letter(id, note, now_ms)).map_py(py)?;
         convert::serialize_to_py(py, &entry)
@@ -755,6 +791,8 @@ fn ml_training_matrix<'py>(
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(ml_training_matrix, m)?)?;
+    m.add_function(wrap_pyfunction!(options::validate_retry_options, m)?)?;
+    m.add_function(wrap_pyfunction!(options::retry_options, m)?)?;
     m.add_class::<Engine>()?;
     m.add_class::<Decision>()?;
     m.add_class::<Preview>()?;
