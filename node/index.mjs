@@ -16,6 +16,8 @@ export const {
   testing,
   describeFailure,
   AttemptTimeoutError,
+  SmartRetryError,
+  RetryStatistics,
   isEngineError,
 } = cjs;
 export default cjs;

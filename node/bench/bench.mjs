@@ -144,7 +144,7 @@ console.log(`node ${process.version}, ${ROUNDS} rounds, µs per call (${stat})\n
   let now = T0;
   // decideFailure as retry() calls it: a 503 on the first attempt.
   const decide = (i) =>
-    native.decideFailure(out, 'bench', 1, ids[i & 1023], undefined, 503, undefined, undefined, undefined, undefined, 0, undefined, undefined, undefined, now);
+    native.decideFailure(out, 'bench', 1, ids[i & 1023], undefined, 503, undefined, undefined, undefined, undefined, 0, undefined, undefined, undefined, undefined, undefined, now);
   // Steady state: the key has been learned before anything is measured.
   for (let i = 0; i < 50_000; i++) {
     now += 1;

@@ -9,7 +9,11 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
-/** The retry engine. Use the package's `Engine` class, which converts objects. */
+/**
+ * The retry engine. Use the package's `Engine` class, which converts objects.
+ * `close()` drops the core engine at once (its memory, threads and store
+ * connections) instead of when the garbage collector gets to the JS object.
+ */
 export declare class NativeEngine {
   /**
    * `configJson`: the configuration file's JSON; `seed`: makes random choices reproducible;
@@ -17,6 +21,10 @@ export declare class NativeEngine {
    * `store`: `memory` (default), `sqlite:///path.db`, `redis://host:port/db`.
    */
   constructor(seed?: number | undefined | null, configJson?: string | undefined | null, mlRuntime?: string | undefined | null, store?: string | undefined | null)
+  /** Drops the core engine now; every later call throws `code: 'closed'`. Idempotent. */
+  close(): void
+  /** Whether `close()` was called. */
+  get closed(): boolean
   /** `Engine::decide`: Features JSON in, Decision JSON out. */
   decide(featuresJson: string, nowMs?: number | undefined | null): string
   /**
@@ -25,7 +33,7 @@ export declare class NativeEngine {
    * of length 3), so the loop can act at once and parse the returned Decision JSON
    * only if asked.
    */
-  decideFailure(out: Float64Array, jobType: string, attemptNumber: number, jobId?: string | undefined | null, tenant?: string | undefined | null, httpStatus?: number | undefined | null, errorClass?: string | undefined | null, errorCode?: string | undefined | null, retryAfter?: string | undefined | null, idempotent?: boolean | undefined | null, sinceFirstFailureMs?: number | undefined | null, deadlineMs?: number | undefined | null, maxAttempts?: number | undefined | null, priority?: 'low' | 'normal' | 'high' | 'critical' | undefined | null, nowMs?: number | undefined | null): string
+  decideFailure(out: Float64Array, jobType: string, attemptNumber: number, jobId?: string | undefined | null, tenant?: string | undefined | null, httpStatus?: number | undefined | null, errorClass?: string | undefined | null, errorCode?: string | undefined | null, retryAfter?: string | undefined | null, idempotent?: boolean | undefined | null, sinceFirstFailureMs?: number | undefined | null, deadlineMs?: number | undefined | null, maxAttempts?: number | undefined | null, priority?: 'low' | 'normal' | 'high' | 'critical' | undefined | null, backoffJson?: string | undefined | null, expected?: boolean | undefined | null, nowMs?: number | undefined | null): string
   /** `Engine::record`: Attempt JSON in. */
   record(attemptJson: string, nowMs?: number | undefined | null): void
   /**
@@ -117,3 +125,16 @@ export declare class NativeSubscription {
   /** Events lost because the queue was full. */
   dropped(): number
 }
+
+/**
+ * Checks one option of `retry()`/`wrap()` against the core's options contract
+ * (`smartretry::options`): `name` as Node spells it, `value_json` the value as the
+ * package describes it (`JSON.stringify` of `describeOption(value)`: a non-finite
+ * number as `{"$": "NaN"}`, a function as `{"$": "function"}`, another object as
+ * `{"$": "object", "type": "AbortSignal"}`). Throws the core's error naming the
+ * option; returns a schedule's JSON as `decideFailure` takes it (else null).
+ */
+export declare function checkRetryOption(name: string, valueJson: string): string | null
+
+/** The options contract as Node spells it: `[{name, kind, type, default, meaning}]` JSON. */
+export declare function retryOptions(): string

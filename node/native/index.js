@@ -837,3 +837,5 @@ module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __n
 module.exports = nativeBinding
 module.exports.NativeEngine = nativeBinding.NativeEngine
 module.exports.NativeSubscription = nativeBinding.NativeSubscription
+module.exports.checkRetryOption = nativeBinding.checkRetryOption
+module.exports.retryOptions = nativeBinding.retryOptions

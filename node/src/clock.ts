@@ -62,3 +62,15 @@ export class VirtualClock implements Clock {
     return Promise.resolve();
   }
 }
+
+let defaultClock: Clock = realClock;
+
+/** Sets the clock retry() uses when none is given (e.g. a virtual clock in a test suite). */
+export function setDefaultClock(clock: Clock): void {
+  defaultClock = clock;
+}
+
+/** The clock retry() uses when none is given. */
+export function getDefaultClock(): Clock {
+  return defaultClock;
+}

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { NativeEngine, type NativeSubscription } from '../native/index.js';
+import { newNativeEngine, type NativeEngine, type NativeSubscription } from './native.js';
 import type { Clock } from './clock.js';
 import { realClock } from './clock.js';
 import type {
@@ -92,8 +92,11 @@ function flushAll(): void {
  * The retry engine: one per process is usual (`defaultEngine()`), and it is safe to
  * share between any number of concurrent async tasks. Every method is synchronous
  * and cheap; none waits. Objects use the API document's snake_case field names.
- * Errors have `code` (`invalid_input`, `config`, `not_found`, `store`, `model`) and
- * `field`.
+ * Errors are `SmartRetryError`s with `code` (`invalid_input`, `invalid_type`,
+ * `config`, `not_found`, `store`, `model`, `closed`) and `field`.
+ *
+ * `close()` (or `using engine = new Engine()`) frees it at once; an engine that is
+ * only forgotten is freed when the garbage collector gets to it.
  */
 // eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export class Engine extends EventEmitter {
@@ -115,7 +118,7 @@ export class Engine extends EventEmitter {
     const { seed, config, mlRuntime, store } = options;
     super();
     const json = config === undefined ? undefined : typeof config === 'string' ? config : JSON.stringify(config);
-    this.native = new NativeEngine(seed, json, mlRuntime, store);
+    this.native = newNativeEngine(seed, json, mlRuntime, store);
     // Lifecycle events ('retry_scheduled', 'gave_up', …) flow from the core only while
     // someone listens; they arrive on the event loop and never hold up a decision.
     this.on('newListener', (name: string | symbol) => {
@@ -132,6 +135,30 @@ export class Engine extends EventEmitter {
         this.subscription = undefined;
       }
     });
+  }
+
+  /**
+   * Frees the engine now: its memory, threads and store connections. Counted successes
+   * are told to it first; event listeners stop. Later calls throw `code: 'closed'`
+   * (retry() still returns a successful first attempt's value: its success path never
+   * asks the engine). Calling it again does nothing.
+   */
+  close(): void {
+    if (this.native.closed) return;
+    this.flushSuccesses();
+    this.subscription?.close();
+    this.subscription = undefined;
+    this.native.close();
+  }
+
+  /** Whether `close()` was called. */
+  get closed(): boolean {
+    return this.native.closed;
+  }
+
+  /** `using engine = new Engine()` closes it at the end of the block. */
+  [Symbol.dispose](): void {
+    this.close();
   }
 
   /** The operator overrides in force, most specific first. */
@@ -328,6 +355,11 @@ export class Engine extends EventEmitter {
    * failure path reports them.
    */
   flushSuccesses(): void {
+    if (this.native.closed) {
+      this.pending = new Map();
+      this.pendingTotal = 0;
+      this.lastSlot = undefined;
+    }
     if (this.timer !== undefined) {
       clearTimeout(this.timer);
       this.timer = undefined;

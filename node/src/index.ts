@@ -2,15 +2,17 @@
  * smartretry for Node: retry(fn) and wrap(fn) over a Rust engine that learns when a
  * failed call will succeed. See README.md.
  */
-export { retry, wrap, setDefaultClock, historyOf } from './retry.js';
+export { retry, wrap, setDefaultClock, historyOf, RetryStatistics } from './retry.js';
 export type {
   AttemptContext,
   AttemptRecord,
+  Backoff,
   GiveUpInfo,
   GiveUpReason,
   RetryFunction,
   RetryInfo,
   RetryOptions,
+  StopInfo,
 } from './retry.js';
 export { Engine, defaultEngine, setDefaultEngine } from './engine.js';
 export type { EngineOptions, LifecycleListener } from './engine.js';
@@ -23,7 +25,7 @@ export type { Clock } from './clock.js';
 export { testing } from './testing.js';
 export { describeFailure } from './failure.js';
 export type { FailureInfo } from './failure.js';
-export { AttemptTimeoutError, isEngineError } from './errors.js';
+export { AttemptTimeoutError, SmartRetryError, isEngineError } from './errors.js';
 export type { EngineError, EngineErrorCode } from './errors.js';
 export type {
   ArmStats,

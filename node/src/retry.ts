@@ -1,10 +1,13 @@
 import type { Clock } from './clock.js';
-import { realClock } from './clock.js';
-import { Engine, defaultEngine } from './engine.js';
-import { AttemptTimeoutError, isEngineError } from './errors.js';
-import type { FailureInfo } from './failure.js';
-import { describeFailure } from './failure.js';
+import { getDefaultClock } from './clock.js';
+import type { Engine } from './engine.js';
+import { defaultEngine } from './engine.js';
+import { Aborted, abortReason, failed, guarded, type Call } from './loop.js';
+import type { Checked } from './options.js';
+import { UNCHECKED, checkOptions } from './options.js';
 import type { Decision, Priority } from './types.js';
+
+export { setDefaultClock } from './clock.js';
 
 /** Passed to the function on every attempt. */
 export interface AttemptContext {
@@ -41,39 +44,6 @@ export interface AttemptRecord {
   readonly decision?: Decision;
 }
 
-/**
- * A history entry. The engine's decision arrives as JSON and is parsed the first time
- * someone reads `decision`: the retry loop itself needs only two numbers of it.
- */
-class HistoryEntry implements AttemptRecord {
-  declare error?: unknown;
-  declare result?: unknown;
-  #raw: string | undefined;
-  #parsed: Decision | undefined;
-
-  constructor(
-    readonly attempt: number,
-    readonly startedAt: number,
-    readonly durationMs: number,
-    readonly waitedMs: number,
-  ) {}
-
-  get decision(): Decision | undefined {
-    if (this.#parsed === undefined && this.#raw !== undefined) this.#parsed = JSON.parse(this.#raw) as Decision;
-    return this.#parsed;
-  }
-
-  /** @internal */
-  setDecision(json: string): void {
-    this.#raw = json;
-  }
-
-  toJSON(): AttemptRecord {
-    const { attempt, startedAt, durationMs, waitedMs, error, result, decision } = this;
-    return { attempt, startedAt, durationMs, waitedMs, error, result, decision };
-  }
-}
-
 export interface RetryInfo<T = unknown> {
   jobType: string;
   jobId: string;
@@ -91,8 +61,10 @@ export interface RetryInfo<T = unknown> {
 export type GiveUpReason =
   /** The engine's decision (see `decision.rationale`; it applies `maxAttempts` too). */
   | 'engine'
-  /** `retryOn` / `retryIf` said this failure is not worth retrying. */
-  | 'not_retryable';
+  /** `retryOn` / `giveUpOn` / `retryIf` said this failure is not worth retrying. */
+  | 'not_retryable'
+  /** `stopIf` said stop. */
+  | 'stopped';
 
 export interface GiveUpInfo<T = unknown> {
   jobType: string;
@@ -106,8 +78,41 @@ export interface GiveUpInfo<T = unknown> {
   history: readonly AttemptRecord[];
 }
 
+/** What `stopIf` sees after each failure. */
+export interface StopInfo<T = unknown> {
+  jobType: string;
+  jobId: string;
+  /** The attempt that just failed. */
+  attempt: number;
+  error?: unknown;
+  result?: T;
+  /** Since the first failure, on the call's clock. */
+  elapsedMs: number;
+  history: readonly AttemptRecord[];
+}
+
 type ErrorClass = abstract new (...args: never[]) => unknown;
 
+/**
+ * A call's own schedule: the engine computes the delays from it as its rules tier for
+ * the call, within the guardrails (docs/options.md). Milliseconds.
+ */
+export interface Backoff {
+  strategy?: 'exponential' | 'linear' | 'fibonacci' | 'aggressive' | 'constant';
+  /** The first delay (default 1000). */
+  base?: number;
+  /** The longest delay (default: the guardrails' max delay). */
+  max?: number;
+  /** Growth per retry of `exponential`, 1–100 (default 2). */
+  multiplier?: number;
+  jitter?: 'none' | 'full' | 'equal' | 'decorrelated' | number;
+}
+
+/**
+ * The options of retry() and wrap(): the engine's options contract (docs/options.md),
+ * checked when retry() is called (wrap: when it builds its function). A wrong one
+ * rejects with a `SmartRetryError` naming it before `fn` runs; so does an unknown one.
+ */
 export interface RetryOptions<T = unknown> {
   /** Default: the process-wide `defaultEngine()`. */
   engine?: Engine;
@@ -116,25 +121,38 @@ export interface RetryOptions<T = unknown> {
   tenant?: string;
   /** Identifies this call to the engine (concurrency caps). Default: generated. */
   jobId?: string;
-  /** Only errors that are instances of these are retried; others are thrown at once. */
-  retryOn?: ErrorClass | readonly ErrorClass[];
   /**
-   * Called with each error (after `retryOn`) and each result. For an error, `false`
-   * means "do not retry, throw it". For a result, `true` means "this result is a
-   * failure": it is described to the engine like an error (a fetch `Response` gives
-   * its status and Retry-After) and retried; if retries run out, retry() resolves
-   * with the last result (or the fallback).
+   * Only errors that are instances of these are retried; others are thrown at once.
+   * Naming a programming error's class (`TypeError`…, not retried by default: see
+   * docs/errors.md) retries it.
    */
-  retryIf?: (value: unknown, info: { kind: 'error' | 'result'; attempt: number }) => boolean;
+  retryOn?: ErrorClass | readonly ErrorClass[];
+  /** Errors that are instances of these are never retried: thrown after their attempt. */
+  giveUpOn?: ErrorClass | readonly ErrorClass[];
   /**
-   * The caller's cap on attempts, the first included. The engine applies it with its
-   * own caps (policies, guardrails) and says so in the decision.
+   * Called with each error (after `retryOn`) and each result; may be async (awaited).
+   * For an error, `false` means "do not retry, throw it". For a result, `true` means
+   * "this result is a failure": it is described to the engine like an error (a fetch
+   * `Response` gives its status and Retry-After) and retried; if retries run out,
+   * retry() resolves with the last result (or the fallback).
+   */
+  retryIf?: (value: unknown, info: { kind: 'error' | 'result'; attempt: number }) => boolean | PromiseLike<boolean>;
+  /**
+   * Called after each failure, before the engine is asked; `true` stops retrying. May
+   * be async. Combines with `maxAttempts` and `deadline`: any of them stops.
+   */
+  stopIf?: (info: StopInfo<T>) => boolean | PromiseLike<boolean>;
+  /**
+   * The caller's cap on attempts, the first included (1–100). The engine applies it with
+   * its own caps (policies, guardrails) and says so in the decision.
    */
   maxAttempts?: number;
   /** Milliseconds from the call's start after which no retry starts (the engine enforces it). */
   deadline?: number;
   /** Milliseconds one attempt may run; it then fails with an `AttemptTimeoutError`. */
   timeout?: number;
+  /** This call's own schedule (the engine computes the delays from it). */
+  backoff?: Backoff;
   /**
    * `false` marks a call that must not run twice: the engine never retries it after a
    * failure that may have taken effect (timeouts, 5xx, resets). Default `true`.
@@ -146,7 +164,11 @@ export interface RetryOptions<T = unknown> {
    * work of a context that does not respect global backpressure goes past it.
    */
   priority?: Priority;
-  /** Stops at once: rejects with `signal.reason`, interrupting a wait or an attempt. */
+  /**
+   * Stops the call at once, in an attempt or a wait: retry() rejects with
+   * `signal.reason`, whose `cause` is then the last failure (when it had none). The
+   * attempt gets the signal as `context.signal`.
+   */
   signal?: AbortSignal;
   /** Called before each wait; may be async (awaited). Throwing stops the retries. */
   onRetry?: (info: RetryInfo<T>) => void | PromiseLike<void>;
@@ -158,11 +180,32 @@ export interface RetryOptions<T = unknown> {
   clock?: Clock;
 }
 
-let defaultClock: Clock = realClock;
+/**
+ * What the calls of one `wrap()`ped function have been through (`wrapped.statistics`):
+ * calls started, attempts made, retries, successes, calls given up, the time spent
+ * waiting between attempts and the engine's last decision.
+ */
+export class RetryStatistics {
+  calls = 0;
+  retries = 0;
+  successes = 0;
+  gaveUp = 0;
+  idleMs = 0;
+  /** @internal the last decision's JSON, parsed when read. */
+  lastDecisionJson: string | undefined = undefined;
 
-/** Sets the clock retry() uses when none is given (e.g. a virtual clock in a test suite). */
-export function setDefaultClock(clock: Clock): void {
-  defaultClock = clock;
+  get attempts(): number {
+    return this.calls + this.retries;
+  }
+
+  get lastDecision(): Decision | undefined {
+    return this.lastDecisionJson === undefined ? undefined : (JSON.parse(this.lastDecisionJson) as Decision);
+  }
+
+  toJSON(): Record<string, unknown> {
+    const { calls, attempts, retries, successes, gaveUp, idleMs, lastDecision } = this;
+    return { calls, attempts, retries, successes, gaveUp, idleMs, lastDecision };
+  }
 }
 
 /** The history attached to an error thrown by retry() (also `error.retryHistory`). */
@@ -175,13 +218,8 @@ export function historyOf(error: unknown): readonly AttemptRecord[] | undefined 
 }
 
 const NO_OPTIONS: RetryOptions<unknown> = Object.freeze({});
-const processTag = Math.random().toString(36).slice(2, 8);
-let sequence = 0;
-
-/** Thrown inside the loop when the caller's signal aborts during an attempt. */
-class Aborted {
-  constructor(readonly reason: unknown) {}
-}
+/** The context of a first attempt without `timeout`: nothing to change in it. */
+const FIRST: AttemptContext = Object.freeze({ attempt: 1, signal: undefined });
 
 /**
  * Calls `fn` until it succeeds, retrying failures when and as the engine decides.
@@ -191,342 +229,147 @@ class Aborted {
  * The success path makes no native call: successes are counted and told to the
  * engine in batches.
  */
-export async function retry<T>(fn: RetryFunction<T>, options?: RetryOptions<T>): Promise<T> {
-  const o: RetryOptions<T> = options ?? (NO_OPTIONS as RetryOptions<T>);
-  const signal = o.signal;
-  if (signal !== undefined && signal.aborted) throw signal.reason;
-  // The success path reads no clock (Date.now() costs ~80 ns here); the first
-  // attempt's start is measured only when a deadline or timeout asks for time.
-  const startedAt = o.deadline !== undefined || o.timeout !== undefined ? (o.clock ?? defaultClock).now() : -1;
-  const context: AttemptContext = { attempt: 1, signal: undefined };
-  let value: T;
-  try {
-    value = o.timeout === undefined && signal === undefined ? await fn(1, context) : await guarded(fn, context, o);
-  } catch (error) {
-    if (error instanceof Aborted) throw error.reason;
-    return failed(fn, o, startedAt, error, undefined, true);
+export function retry<T>(fn: RetryFunction<T>, options?: RetryOptions<T>): Promise<T> {
+  let checked = UNCHECKED;
+  if (options !== undefined) {
+    try {
+      checked = checkOptions(options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
-  if (o.retryIf !== undefined && o.retryIf(value, { kind: 'result', attempt: 1 }) === true) {
-    return failed(fn, o, startedAt, undefined, value, false);
-  }
-  (o.engine ?? defaultEngine()).countSuccess(o.jobType ?? (fn.name || 'anonymous'), o.tenant, o.clock ?? defaultClock);
-  return value;
+  const o = options ?? (NO_OPTIONS as RetryOptions<T>);
+  return o.signal === undefined ? run(fn, o, checked, undefined, undefined) : start(fn, o, checked, undefined);
 }
 
 /**
  * `fn` with retries: a function with the same parameters whose calls go through
- * retry(). The job type defaults to `fn`'s name.
+ * retry(). The job type defaults to `fn`'s name. Its options are checked here, once;
+ * `wrapped.statistics` counts what its calls went through.
  */
 export function wrap<A extends unknown[], T>(
   fn: (...args: A) => T | PromiseLike<T>,
   options: RetryOptions<T> = {},
-): (...args: A) => Promise<T> {
+): ((...args: A) => Promise<T>) & { readonly statistics: RetryStatistics } {
   const resolved: RetryOptions<T> = { ...options, jobType: options.jobType ?? (fn.name || 'anonymous') };
-  return function (this: unknown, ...args: A): Promise<T> {
-    return retry(() => fn.apply(this, args), resolved);
+  const checked = checkOptions(resolved);
+  const statistics = new RetryStatistics();
+  const signal = resolved.signal;
+  const wrapped = function (this: unknown, ...args: A): Promise<T> {
+    statistics.calls++;
+    const call = (): T | PromiseLike<T> => fn.apply(this, args);
+    return signal === undefined ? run(call, resolved, checked, statistics, undefined) : start(call, resolved, checked, statistics);
   };
+  return Object.assign(wrapped, { statistics });
 }
 
-/** Runs one attempt under the `timeout` option and the caller's `signal`. */
-function guarded<T>(fn: RetryFunction<T>, context: AttemptContext, o: RetryOptions<T>): Promise<T> {
-  const { timeout, signal } = o;
-  const controller = new AbortController();
-  context.signal = controller.signal;
+function start<T>(fn: RetryFunction<T>, o: RetryOptions<T>, checked: Checked, stats: RetryStatistics | undefined): Promise<T> {
+  const signal = o.signal;
+  if (signal === undefined || o.timeout !== undefined) return run(fn, o, checked, stats, undefined);
+  if (signal.aborted) return Promise.reject(signal.reason);
+  // The caller's signal without a timeout: no per-call listener, no controller. One
+  // listener per signal rejects every call waiting on it; the attempt gets the signal.
+  // The first attempt runs here, not in an async function: one promise per call.
   return new Promise<T>((resolve, reject) => {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const onAbort = (): void => {
-      settle();
-      controller.abort(signal?.reason);
-      reject(new Aborted(signal?.reason));
+    const call: Call = { reject, lastFailure: undefined, hasFailed: false };
+    const waiting = watch(signal);
+    waiting.add(call);
+    const done = (value: T): void => {
+      waiting.delete(call);
+      resolve(value);
     };
-    let done = false;
-    const settle = (): boolean => {
-      if (done) return false;
-      done = true;
-      if (timer !== undefined) clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
-      return true;
+    const fail = (error: unknown): void => {
+      waiting.delete(call);
+      reject(error);
     };
-    if (signal !== undefined) signal.addEventListener('abort', onAbort, { once: true });
-    if (timeout !== undefined) {
-      timer = setTimeout(() => {
-        if (!settle()) return;
-        const error = new AttemptTimeoutError(timeout, context.attempt);
-        controller.abort(error);
-        reject(error);
-      }, timeout);
-    }
+    const clock = o.clock ?? getDefaultClock();
+    const startedAt = o.deadline !== undefined ? clock.now() : -1;
+    const onError = (error: unknown): void => {
+      failed(fn, o, checked, stats, call, startedAt, error, undefined, true).then(done, fail);
+    };
+    const onValue = (value: T): void => {
+      if (o.retryIf === undefined) {
+        (o.engine ?? defaultEngine()).countSuccess(o.jobType ?? (fn.name || 'anonymous'), o.tenant, clock);
+        if (stats !== undefined) stats.successes++;
+        done(value);
+        return;
+      }
+      succeededOrRetried(fn, o, checked, stats, call, startedAt, clock, value).then(done, fail);
+    };
     let pending: T | PromiseLike<T>;
     try {
-      pending = fn(context.attempt, context);
+      pending = fn(1, { attempt: 1, signal });
     } catch (error) {
-      if (settle()) reject(error);
+      onError(error);
       return;
     }
-    Promise.resolve(pending).then(
-      (v) => {
-        if (settle()) resolve(v);
-      },
-      (e: unknown) => {
-        if (settle()) reject(e);
-      },
-    );
+    if (typeof (pending as PromiseLike<T> | null)?.then === 'function') (pending as PromiseLike<T>).then(onValue, onError);
+    else onValue(pending as T);
   });
 }
 
-/**
- * Waits out `planned` ms in check-ins of `every` ms while the downstream is down for
- * every caller, and stops early once the engine says it is back (probe-and-release).
- * Resolves with how long it waited.
- */
-async function waitOrRelease(
-  engine: Engine,
-  clock: Clock,
-  jobType: string,
-  failedAt: number,
-  planned: number,
-  every: number,
-  signal: AbortSignal | undefined,
-): Promise<number> {
-  let waited = 0;
-  while (waited < planned) {
-    const pause = Math.min(every, planned - waited);
-    await clock.sleep(pause, signal);
-    waited += pause;
-    if (waited < planned && engine.released(jobType, Math.round(failedAt), clock.now())) break;
+/** The calls waiting on each signal, rejected together when it aborts. */
+const watchers = new WeakMap<AbortSignal, Set<Call>>();
+
+function watch(signal: AbortSignal): Set<Call> {
+  let waiting = watchers.get(signal);
+  if (waiting === undefined) {
+    const calls = (waiting = new Set<Call>());
+    watchers.set(signal, calls);
+    signal.addEventListener(
+      'abort',
+      () => {
+        for (const call of calls) call.reject(abortReason(signal, call));
+        calls.clear();
+      },
+      { once: true },
+    );
   }
-  return waited;
+  return waiting;
 }
 
-function isRetryableError<T>(o: RetryOptions<T>, error: unknown, attempt: number): boolean {
-  const on = o.retryOn;
-  if (on !== undefined) {
-    const classes = Array.isArray(on) ? on : [on as ErrorClass];
-    if (!classes.some((c) => error instanceof c)) return false;
-  }
-  return o.retryIf === undefined || o.retryIf(error, { kind: 'error', attempt }) !== false;
-}
-
-/** `[should_retry, delay_ms, check_in_ms]` of the last decideFailure call (calls are synchronous). */
-const OUT = new Float64Array(3);
-
-const FEATURE_FIELDS = new Set(['http_status', 'error_class', 'error_code', 'retry_after']);
-
-/** The failure path: decide, wait, retry, record; give up when the engine says so. */
-async function failed<T>(
+async function run<T>(
   fn: RetryFunction<T>,
   o: RetryOptions<T>,
-  startedAt: number,
-  firstError: unknown,
-  firstResult: T | undefined,
-  threw: boolean,
+  checked: Checked,
+  stats: RetryStatistics | undefined,
+  call: Call | undefined,
 ): Promise<T> {
-  const engine = o.engine ?? defaultEngine();
-  const clock = o.clock ?? defaultClock;
-  const jobType = o.jobType ?? (fn.name || 'anonymous');
-  const tenant = o.tenant;
-  const signal = o.signal;
-  const jobId = o.jobId ?? `${jobType}-${processTag}-${++sequence}`;
-  const history: HistoryEntry[] = [];
-  const firstFailureAt = clock.now();
-  const deadlineMs = o.deadline === undefined ? undefined : Math.max(0, o.deadline - (firstFailureAt - startedAt));
-  const firstStart = startedAt === -1 ? firstFailureAt : startedAt;
-  const native = engine.native;
-  const context: AttemptContext = { attempt: 1, signal: undefined };
-
-  let attempt = 1;
-  let attemptStart = firstStart;
-  let error = firstError;
-  let result = firstResult;
-  let failedByThrow = threw;
-  let waited = 0;
-  let previous: FailureInfo | undefined;
-
-  // Successes counted before this failure must reach the budget first.
-  engine.flushSuccesses();
-
-  for (;;) {
-    const now = clock.now();
-    const entry = new HistoryEntry(attempt, attemptStart, Math.max(0, now - attemptStart), waited);
-    if (failedByThrow) entry.error = error;
-    else entry.result = result;
-    history.push(entry);
-    const failure = failedByThrow ? error : result;
-
-    if (previous !== undefined) {
-      // The outcome of a retry: the engine learns under the failure it retried.
-      native.recordAttempt(
-        jobId,
-        jobType,
-        attempt,
-        false,
-        waited,
-        tenant,
-        previous.http_status,
-        previous.error_class,
-        previous.error_code,
-        Math.round(attemptStart - firstFailureAt),
-        now,
-      );
-    }
-
-    if (failedByThrow && !isRetryableError(o, error, attempt)) {
-      return giveUp(o, hookInfo(entry, jobType, jobId, history, 'not_retryable'), true);
-    }
-
-    let info = describeFailure(failure);
-    try {
-      info = decideFailure(engine, entry, jobType, attempt, jobId, tenant, info, o, Math.round(now - firstFailureAt), deadlineMs, now);
-    } catch (engineError) {
-      if (engineError instanceof Error && engineError.cause === undefined) engineError.cause = failure;
-      throw engineError;
-    }
-    const shouldRetry = OUT[0] === 1;
-    const planned = OUT[1];
-    const checkIn = OUT[2];
-
-    if (!shouldRetry) {
-      return giveUp(o, hookInfo(entry, jobType, jobId, history, 'engine'), failedByThrow);
-    }
-    if (o.onRetry !== undefined) {
-      const retryInfo = hookInfo(entry, jobType, jobId, history, undefined) as unknown as RetryInfo<T>;
-      retryInfo.delayMs = planned;
-      await o.onRetry(retryInfo);
-    }
-    let delay = planned;
-    if (checkIn > 0) delay = await waitOrRelease(engine, clock, jobType, now, planned, checkIn, signal);
-    else await clock.sleep(planned, signal);
-
-    previous = info;
-    waited = delay;
-    attempt += 1;
-    context.attempt = attempt;
-    attemptStart = clock.now();
-    try {
-      const value = o.timeout === undefined && signal === undefined ? await fn(attempt, context) : await guarded(fn, context, o);
-      if (o.retryIf !== undefined && o.retryIf(value, { kind: 'result', attempt }) === true) {
-        failedByThrow = false;
-        result = value;
-        error = undefined;
-        continue;
-      }
-      const end = clock.now();
-      history.push(new HistoryEntry(attempt, attemptStart, Math.max(0, end - attemptStart), waited));
-      native.recordAttempt(
-        jobId,
-        jobType,
-        attempt,
-        true,
-        waited,
-        tenant,
-        previous.http_status,
-        previous.error_class,
-        previous.error_code,
-        Math.round(attemptStart - firstFailureAt),
-        end,
-      );
-      return value;
-    } catch (e) {
-      if (e instanceof Aborted) throw e.reason;
-      failedByThrow = true;
-      error = e;
-      result = undefined;
-    }
-  }
-}
-
-/**
- * Asks the engine about a failure. A value taken from a third-party error that the
- * engine rejects (an out-of-range status, an unparseable Retry-After, an overlong
- * name) is left out and the question asked again: such a hint is dropped, never fatal.
- * The decision goes to `entry` (as JSON) and `OUT`; returns the description the engine
- * accepted, so the retry's outcome is recorded under the same key.
- */
-function decideFailure<T>(
-  engine: Engine,
-  entry: HistoryEntry,
-  jobType: string,
-  attempt: number,
-  jobId: string,
-  tenant: string | undefined,
-  info: FailureInfo,
-  o: RetryOptions<T>,
-  sinceFirstFailureMs: number,
-  deadlineMs: number | undefined,
-  now: number,
-): FailureInfo {
-  for (;;) {
-    try {
-      entry.setDecision(
-        engine.native.decideFailure(
-          OUT,
-          jobType,
-          attempt,
-          jobId,
-          tenant,
-          info.http_status,
-          info.error_class,
-          info.error_code,
-          info.retry_after,
-          o.idempotent,
-          sinceFirstFailureMs,
-          deadlineMs,
-          o.maxAttempts,
-          o.priority,
-          now,
-        ),
-      );
-      return info;
-    } catch (e) {
-      const field = isEngineError(e) && e.code === 'invalid_input' ? e.field : null;
-      if (field === null || !FEATURE_FIELDS.has(field) || info[field as keyof FailureInfo] === undefined) throw e;
-      info = { ...info, [field]: undefined };
-    }
-  }
-}
-
-/** The object hooks receive; `decision` is parsed only if read. */
-function hookInfo<T>(
-  entry: HistoryEntry,
-  jobType: string,
-  jobId: string,
-  history: readonly AttemptRecord[],
-  reason: GiveUpReason | undefined,
-): GiveUpInfo<T> {
-  const info = {
-    jobType,
-    jobId,
-    attempt: entry.attempt,
-    get decision(): Decision | undefined {
-      return entry.decision;
-    },
-    history,
-  } as GiveUpInfo<T>;
-  if ('error' in entry) info.error = entry.error;
-  else info.result = entry.result as T;
-  if (reason !== undefined) info.reason = reason;
-  return info;
-}
-
-async function giveUp<T>(o: RetryOptions<T>, info: GiveUpInfo<T>, threw: boolean): Promise<T> {
-  if (threw) attachHistory(info.error, info.history, info.attempt);
-  if (o.onGiveUp !== undefined) await o.onGiveUp(info);
-  const fallback = o.fallback;
-  if (fallback !== undefined) {
-    return typeof fallback === 'function'
-      ? await (fallback as (i: GiveUpInfo<T>) => T | PromiseLike<T>)(info)
-      : fallback;
-  }
-  if (!threw) return info.result as T;
-  throw info.error;
-}
-
-function attachHistory(error: unknown, history: readonly AttemptRecord[], attempt: number): void {
-  if (typeof error !== 'object' || error === null || Object.isFrozen(error)) return;
+  // The success path reads no clock (Date.now() costs ~80 ns here); the first
+  // attempt's start is measured only when a deadline or timeout asks for time.
+  const clock = o.clock ?? getDefaultClock();
+  const startedAt = o.deadline !== undefined || o.timeout !== undefined ? clock.now() : -1;
+  let value: T;
   try {
-    Object.defineProperty(error, 'retryHistory', { value: history, configurable: true, writable: true });
-    Object.defineProperty(error, 'attemptNumber', { value: attempt, configurable: true, writable: true });
-  } catch {
-    // A proxy or a non-extensible error keeps its shape.
+    value = o.timeout === undefined ? await fn(1, FIRST) : await guarded(fn, { attempt: 1, signal: undefined }, o);
+  } catch (error) {
+    if (error instanceof Aborted) throw error.reason;
+    return failed(fn, o, checked, stats, call, startedAt, error, undefined, true);
   }
+  if (o.retryIf !== undefined) return succeededOrRetried(fn, o, checked, stats, call, startedAt, clock, value);
+  (o.engine ?? defaultEngine()).countSuccess(o.jobType ?? (fn.name || 'anonymous'), o.tenant, clock);
+  if (stats !== undefined) stats.successes++;
+  return value;
+}
+
+/** A first attempt returned `value`: a success, unless `retryIf` judges it a failure. */
+async function succeededOrRetried<T>(
+  fn: RetryFunction<T>,
+  o: RetryOptions<T>,
+  checked: Checked,
+  stats: RetryStatistics | undefined,
+  call: Call | undefined,
+  startedAt: number,
+  clock: Clock,
+  value: T,
+): Promise<T> {
+  if (o.retryIf !== undefined) {
+    const said = o.retryIf(value, { kind: 'result', attempt: 1 });
+    if ((typeof said === 'boolean' ? said : await said) === true) {
+      return failed(fn, o, checked, stats, call, startedAt, undefined, value, false);
+    }
+  }
+  (o.engine ?? defaultEngine()).countSuccess(o.jobType ?? (fn.name || 'anonymous'), o.tenant, clock);
+  if (stats !== undefined) stats.successes++;
+  return value;
 }

@@ -3,7 +3,7 @@
 // test is about real timers; no test depends on wall-clock durations.
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
-const { retry, wrap, historyOf, AttemptTimeoutError, Engine, testing } = require('smartretry');
+const { retry, wrap, historyOf, AttemptTimeoutError, Engine, SmartRetryError, testing } = require('smartretry');
 const { T0, setup, httpError, flaky } = require('./helpers.js');
 
 test('a first-attempt success returns the value and makes no native call', async () => {
@@ -269,18 +269,17 @@ test('a throwing onRetry hook stops the retries with its error', async () => {
   assert.equal(fn.seen.length, 1);
 });
 
-test('an invalid job type is an engine error naming the field, caused by the failure', async () => {
+test('an invalid job type is refused before the function runs, naming the option', async () => {
   const { engine, clock } = setup();
-  const failure = httpError(503);
-  await assert.rejects(retry(flaky([failure]), { engine, clock, jobType: '' }), (e) => {
-    assert.equal(e.code, 'invalid_input');
-    assert.equal(e.field, 'job_type');
-    assert.equal(e.cause, failure);
-    return true;
-  });
-  // On the success path nothing is thrown; the invalid label is dropped at flush.
-  assert.equal(await retry(async () => 1, { engine, clock, jobType: '' }), 1);
-  engine.flushSuccesses();
+  for (const fn of [flaky([httpError(503)]), flaky([])]) {
+    await assert.rejects(retry(fn, { engine, clock, jobType: '' }), (e) => {
+      assert.ok(e instanceof SmartRetryError);
+      assert.equal(e.code, 'invalid_input');
+      assert.equal(e.field, 'jobType');
+      return true;
+    });
+    assert.equal(fn.seen.length, 0, 'never called: no late failure, on either path');
+  }
 });
 
 test('wrap keeps arguments and this, and names the job after the function', async () => {
@@ -356,6 +355,6 @@ test('a call waiting out an outage checks in and retries as soon as calls get th
 test('released() names a bad argument', () => {
   const engine = new Engine({ seed: 1 });
   assert.throws(() => engine.released('', 0), (e) => e.field === 'job_type');
-  assert.throws(() => engine.released('webhook', -1), (e) => e.field === 'failed_at_ms');
+  assert.throws(() => engine.released('webhook', -1), (e) => e.field === 'failedAtMs');
   assert.equal(engine.released('webhook', 0), false);
 });

@@ -7,7 +7,10 @@ import {
   testing,
   historyOf,
   AttemptTimeoutError,
+  SmartRetryError,
+  RetryStatistics,
   isEngineError,
+  type EngineErrorCode,
   type Decision,
   type Features,
   type Guardrails,
@@ -79,4 +82,21 @@ export async function usage(): Promise<void> {
   void [value, r, historyOf(e)?.[0]?.decision?.method];
   const viaEsm: typeof retry = esm.retry;
   void viaEsm;
+  // The options added by the contract, typed; an engine closed by `using`.
+  const controlled: RetryOptions<number> = {
+    giveUpOn: [RangeError],
+    stopIf: async (info) => info.elapsedMs > 1000 || info.attempt > 3,
+    backoff: { strategy: 'exponential', base: 100, max: 5_000, jitter: 'full' },
+  };
+  {
+    using scoped = new Engine({ seed: 1 });
+    const n: number = await retry(async () => 1, { ...controlled, engine: scoped });
+    const closed: boolean = scoped.closed;
+    void [n, closed];
+  }
+  const counted = wrap(async () => 1, controlled);
+  const stats: RetryStatistics = counted.statistics;
+  const err: unknown = new Error('y');
+  if (err instanceof SmartRetryError) console.log(err.code satisfies EngineErrorCode, err.field, err.reason);
+  void stats.attempts;
 }

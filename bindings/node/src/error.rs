@@ -13,6 +13,11 @@ pub fn to_js(env: &Env, e: smartretry::Error) -> napi::Error {
     js_error(env, e.kind(), e.field(), &e.to_string())
 }
 
+/// A call on an engine after `close()` (`code: 'closed'`, as Go's `ErrClosed`).
+pub fn closed(env: &Env) -> napi::Error {
+    js_error(env, "closed", None, "the engine is closed")
+}
+
 /// A conversion error (a JS number that is not a valid integer for the core).
 pub fn invalid(env: &Env, field: &str, reason: &str) -> napi::Error {
     let message = format!("invalid input: {field}: {reason}");
