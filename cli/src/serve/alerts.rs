@@ -10,13 +10,12 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 use smartretry::{time, BreakerState, Engine, Error, Store};
 use tokio::sync::mpsc;
 
-use super::App;
 use crate::client::split_url;
 
 /// Where the history is kept in the store.
@@ -349,7 +348,7 @@ impl Alerts {
             }
         }
         let ml = engine.ml_status();
-        if let (Some(drift), Some(version)) = (super::ml::drift(&ml), ml.deployment.serving.as_deref()) {
+        if let (Some(drift), Some(version)) = (ml.drift(), ml.deployment.serving.as_deref()) {
             if drift > c.model_drift {
                 alert(
                     "model_drift",
@@ -414,28 +413,6 @@ impl Alert {
             value,
             threshold,
             timestamp: time::format_rfc3339(now),
-        }
-    }
-}
-
-/// The background loop: evaluate, log, queue for delivery, keep the history.
-pub async fn watch(app: Arc<App>) {
-    let period = std::time::Duration::from_millis(app.alerts.interval_ms);
-    // The first check one interval after the start: rates need two looks anyway.
-    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticker.tick().await;
-        let fired = app.alerts.evaluate(&app.engine, time::now_ms());
-        app.metrics.alerts.fetch_add(fired.len() as u64, Ordering::Relaxed);
-        app.alerts.publish(fired);
-        let saver = Arc::clone(&app);
-        let saved = tokio::task::spawn_blocking(move || saver.alerts.save(saver.engine.store())).await;
-        if let Ok(Err(e)) = saved {
-            eprintln!(
-                "{} alerts: the history could not be kept in the store: {e}",
-                time::format_rfc3339(time::now_ms())
-            );
         }
     }
 }

@@ -6,20 +6,20 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, RawQuery, Request, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, RawQuery, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::json;
 use smartretry::{time, Attempt, Decision, Features, Method, Override, Policy};
 
+use super::app::App;
 use super::error::ApiError;
-use super::{auth, dlq, metrics, ml, train, App};
+use super::extract::{known_params, Body};
+use super::{dlq, extract, ml, prometheus, train};
 
 type Shared = State<Arc<App>>;
 type ApiResult<T> = Result<T, ApiError>;
@@ -85,49 +85,8 @@ pub fn router(app: Arc<App>) -> Router {
             )
         })
         .layer(DefaultBodyLimit::max(app.max_body_bytes))
-        .layer(axum::middleware::from_fn_with_state(Arc::clone(&app), auth::require))
+        .layer(axum::middleware::from_fn_with_state(Arc::clone(&app), extract::require))
         .with_state(app)
-}
-
-/// A JSON body parsed by the core (errors name the field), within the size limit.
-pub struct Body<T>(pub T);
-
-impl<T: DeserializeOwned> FromRequest<Arc<App>> for Body<T> {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, app: &Arc<App>) -> ApiResult<Self> {
-        let limit = app.body_limit(req.uri().path().strip_prefix(app.base.as_str()).unwrap_or_default());
-        let bytes = Bytes::from_request(req, app).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "Request body too large",
-                    format!("body: larger than this endpoint's limit of {limit} bytes"),
-                )
-            } else {
-                ApiError::invalid("body", rejection.body_text())
-            }
-        })?;
-        let text =
-            std::str::from_utf8(&bytes).map_err(|_| ApiError::invalid("body", "must be UTF-8 JSON"))?;
-        // Every body is an object (serde would also read a struct from an array).
-        if !text.trim_start().starts_with('{') {
-            return Err(ApiError::invalid("body", "a JSON object is required"));
-        }
-        // Unknown fields are refused, named: a misspelt setting must not be a silent no-op.
-        Ok(Body(smartretry::model::from_json_strict(text)?))
-    }
-}
-
-/// Refuse a query parameter the endpoint does not take, naming it.
-pub fn known_params(q: &HashMap<String, String>, known: &[&str]) -> ApiResult<()> {
-    match q.keys().find(|k| !known.contains(&k.as_str())) {
-        None => Ok(()),
-        Some(k) => Err(ApiError::invalid(
-            k,
-            format!("unknown query parameter (this endpoint takes: {})", known.join(", ")),
-        )),
-    }
 }
 
 async fn recommendation(
@@ -439,7 +398,7 @@ async fn analytics(State(app): Shared, Query(q): Query<HashMap<String, String>>)
     let now = time::now_ms();
     let breakers = app.engine.breakers(Some(now));
     let total = breakers.len();
-    let (mut busiest, _) = metrics::busiest(breakers, offset.saturating_add(limit));
+    let (mut busiest, _) = prometheus::busiest(breakers, offset.saturating_add(limit));
     let page: Vec<_> = busiest.drain(..).skip(offset).collect();
     Ok(Json(json!({
         "metrics": app.engine.metrics(),
@@ -464,7 +423,7 @@ async fn alerts(State(app): Shared, Query(q): Query<HashMap<String, String>>) ->
 }
 
 async fn prometheus(State(app): Shared) -> Response {
-    let body = metrics::render(&app, time::now_ms());
+    let body = prometheus::render(&app, time::now_ms());
     ([(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
 }
 

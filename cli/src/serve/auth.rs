@@ -8,19 +8,12 @@
 //! one, prints it once and keeps only its SHA-256 there — as Jupyter does — so the first
 //! request a newcomer makes with it works. Every server of a fleet on one Redis shares it.
 
-use std::sync::Arc;
-
-use axum::extract::{Request, State};
-use axum::http::header::AUTHORIZATION;
-use axum::http::{Method, StatusCode};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::http::Method;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use smartretry::{time, Error, Store};
 
 use super::error::ApiError;
-use super::App;
 
 /// Where the generated token's hash is kept in the store.
 const TOKEN_SETTING: &str = "server.api_token";
@@ -242,25 +235,10 @@ impl Auth {
     }
 }
 
-/// The middleware in front of every route.
-pub async fn require(State(app): State<Arc<App>>, req: Request, next: Next) -> Response {
-    let path = req.uri().path();
-    let path = path.strip_prefix(app.base.as_str()).filter(|p| p.starts_with('/')).unwrap_or(path);
-    let header = req.headers().get(AUTHORIZATION).and_then(|h| h.to_str().ok());
-    match app.auth.check(req.method(), path, header) {
-        Ok(()) => next.run(req).await,
-        Err(e) => {
-            if e.code == StatusCode::UNAUTHORIZED || e.code == StatusCode::FORBIDDEN {
-                app.metrics.auth_refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
-            e.into_response()
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::StatusCode;
 
     fn auth(read: Option<&str>, open: Vec<OpenEndpoint>) -> Auth {
         Auth { write: digest("w"), read: read.map(digest), open }

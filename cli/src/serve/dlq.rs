@@ -15,9 +15,9 @@ use serde_json::json;
 use smartretry::dlq::{DeadLetterQuery, DeadLetterStatus, NewDeadLetter};
 use smartretry::{Decision, Features};
 
-use super::api::{known_params, Body};
+use super::app::App;
 use super::error::ApiError;
-use super::App;
+use super::extract::{known_params, Body};
 
 type Shared = State<Arc<App>>;
 
@@ -88,10 +88,6 @@ pub async fn note(
     Ok((StatusCode::CREATED, Json(app.engine.note_dead_letter(&id, &n.note, n.by.as_deref(), false, None)?))
         .into_response())
 }
-
-/// The largest `POST /dlq` body: the core's inline payload limit plus room for the rest
-/// (attempt history, reason, reference).
-pub const MAX_BODY_BYTES: usize = smartretry::dlq::MAX_PAYLOAD_BYTES + 1024 * 1024;
 
 /// After a recommendation that gives the job up, put it in the queue (when asked: the
 /// server's `dlq.on_give_up`, or the request's `?dead_letter=`). Returns its id.

@@ -6,15 +6,11 @@
 //! While the store is down decisions keep flowing from the engine's own state and
 //! outcomes wait in its bounded buffer (`store_buffered`); see docs/store.md.
 
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::Serialize;
 use smartretry::{time, Engine};
-
-use super::alerts::Alert;
-use super::App;
 
 /// How often the store is looked at.
 pub const CHECK_EVERY: Duration = Duration::from_secs(1);
@@ -72,7 +68,7 @@ impl StoreHealth {
     }
 
     /// Take a new observation; `Some((was_down, since))` when the state changed.
-    fn observe(&self, reason: Option<String>, now: u64) -> Option<(Option<String>, u64)> {
+    pub(super) fn observe(&self, reason: Option<String>, now: u64) -> Option<(Option<String>, u64)> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         if state.0.is_some() == reason.is_some() {
             if reason.is_some() {
@@ -86,68 +82,13 @@ impl StoreHealth {
 }
 
 /// Why the store is degraded now, or `None`: a failed read, else the writer's report.
-fn probe(engine: &Engine) -> Option<String> {
+pub(super) fn probe(engine: &Engine) -> Option<String> {
     let m = engine.metrics();
     if let Err(e) = engine.store().setting_get(PROBE_KEY) {
         return Some(e.to_string());
     }
     m.store_degraded
         .then(|| format!("writes to the store are failing ({} errors so far)", m.store_errors_total))
-}
-
-/// The watch loop.
-pub async fn watch(app: Arc<App>) {
-    let mut ticker = tokio::time::interval(CHECK_EVERY);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticker.tick().await;
-        let probing = Arc::clone(&app);
-        let Ok(reason) = tokio::task::spawn_blocking(move || probe(&probing.engine)).await else { continue };
-        let now = time::now_ms();
-        let Some((before, since)) = app.store_health.observe(reason.clone(), now) else { continue };
-        let status = app.store_health.status(&app.engine);
-        let at = time::format_rfc3339(now);
-        let alert = match (&reason, before) {
-            (Some(why), _) => {
-                eprintln!(
-                    "{at} store: degraded ({why}); decisions go on from memory, outcomes wait in a buffer \
-                     ({} waiting, {} dropped so far) — {}",
-                    status.buffered, status.dropped_total, status.url
-                );
-                Alert::new(
-                    "store_down",
-                    "critical",
-                    "store",
-                    format!("the store {} is unreachable or failing: {why}", status.url),
-                    1.0,
-                    1.0,
-                    now,
-                )
-            }
-            (None, _) => {
-                let down_for = Duration::from_millis(now.saturating_sub(since));
-                eprintln!(
-                    "{at} store: ok again after {}s; {} buffered records are being written — {}",
-                    down_for.as_secs(),
-                    status.buffered,
-                    status.url
-                );
-                Alert::new(
-                    "store_recovered",
-                    "info",
-                    "store",
-                    format!("the store {} answers again after {}s", status.url, down_for.as_secs()),
-                    0.0,
-                    1.0,
-                    now,
-                )
-            }
-        };
-        app.metrics.store_transitions.fetch_add(1, Ordering::Relaxed);
-        if app.alerts.config.store_down && app.alerts.raise(alert, now) {
-            app.metrics.alerts.fetch_add(1, Ordering::Relaxed);
-        }
-    }
 }
 
 #[cfg(test)]

@@ -18,34 +18,11 @@ use serde::Deserialize;
 use serde_json::json;
 use smartretry::ml::{MlStatus, ModelInfo};
 
-use super::api::Body;
+use super::app::App;
 use super::error::ApiError;
-use super::App;
+use super::extract::Body;
 
 type Shared = State<Arc<App>>;
-
-/// Outcomes a model needs before its live calibration is compared with training.
-pub const DRIFT_MIN_OUTCOMES: u64 = 50;
-
-/// How far the serving model's live Brier score has moved above its training Brier
-/// score, relative to it (0.3 = 30 % worse calibrated than when trained); `None` until
-/// enough outcomes were seen or when the model reported no Brier score.
-pub fn drift(status: &MlStatus) -> Option<f64> {
-    let serving = status.deployment.serving.as_deref()?;
-    let trained = status.versions.iter().find(|m| m.version == serving)?.metrics.brier?;
-    let live = &status.comparison.ml;
-    if live.outcomes < DRIFT_MIN_OUTCOMES || trained <= 0.0 {
-        return None;
-    }
-    Some(((live.brier - trained) / trained).max(0.0))
-}
-
-/// The serving model's accuracy as measured by its trainer (hold-out).
-pub fn accuracy(status: &MlStatus) -> Option<(String, f64)> {
-    let serving = status.deployment.serving.as_deref()?;
-    let model = status.versions.iter().find(|m| m.version == serving)?;
-    Some((model.version.clone(), model.metrics.accuracy?))
-}
 
 pub async fn status(State(app): Shared) -> Json<MlStatus> {
     Json(app.engine.ml_status())

@@ -16,16 +16,14 @@ use serde_json::json;
 use smartretry::ml::ModelInfo;
 use smartretry::{time, Attempt, OutcomeRecord};
 
-use super::api::Body;
+use super::app::App;
 use super::error::ApiError;
-use super::App;
+use super::extract::Body;
 
 type Shared = State<Arc<App>>;
 
 /// Most outcomes read from the store for one training.
 pub const MAX_TRAINING_ROWS: usize = 500_000;
-/// The largest `POST /ml/train` body (its `history` inline).
-pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
 
 #[derive(Deserialize)]
 pub struct TrainRequest {

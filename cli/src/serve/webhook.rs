@@ -10,7 +10,7 @@ use std::time::Duration;
 use smartretry::{time, Attempt, Engine, Features, Guardrails};
 use tokio::sync::Semaphore;
 
-use super::App;
+use super::app::App;
 use crate::client::{Client, ClientError};
 
 /// Posts in flight at once, over every webhook.

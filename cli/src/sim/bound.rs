@@ -21,8 +21,8 @@ use std::collections::HashMap;
 
 use smartretry::backoff::{mix64, rand01};
 
+use super::policies::{FailureView, Policy, Wait};
 use super::scenario::{Downstream, Job, Scenario};
-use super::{FailureView, Policy, Wait};
 
 /// Retry times (since the first failure) a schedule may use: this many quantiles of the
 /// cohort's recovery times, plus the slowest one.

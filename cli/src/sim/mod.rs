@@ -15,40 +15,13 @@ use std::collections::{BinaryHeap, HashMap};
 use serde::Serialize;
 use smartretry::backoff::mix64;
 
-pub use policies::{baselines, Policy, SmartRetry, Wait};
+pub use policies::{baselines, FailureView, OutcomeView, Policy, SmartRetry, Wait};
 pub use scenario::{Downstream, Job, Scenario};
 pub use scenarios::builtin;
 
 /// No policy gets more than this many attempts for one job (nor, by the scenario's
 /// deadline, more time).
 const MAX_ATTEMPTS: u32 = 50;
-
-/// What a policy sees when an attempt fails.
-#[derive(Debug, Clone)]
-pub struct FailureView<'a> {
-    pub job_type: &'a str,
-    pub job_id: u32,
-    pub tenant: Option<&'a str>,
-    /// The attempt that just failed (1-based).
-    pub attempt: u32,
-    pub now_ms: u64,
-    pub since_first_failure_ms: u64,
-    /// How long the job waited before this attempt (0 for the first).
-    pub delay_ms: u64,
-    pub status: Option<u16>,
-    pub error_class: &'a str,
-    pub retry_after_ms: Option<u64>,
-}
-
-/// What a policy learns when a retry finishes.
-#[derive(Debug, Clone)]
-pub struct OutcomeView<'a> {
-    pub failure: FailureView<'a>,
-    pub success: bool,
-    /// The failure this retry was for (what it is learned under).
-    pub retried_error_class: &'a str,
-    pub retried_status: Option<u16>,
-}
 
 /// Figures for one (scenario, policy), over the failed jobs after warm-up.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -4,7 +4,33 @@
 use smartretry::{Attempt, Config, Engine, Features};
 
 use super::scenario::Rng;
-use super::{FailureView, OutcomeView};
+
+/// What a policy sees when an attempt fails.
+#[derive(Debug, Clone)]
+pub struct FailureView<'a> {
+    pub job_type: &'a str,
+    pub job_id: u32,
+    pub tenant: Option<&'a str>,
+    /// The attempt that just failed (1-based).
+    pub attempt: u32,
+    pub now_ms: u64,
+    pub since_first_failure_ms: u64,
+    /// How long the job waited before this attempt (0 for the first).
+    pub delay_ms: u64,
+    pub status: Option<u16>,
+    pub error_class: &'a str,
+    pub retry_after_ms: Option<u64>,
+}
+
+/// What a policy learns when a retry finishes.
+#[derive(Debug, Clone)]
+pub struct OutcomeView<'a> {
+    pub failure: FailureView<'a>,
+    pub success: bool,
+    /// The failure this retry was for (what it is learned under).
+    pub retried_error_class: &'a str,
+    pub retried_status: Option<u16>,
+}
 
 /// How long to wait before the next attempt, and how often to check in meanwhile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

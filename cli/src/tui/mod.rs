@@ -16,6 +16,7 @@
 //! | Esc | cancel override / close alerts |
 //! | ↑ ↓ / j k | select a job; q or Ctrl+C quits |
 
+mod state;
 mod view;
 
 use std::path::PathBuf;
@@ -25,49 +26,13 @@ use ratatui::crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, Ke
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use smartretry::breaker::BreakerSnapshot;
-use smartretry::{BudgetSnapshot, MetricsSnapshot, Override, Policy, Preview, Strategy};
+use smartretry::{BudgetSnapshot, MetricsSnapshot, Override, Preview, Strategy};
 
 use crate::client::{Client, ClientError};
 use crate::serve::alerts::Alert;
 use crate::serve::Recent;
 
-/// Below this width the panels become tabs.
-pub const NARROW_WIDTH: u16 = 100;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Panel {
-    Strategy,
-    Live,
-    Analytics,
-    Alerts,
-}
-
-impl Panel {
-    pub const TABS: [Panel; 4] = [Panel::Strategy, Panel::Live, Panel::Analytics, Panel::Alerts];
-
-    pub fn title(self) -> &'static str {
-        match self {
-            Panel::Strategy => "Strategy",
-            Panel::Live => "Live recommendations",
-            Panel::Analytics => "Analytics",
-            Panel::Alerts => "Alerts",
-        }
-    }
-}
-
-/// What the server said on the last refresh.
-#[derive(Default)]
-pub struct Data {
-    pub strategy: Option<Strategy>,
-    pub metrics: Option<MetricsSnapshot>,
-    pub breakers: Vec<BreakerSnapshot>,
-    pub budget: Option<BudgetSnapshot>,
-    pub refused_429: u64,
-    pub recent: Vec<Recent>,
-    pub alerts: Vec<Alert>,
-    pub policies: Vec<Policy>,
-    pub overrides: Vec<Override>,
-}
+pub use state::{Data, Panel, Tui, NARROW_WIDTH};
 
 #[derive(serde::Deserialize)]
 struct Analytics {
@@ -75,26 +40,6 @@ struct Analytics {
     breakers: Vec<BreakerSnapshot>,
     retry_budget: BudgetSnapshot,
     refused_429: u64,
-}
-
-/// The whole screen state; keys change it, `view::draw` shows it.
-pub struct Tui {
-    client: Client,
-    runtime: tokio::runtime::Runtime,
-    pub url: String,
-    pub data: Data,
-    /// Index into `data.recent` (newest first).
-    pub selected: usize,
-    /// Focused panel (wide) / shown tab (narrow).
-    pub panel: Panel,
-    pub show_alerts: bool,
-    pub preview: Option<Preview>,
-    /// `Some` while typing an override delay.
-    pub override_input: Option<String>,
-    pub status: String,
-    pub error: Option<String>,
-    export_dir: PathBuf,
-    quit: bool,
 }
 
 impl Tui {

@@ -8,7 +8,7 @@ use ratatui::Frame;
 use smartretry::engine::fmt_ms;
 use smartretry::BreakerState;
 
-use super::{Panel, Tui, NARROW_WIDTH};
+use super::state::{Panel, Tui, NARROW_WIDTH};
 
 pub fn draw(f: &mut Frame, t: &Tui) {
     let area = f.area();

@@ -19,326 +19,38 @@ pub mod backend;
 mod contract;
 pub mod features;
 pub mod plan;
+mod registry;
 #[cfg(feature = "onnx")]
 pub mod runtime;
+mod sidecar;
 #[cfg(feature = "tract")]
 mod tract;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use lru::LruCache;
-use serde::{Deserialize, Serialize};
 
 use crate::bayes::BayesConfig;
 use crate::error::{Error, Result};
-use crate::model::{check_label, Decision, Features};
+use crate::model::{Decision, Features};
 use crate::time;
 
 pub use backend::{MlBackend, Scorer};
 pub use features::{FeatureColumn, FeatureSpec, CANDIDATE_DELAY, ENCODING};
 pub use plan::DEFAULT_CANDIDATES_MS;
+pub use registry::{
+    ArmStats, Comparison, Deployment, MlSnapshot, MlStatus, ModelInfo, ShadowStats, StoredModel,
+    DRIFT_MIN_OUTCOMES,
+};
+pub use sidecar::{CalibrationBin, Sidecar, TrainingMetrics, MAX_CANDIDATES};
 
-/// Most candidate delays a sidecar may list (all are scored in one run).
-pub const MAX_CANDIDATES: usize = 64;
 /// Deployments remembered for rollback.
 pub const MAX_HISTORY: usize = 32;
 /// Served and shadow predictions kept until the retry's outcome arrives.
 pub const PENDING_OUTCOMES: usize = 10_000;
-/// A calibration band with fewer hold-out rows than this lowers the confidence.
-const FULL_CALIBRATION_ROWS: f64 = 50.0;
-
-/// The sidecar JSON that travels with a model: what it is, its feature contract and how
-/// it scored in training.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Sidecar {
-    pub name: String,
-    pub version: String,
-    /// `logistic_regression`, `gradient_boosting`, …: reported, not interpreted.
-    pub model_type: String,
-    /// Must be [`ENCODING`].
-    pub encoding: String,
-    pub features: Vec<FeatureColumn>,
-    /// The probability output's name (default: `probabilities`, else the last output).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub output: Option<String>,
-    /// Delays to evaluate, ascending (default: [`DEFAULT_CANDIDATES_MS`]).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub candidate_delays_ms: Vec<u64>,
-    #[serde(default)]
-    pub metrics: TrainingMetrics,
-    /// Reliability on the hold-out set: predicted vs observed success per band.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub calibration: Vec<CalibrationBin>,
-    /// Feature name → importance (any positive scale); the strongest are named in rationales.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub feature_importance: BTreeMap<String, f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub trained_at: Option<String>,
-    /// Anything else the trainer wants to keep (data source, parameters…).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub training: Option<serde_json::Value>,
-}
-
-/// Training metrics as the trainer measured them (hold-out unless named otherwise).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct TrainingMetrics {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub accuracy: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub f1: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub auc: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub brier: Option<f64>,
-    /// Expected calibration error: mean |observed − predicted| over bands, weighted by rows.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub calibration_error: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub samples: Option<u64>,
-    /// Cross-validation and any other figures.
-    #[serde(flatten)]
-    pub extra: BTreeMap<String, serde_json::Value>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CalibrationBin {
-    pub lo: f64,
-    pub hi: f64,
-    pub predicted: f64,
-    pub observed: f64,
-    pub count: u64,
-}
-
-impl Sidecar {
-    pub fn from_json(json: &str) -> Result<Sidecar> {
-        let sidecar: Sidecar = crate::model::from_json(json)?;
-        sidecar.validate()?;
-        Ok(sidecar)
-    }
-
-    /// Checks every field; returns the feature spec it describes.
-    pub fn validate(&self) -> Result<FeatureSpec> {
-        check_label("name", &self.name, true)?;
-        check_label("version", &self.version, true)?;
-        check_label("model_type", &self.model_type, true)?;
-        if self.encoding != ENCODING {
-            return Err(Error::invalid(
-                "encoding",
-                format!("{:?} is not supported; this engine reads {ENCODING:?}", self.encoding),
-            ));
-        }
-        let spec = FeatureSpec::new(&self.features)?;
-        let d = &self.candidate_delays_ms;
-        if d.len() > MAX_CANDIDATES {
-            return Err(Error::invalid("candidate_delays_ms", format!("at most {MAX_CANDIDATES} delays")));
-        }
-        if d.windows(2).any(|w| w[0] >= w[1]) || d.iter().any(|&x| x > 86_400_000) {
-            return Err(Error::invalid(
-                "candidate_delays_ms",
-                "must be strictly ascending, each at most 24 h",
-            ));
-        }
-        for (i, b) in self.calibration.iter().enumerate() {
-            let ok = [b.lo, b.hi, b.predicted, b.observed].iter().all(|x| (0.0..=1.0).contains(x));
-            if !ok || b.lo > b.hi {
-                return Err(Error::invalid(
-                    format!("calibration[{i}]"),
-                    "lo ≤ hi, predicted and observed must be probabilities (0–1)",
-                ));
-            }
-        }
-        if let Some((name, _)) = self.feature_importance.iter().find(|(_, v)| !v.is_finite()) {
-            return Err(Error::invalid(format!("feature_importance.{name}"), "must be a finite number"));
-        }
-        Ok(spec)
-    }
-
-    fn candidates(&self) -> Vec<u64> {
-        if self.candidate_delays_ms.is_empty() {
-            DEFAULT_CANDIDATES_MS.to_vec()
-        } else {
-            self.candidate_delays_ms.clone()
-        }
-    }
-
-    /// Confidence in a prediction `p`: how well the hold-out confirmed predictions like it
-    /// (1 − |observed − predicted| in its band, discounted when the band had few rows);
-    /// without bands, 1 − the overall calibration error; without either, 0.5.
-    pub fn confidence(&self, p: f64) -> f64 {
-        let band = self.calibration.iter().find(|b| p >= b.lo && p <= b.hi);
-        match (band, self.metrics.calibration_error) {
-            (Some(b), _) => {
-                let rows = (b.count as f64 / FULL_CALIBRATION_ROWS).min(1.0).sqrt();
-                ((1.0 - (b.observed - b.predicted).abs()) * rows).clamp(0.0, 1.0)
-            }
-            (None, Some(ece)) => (1.0 - ece).clamp(0.0, 1.0),
-            (None, None) => 0.5,
-        }
-    }
-
-    /// Up to three feature names by importance, strongest first.
-    fn strongest(&self) -> Vec<String> {
-        let mut ranked: Vec<(&String, f64)> =
-            self.feature_importance.iter().map(|(k, v)| (k, v.abs())).filter(|(_, v)| *v > 0.0).collect();
-        ranked.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(b.0)));
-        ranked.into_iter().take(3).map(|(k, _)| k.clone()).collect()
-    }
-}
-
-/// A registered version: the model's bytes and its sidecar.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StoredModel {
-    pub sidecar: Sidecar,
-    pub registered_at: String,
-    /// The ONNX file (base64 in JSON).
-    #[serde(with = "bytes_base64")]
-    pub onnx: Vec<u8>,
-}
-
-/// What is deployed.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Deployment {
-    /// The version serving decisions, if any…
-    pub serving: Option<String>,
-    /// …to this share of jobs (0–100, sticky per `job_id`).
-    #[serde(default)]
-    pub canary_percent: f64,
-    /// A version deciding alongside, compared but never served.
-    pub shadow: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub since: Option<String>,
-}
-
-/// Outcomes of the decisions one side made (or, in shadow, would have made).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ArmStats {
-    pub decisions: u64,
-    /// Retries whose outcome was recorded.
-    pub outcomes: u64,
-    pub successes: u64,
-    pub delay_ms_total: u64,
-    /// Σ (predicted P(success) − outcome)² over outcomes: lower is better.
-    pub squared_error_total: f64,
-    /// Derived: successes / outcomes.
-    #[serde(default)]
-    pub success_rate: f64,
-    /// Derived: mean delay of the decisions.
-    #[serde(default)]
-    pub mean_delay_ms: f64,
-    /// Derived: Brier score of the predictions (mean squared error).
-    #[serde(default)]
-    pub brier: f64,
-}
-
-impl ArmStats {
-    fn derive(&mut self) {
-        let per = |x: f64, n: u64| if n == 0 { 0.0 } else { x / n as f64 };
-        self.success_rate = per(self.successes as f64, self.outcomes);
-        self.mean_delay_ms = per(self.delay_ms_total as f64, self.decisions);
-        self.brier = per(self.squared_error_total, self.outcomes);
-    }
-
-    fn outcome(&mut self, predicted: f64, success: bool) {
-        self.outcomes += 1;
-        self.successes += u64::from(success);
-        let y = if success { 1.0 } else { 0.0 };
-        self.squared_error_total += (predicted - y) * (predicted - y);
-    }
-}
-
-/// ML against the tiers below it, on the same traffic.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Comparison {
-    /// Jobs the canary served from the model.
-    pub ml: ArmStats,
-    /// The other jobs, decided by the Bayesian tier (or the rules before it has learned).
-    pub bayesian: ArmStats,
-    /// The shadow model on the jobs it watched: its predictions at the delay actually
-    /// served are scored against the outcomes, next to the served tier's.
-    pub shadow: ShadowStats,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ShadowStats {
-    pub decisions: u64,
-    /// Decisions where the shadow model's delay fell in the same API bucket (0–1 s,
-    /// 1–5 s, 5–15 s…) as the one served.
-    pub agreements: u64,
-    #[serde(default)]
-    pub agreement_rate: f64,
-    /// The shadow model's predictions scored on outcomes…
-    pub model: ArmStats,
-    /// …and the served decisions' `estimated_success` on the same outcomes.
-    pub served: ArmStats,
-}
-
-impl Comparison {
-    fn derive(&mut self) {
-        self.ml.derive();
-        self.bayesian.derive();
-        self.shadow.model.derive();
-        self.shadow.served.derive();
-        let s = &mut self.shadow;
-        s.agreement_rate = if s.decisions == 0 { 0.0 } else { s.agreements as f64 / s.decisions as f64 };
-    }
-}
-
-/// The registry's state: everything a store needs to persist and restore.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct MlSnapshot {
-    pub versions: Vec<StoredModel>,
-    pub deployment: Deployment,
-    /// Earlier deployments, most recent last (what `rollback` returns to).
-    pub history: Vec<Deployment>,
-    pub comparison: Comparison,
-}
-
-impl MlSnapshot {
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
-    }
-
-    pub fn from_json(json: &str) -> Result<MlSnapshot> {
-        crate::model::from_json(json)
-    }
-}
-
-/// A version as listed (without the bytes).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ModelInfo {
-    pub version: String,
-    pub name: String,
-    pub model_type: String,
-    pub features: Vec<String>,
-    pub metrics: TrainingMetrics,
-    pub registered_at: String,
-    pub size_bytes: u64,
-    /// `serving`, `canary`, `shadow` or `registered`.
-    pub state: String,
-}
-
-/// The ML tier's condition, for operators (the API's `GET /ml/status`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct MlStatus {
-    /// `strategy.ml_enabled`.
-    pub enabled: bool,
-    /// Whether ONNX Runtime is loaded and every deployed model with it.
-    pub available: bool,
-    /// The ONNX Runtime library in use.
-    pub runtime: Option<String>,
-    /// Why the tier is unavailable, when it is.
-    pub reason: Option<String>,
-    pub deployment: Deployment,
-    pub versions: Vec<ModelInfo>,
-    pub comparison: Comparison,
-    /// Inferences that failed (the decision came from the tier below).
-    pub errors_total: u64,
-    /// Decisions the model should have served, or watched, while the tier was unavailable.
-    pub unavailable_total: u64,
-}
 
 /// A model ready to score: its sidecar, feature spec and runtime session.
 pub(crate) struct Loaded {
@@ -871,19 +583,5 @@ impl Registry {
             size_bytes: v.onnx.len() as u64,
             state: state.into(),
         }
-    }
-}
-
-mod bytes_base64 {
-    use base64::Engine as _;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        let text = String::deserialize(d)?;
-        base64::engine::general_purpose::STANDARD.decode(text.as_bytes()).map_err(serde::de::Error::custom)
     }
 }
