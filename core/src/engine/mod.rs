@@ -24,6 +24,7 @@ pub(crate) mod dlq;
 pub(crate) mod events;
 pub(crate) mod metrics;
 pub(crate) mod models;
+pub(crate) mod operate;
 pub(crate) mod operator;
 pub(crate) mod outcomes;
 pub(crate) mod stats;
@@ -47,7 +48,6 @@ use crate::store::{MemoryHistory, Store};
 use writer::Persister;
 
 pub use crate::say::fmt_ms;
-pub use operator::{EmergencyStop, SettingsChange};
 
 /// Called with a sample of decisions (`data_collection.sample_rate`): the audit trail.
 pub type AuditHook = Arc<dyn Fn(&Features, &Decision, u64) + Send + Sync>;

@@ -418,7 +418,7 @@ impl Store for RedisStore {
                 .arg(expected)
                 .arg(doc)
                 .arg(change)
-                .arg(super::SETTINGS_AUDIT_MAX)
+                .arg(super::contract::SETTINGS_AUDIT_MAX)
                 .query(c)
         })?;
         Ok(done == 1)

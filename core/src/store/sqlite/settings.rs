@@ -39,7 +39,7 @@ impl SqliteStore {
             )?;
             tx.execute(
                 "DELETE FROM operator_changes WHERE version <= ?1",
-                [next - crate::store::SETTINGS_AUDIT_MAX as i64],
+                [next - crate::store::contract::SETTINGS_AUDIT_MAX as i64],
             )?;
             tx.commit()?;
             Ok(true)
