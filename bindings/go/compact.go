@@ -36,6 +36,8 @@ const (
 	fHealth
 	fDeadlineMs
 	fMaxAttempts
+	fExpected
+	fBackoff
 )
 
 const (
@@ -125,6 +127,12 @@ func encodeFeatures(buf []byte, f *Features) ([]byte, bool) {
 	b.optInt(fDeadlineMs, f.DeadlineMs)
 	if f.MaxAttempts != nil {
 		b.int(fMaxAttempts, int64(*f.MaxAttempts))
+	}
+	if f.Expected != nil {
+		b = append(b, fExpected, boolByte(*f.Expected))
+	}
+	if len(f.Backoff) != 0 {
+		b.str(fBackoff, string(f.Backoff))
 	}
 	return b, true
 }

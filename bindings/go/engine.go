@@ -321,6 +321,15 @@ func (e *Engine) Guardrails() (Guardrails, error) {
 	return g, err
 }
 
+// Metrics are the engine's counters: decisions by method, guardrails, lifecycle
+// events, the store (the same as the HTTP API's /metrics and Python's
+// Engine.metrics()), as JSON.
+func (e *Engine) Metrics() (json.RawMessage, error) {
+	var m json.RawMessage
+	err := e.call(&m, func(n *C.SmartretryEngine, out **C.char) C.int32_t { return C.smartretry_metrics(n, out) })
+	return m, err
+}
+
 // UpdateGuardrails changes the fields present in patch (a Guardrails, or a map of
 // some snake_case fields), validated as a whole: nothing changes on error. Returns
 // all the guardrails now in force.

@@ -273,10 +273,11 @@ func TestTheEmergencyStopWins(t *testing.T) {
 
 func TestBadInputIsATypedErrorNamingTheField(t *testing.T) {
 	e := newEngine(t)
-	err := smartretry.Do(context.Background(), smartretry.Options{Engine: e}, func(context.Context) error { return io.EOF })
+	calls := 0
+	err := smartretry.Do(context.Background(), smartretry.Options{Engine: e}, func(context.Context) error { calls++; return io.EOF })
 	var se *smartretry.Error
-	if !errors.As(err, &se) || se.Field != "job_type" || !errors.Is(err, smartretry.ErrInvalidInput) {
-		t.Fatalf("err=%v", err)
+	if !errors.As(err, &se) || se.Field != "JobType" || !errors.Is(err, smartretry.ErrInvalidInput) || calls != 0 {
+		t.Fatalf("err=%v calls=%d", err, calls)
 	}
 	_, err = e.UpdateGuardrails(map[string]any{"max_attempts": 0})
 	if !errors.As(err, &se) || se.Kind != smartretry.KindConfig || se.Field != "max_attempts" {

@@ -218,6 +218,21 @@ int32_t smartretry_health(const struct SmartretryEngine *engine,
 // See "Pointers" in the module docs.
 int32_t smartretry_guardrails(const struct SmartretryEngine *engine, char **out);
 
+// The engine's counters (decisions, guardrails, events, the store) as JSON.
+//
+// # Safety
+// See "Pointers" in the module docs.
+int32_t smartretry_metrics(const struct SmartretryEngine *engine, char **out);
+
+// Checks the options of Go's `Do`/`NewRetrier` (a JSON object of the options given, by
+// their Go names, durations in ms) against the core's options contract; `*out` is them
+// in the engine's units (`job_type`, `deadline_ms`, `backoff`…), or the error naming
+// the option (`MaxAttempts`, `Backoff.Max`).
+//
+// # Safety
+// See "Pointers" in the module docs.
+int32_t smartretry_check_options(const char *options_json, char **out);
+
 // Changes the guardrail fields present in a JSON object; `*out` is all of them.
 //
 // # Safety

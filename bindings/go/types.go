@@ -37,6 +37,12 @@ type Features struct {
 	DeadlineMs *int64 `json:"deadline_ms,omitempty"`
 	// MaxAttempts is the caller's own attempt limit, on top of the engine's (nil: none).
 	MaxAttempts *int `json:"max_attempts,omitempty"`
+	// Expected true: the caller named this failure's kind among those to retry, so it is
+	// not taken for a programming error (docs/errors.md).
+	Expected *bool `json:"expected,omitempty"`
+	// Backoff is the call's own schedule, as CheckOptions returns it (Options.Backoff):
+	// the engine's rules tier for the call.
+	Backoff json.RawMessage `json:"backoff,omitempty"`
 }
 
 // Attempt is what happened on one attempt: the engine learns from it.

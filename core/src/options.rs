@@ -720,6 +720,23 @@ fn backoff(host: Host, key: &str, value: &Given) -> Result<CallBackoff> {
     Ok(b)
 }
 
+/// A strategy by its name (`exponential`, `linear`, `fibonacci`, `aggressive`,
+/// `constant`, any case), for bindings that take it as text.
+pub fn parse_strategy(name: &str) -> Result<Strategy> {
+    strategy(name).ok_or_else(|| {
+        Error::invalid(
+            "strategy",
+            format!("expected exponential, linear, fibonacci, aggressive or constant, got {name:?}"),
+        )
+    })
+}
+
+/// A jitter by its name (`none`, `full`, `equal`, `decorrelated`) or as a percentage
+/// (`"25%"`), for bindings that take it as text.
+pub fn parse_jitter(text: &str) -> Result<Jitter> {
+    jitter("jitter", &Given::Str(text.to_string()))
+}
+
 fn strategy(name: &str) -> Option<Strategy> {
     use Strategy::*;
     [
@@ -748,10 +765,14 @@ fn jitter(sub: &str, v: &Given) -> Result<Jitter> {
             "full" => Ok(Jitter::Full),
             "equal" => Ok(Jitter::Equal),
             "decorrelated" => Ok(Jitter::Decorrelated),
-            _ => Err(Error::invalid(
-                sub.to_string(),
-                format!("expected none, full, equal, decorrelated or a percentage, got {s:?}"),
-            )),
+            // A percentage written as text ("25%"): how typed hosts (Go, Kotlin) give one.
+            text => match text.strip_suffix('%').map(|n| n.trim().parse::<f64>()) {
+                Some(Ok(p)) if p.is_finite() => percent(p),
+                _ => Err(Error::invalid(
+                    sub.to_string(),
+                    format!("expected none, full, equal, decorrelated or a percentage (\"25%\"), got {s:?}"),
+                )),
+            },
         },
         Given::Int(n) => percent(*n as f64),
         Given::Float(f) => percent(*f),
@@ -897,6 +918,10 @@ mod tests {
         assert_eq!(e.field(), Some("Backoff.base"));
         let e = check(Host::Node, "backoff", map(&[("jitter", Given::Int(150))])).unwrap_err();
         assert_eq!(e.field(), Some("backoff.jitter"));
+        assert_eq!(parse_jitter("25%").unwrap(), Jitter::Percent(25.0));
+        assert_eq!(parse_jitter("FULL").unwrap(), Jitter::Full);
+        assert_eq!(parse_jitter("150%").unwrap_err().field(), Some("jitter"));
+        assert_eq!(parse_strategy("Linear").unwrap(), Strategy::Linear);
         let e = check(Host::Node, "backoff", map(&[("strategy", Given::Str("random".into()))])).unwrap_err();
         assert_eq!(e.field(), Some("backoff.strategy"));
         let e = check(Host::Node, "backoff", Given::Int(3)).unwrap_err();

@@ -44,6 +44,10 @@ pub mod features {
     pub const HEALTH: u8 = 18;
     pub const DEADLINE_MS: u8 = 19;
     pub const MAX_ATTEMPTS: u8 = 20;
+    /// One byte: the caller named this failure's type to retry (`Features::expected`).
+    pub const EXPECTED: u8 = 21;
+    /// The call's own schedule, as the JSON `check_options` returned for it.
+    pub const BACKOFF: u8 = 22;
 }
 
 /// Field tags of an Attempt record.
@@ -159,6 +163,11 @@ pub fn decode_features(bytes: &[u8]) -> Result<Features> {
             }
             DEADLINE_MS => f.deadline_ms = Some(r.unsigned("deadline_ms")?),
             MAX_ATTEMPTS => f.max_attempts = Some(r.unsigned("max_attempts")?),
+            EXPECTED => f.expected = Some(r.bool()?),
+            BACKOFF => {
+                let json = r.string("backoff")?;
+                f.backoff = Some(smartretry::model::from_json(&json).map_err(|e| e.within("backoff"))?);
+            }
             tag => return Err(unknown("features", tag)),
         }
     }

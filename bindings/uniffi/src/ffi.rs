@@ -450,6 +450,27 @@ pub unsafe extern "C" fn smartretry_guardrails(
     call(out, || json(&self::engine(engine)?.guardrails()))
 }
 
+/// The engine's counters (decisions, guardrails, events, the store) as JSON.
+///
+/// # Safety
+/// See "Pointers" in the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn smartretry_metrics(engine: *const SmartretryEngine, out: *mut *mut c_char) -> i32 {
+    call(out, || json(&self::engine(engine)?.metrics()))
+}
+
+/// Checks the options of Go's `Do`/`NewRetrier` (a JSON object of the options given, by
+/// their Go names, durations in ms) against the core's options contract; `*out` is them
+/// in the engine's units (`job_type`, `deadline_ms`, `backoff`…), or the error naming
+/// the option (`MaxAttempts`, `Backoff.Max`).
+///
+/// # Safety
+/// See "Pointers" in the module docs.
+#[no_mangle]
+pub unsafe extern "C" fn smartretry_check_options(options_json: *const c_char, out: *mut *mut c_char) -> i32 {
+    call(out, || json(&crate::check_options(smartretry::options::Host::Go, text("options", options_json)?)?))
+}
+
 /// Changes the guardrail fields present in a JSON object; `*out` is all of them.
 ///
 /// # Safety

@@ -115,6 +115,15 @@ pub struct Features {
     /// The caller's own attempt limit, on top of the policy's and the guardrails'.
     #[uniffi(default)]
     pub max_attempts: Option<i32>,
+    /// The caller named this failure's type among those to retry: not taken for a
+    /// programming error.
+    #[uniffi(default)]
+    pub expected: Option<bool>,
+    /// The call's own schedule, as the JSON `checkRetryOptions` returns for it
+    /// (`Features.backoff` in the API document): the rules tier for the call.
+    #[uniffi(default)]
+    #[serde(skip)]
+    pub backoff_json: Option<String>,
 }
 
 /// What happened on one attempt (the API document's `Attempt`): the engine learns from it.
@@ -394,6 +403,12 @@ impl Features {
             health: f.health.into_iter().collect(),
             deadline_ms: opt_unsigned("deadline_ms", f.deadline_ms)?,
             max_attempts: opt_unsigned("max_attempts", f.max_attempts)?,
+            expected: f.expected,
+            backoff: f
+                .backoff_json
+                .as_deref()
+                .map(|json| smartretry::model::from_json(json).map_err(|e| e.within("backoff")))
+                .transpose()?,
             ..smartretry::Features::default()
         })
     }
@@ -468,7 +483,32 @@ pub(crate) fn poll_events(
 /// The API document's JSON of a Features object, parsed (errors name the field).
 #[uniffi::export]
 pub fn features_from_json(json: String) -> Result<Features> {
-    guarded(|| convert(&smartretry::Features::from_json(&json)?))
+    guarded(|| {
+        let core = smartretry::Features::from_json(&json)?;
+        let mut features: Features = convert(&core)?;
+        features.backoff_json = core.backoff.as_ref().map(to_json);
+        Ok(features)
+    })
+}
+
+/// Checks the options of `RetryOptions` (the JSON of the options given, by their Kotlin
+/// names: durations in ms) against the core's options contract, and returns them in
+/// the engine's units (`job_type`, `deadline_ms`, `backoff`…) as JSON. The error names
+/// the option (`maxAttempts`, `backoff.max`).
+#[uniffi::export]
+pub fn check_retry_options(options_json: String) -> Result<String> {
+    guarded(|| Ok(to_json(&check_options(smartretry::options::Host::Kotlin, &options_json)?)))
+}
+
+/// The options of a retried call, checked for `host` (Kotlin's RetryOptions, Go's Options).
+pub fn check_options(host: smartretry::options::Host, options_json: &str) -> Result<smartretry::CallOptions> {
+    let value: serde_json::Value = smartretry::model::from_json(options_json)?;
+    let serde_json::Value::Object(fields) = value else {
+        return Err(SmartRetryError::invalid("options", "expected a JSON object"));
+    };
+    let given: Vec<(String, smartretry::options::Given)> =
+        fields.iter().map(|(k, v)| (k.clone(), smartretry::options::Given::from_json(v))).collect();
+    Ok(smartretry::options::validate(host, &given)?)
 }
 
 /// The API document's JSON of an Attempt object, parsed (errors name the field).

@@ -136,6 +136,8 @@ private fun encode(b: ByteBuffer, f: Features) {
     }
     b.optLong(19, f.deadlineMs)
     b.optLong(20, f.maxAttempts?.toLong())
+    f.expected?.let { b.byte(21, if (it) 1 else 0) }
+    b.optString(22, f.backoffJson)
 }
 
 private fun encode(b: ByteBuffer, a: Attempt) {

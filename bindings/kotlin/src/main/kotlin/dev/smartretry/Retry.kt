@@ -7,6 +7,8 @@ import kotlinx.coroutines.TimeoutCancellationException
 import kotlinx.coroutines.currentCoroutineContext
 import kotlinx.coroutines.delay
 import kotlinx.coroutines.ensureActive
+import kotlinx.coroutines.withTimeout
+import kotlin.reflect.KClass
 
 /** The process-wide engine [RetryOptions] uses unless given one. */
 val defaultEngine: Engine by lazy { Engine() }
@@ -28,7 +30,34 @@ data class RetryEvent(
 class RetriesExhausted(val attempts: Int, val decision: Decision?) :
     RuntimeException("gave up after $attempts attempt(s): ${decision?.rationale ?: "not retryable"}", null, false, false)
 
-/** Options of [retry] and [retryBlocking]. Only [jobType] is required. */
+/** Passed to [RetryOptions.stopIf] after each failure. */
+data class StopInfo(
+    val jobType: String,
+    val jobId: String,
+    /** The attempt that just failed, 1-based. */
+    val attempt: Int,
+    val error: Throwable,
+    /** Milliseconds since the first failure. */
+    val elapsedMs: Long,
+)
+
+/** Passed to [RetryOptions.onGiveUp] once, when retries end without success. */
+data class GiveUpEvent(
+    val jobType: String,
+    val jobId: String,
+    val attempts: Int,
+    val error: Throwable,
+    /** The engine's last decision (null when it was not asked). */
+    val decision: Decision?,
+    /** `engine`, `not_retryable` (retryOn/ignoreExceptions) or `stopped` (stopIf). */
+    val reason: String,
+)
+
+/**
+ * Options of [retry] and [retryBlocking]. Only [jobType] is required. They are the
+ * engine's options contract (docs/options.md), checked by the constructor: a bad one
+ * throws [InvalidRetryOptionException] (an `IllegalArgumentException`) naming it.
+ */
 data class RetryOptions(
     /** What the engine learns under, e.g. "payment_capture". */
     val jobType: String,
@@ -36,10 +65,17 @@ data class RetryOptions(
     val tenant: String? = null,
     /** Identifies this call to the engine (concurrency caps). Default: generated. */
     val jobId: String? = null,
-    /** The caller's cap on attempts, the first included (the engine applies its own too). */
+    /** The caller's cap on attempts, the first included, 1–100 (the engine applies its own too). */
     val maxAttempts: Int? = null,
     /** Time from the first attempt's start after which no retry starts (the engine enforces it). */
     val deadline: Duration? = null,
+    /**
+     * How long one attempt may run ([retry] only: it is cancelled with `withTimeout` and
+     * retried like any timeout; [retryBlocking] refuses it, a thread cannot be cancelled).
+     */
+    val timeout: Duration? = null,
+    /** This call's own schedule (null: the matched policy's); the engine computes the delays. */
+    val backoff: Backoff? = null,
     /** `false`: the call must not run twice; never retried after a failure that may have taken effect. */
     val idempotent: Boolean = true,
     /**
@@ -49,9 +85,31 @@ data class RetryOptions(
     val priority: Priority? = null,
     /** `false` for a failure means "do not retry it, throw it at once". */
     val retryOn: (Throwable) -> Boolean = { true },
+    /**
+     * Exception classes retried even when the engine would take them for a programming
+     * error (`IllegalStateException`, `NullPointerException`…: see docs/errors.md).
+     */
+    val retryExceptions: Set<KClass<out Throwable>> = emptySet(),
+    /** Exception classes never retried: thrown after their attempt. */
+    val ignoreExceptions: Set<KClass<out Throwable>> = emptySet(),
+    /** `true` after a failure stops retrying; with [maxAttempts] and [deadline], any stops. */
+    val stopIf: (StopInfo) -> Boolean = { false },
     /** Called before each wait. Throwing stops the retries. */
     val onRetry: (RetryEvent) -> Unit = {},
-)
+    /** Called once when retries end without success (a dead-letter hook). */
+    val onGiveUp: (GiveUpEvent) -> Unit = {},
+) {
+    /** What the engine made of these options, checked here. */
+    internal val checked: Checked = check(this)
+}
+
+/**
+ * One record per retry (INFO: job type, attempt, delay, method, error class) and per
+ * give-up (WARNING after retries, INFO when nothing was retried), on the platform
+ * logger `dev.smartretry` (routed to java.util.logging, or to SLF4J/Log4j by their
+ * `System.Logger` bridges).
+ */
+private val log: System.Logger = System.getLogger("dev.smartretry")
 
 private val sequence = AtomicLong()
 
@@ -62,7 +120,7 @@ private val HINT_FIELDS = setOf("http_status", "error_class", "error_code", "ret
  * One call's retry state, shared by the suspend and the blocking loop: it asks the
  * engine and tells it outcomes; the caller sleeps with its own primitive.
  */
-private class RetryLoop(private val o: RetryOptions) {
+private class RetryLoop(private val o: RetryOptions, private val counters: Counters?) {
     /** Read only with a deadline: a call that succeeds at once reads no clock. */
     private val startedAt = if (o.deadline != null) System.currentTimeMillis() else 0L
     /** Made on the first failure: a call that succeeds at once needs none. */
@@ -82,6 +140,7 @@ private class RetryLoop(private val o: RetryOptions) {
     }
 
     fun succeeded() {
+        counters?.successes?.incrementAndGet()
         val previous = retried
         if (previous == null) {
             // Counted in Kotlin, handed over in batches (Successes.kt): no native call.
@@ -105,18 +164,28 @@ private class RetryLoop(private val o: RetryOptions) {
             state.flush(o.engine, state.counter(o.jobType, o.tenant))
         }
         retried?.let { record(it, success = false) }
-        if (!o.retryOn(error)) giveUp(error, null)
+        if (o.ignoreExceptions.any { it.isInstance(error) } || !o.retryOn(error)) giveUp(error, null, "not_retryable")
+        if (o.stopIf(StopInfo(o.jobType, jobId, attempt, error, now - firstFailureAt))) giveUp(error, null, "stopped")
+        val expected = o.retryExceptions.any { it.isInstance(error) }
         var info = describeFailure(error)
         var decided: Decision? = null
         while (decided == null) {
             try {
-                decided = o.engine.decideCompact(features(info, now))
+                decided = o.engine.decideCompact(features(info, now, expected))
             } catch (e: SmartRetryException.InvalidInput) {
                 info = withoutHint(info, e.field) ?: throw e.also { it.addSuppressed(error) }
             }
         }
         val decision: Decision = decided
-        if (!decision.shouldRetry) giveUp(error, decision)
+        counters?.last?.set(decision)
+        if (!decision.shouldRetry) giveUp(error, decision, "engine")
+        if (log.isLoggable(System.Logger.Level.INFO)) {
+            log.log(
+                System.Logger.Level.INFO,
+                "smartretry: retrying job_type={0} attempt={1} delay_ms={2} method={3} error_class={4}",
+                o.jobType, attempt, decision.delayMs, decision.method.name.lowercase(), decision.errorClass,
+            )
+        }
         o.onRetry(RetryEvent(o.jobType, jobId, attempt, error, decision))
         retried = info
         attempt += 1
@@ -138,9 +207,13 @@ private class RetryLoop(private val o: RetryOptions) {
             if (left > 0 && o.engine.released(o.jobType, failedAt)) break
         }
         waited = decision.delayMs - left
+        counters?.let {
+            it.retries.incrementAndGet()
+            it.idleMs.addAndGet(waited)
+        }
     }
 
-    private fun features(info: FailureInfo, now: Long) = Features(
+    private fun features(info: FailureInfo, now: Long, expected: Boolean) = Features(
         jobType = o.jobType,
         attemptNumber = attempt,
         jobId = jobId,
@@ -154,6 +227,8 @@ private class RetryLoop(private val o: RetryOptions) {
         sinceFirstFailureMs = now - firstFailureAt,
         deadlineMs = o.deadline?.let { maxOf(0L, it.inWholeMilliseconds - (firstFailureAt - startedAt)) },
         maxAttempts = o.maxAttempts,
+        expected = if (expected) true else null,
+        backoffJson = o.checked.backoffJson,
     )
 
     private fun record(failure: FailureInfo, success: Boolean) {
@@ -173,8 +248,15 @@ private class RetryLoop(private val o: RetryOptions) {
         )
     }
 
-    private fun giveUp(error: Throwable, decision: Decision?): Nothing {
+    private fun giveUp(error: Throwable, decision: Decision?, reason: String): Nothing {
+        counters?.gaveUp?.incrementAndGet()
+        // After retries, a warning; a failure never retried (a 400, a bug) reaches the caller anyway.
+        val level = if (attempt > 1) System.Logger.Level.WARNING else System.Logger.Level.INFO
+        if (log.isLoggable(level)) {
+            log.log(level, "smartretry: gave up job_type={0} attempts={1} reason={2}: {3}", o.jobType, attempt, reason, error.toString())
+        }
         error.addSuppressed(RetriesExhausted(attempt, decision))
+        o.onGiveUp(GiveUpEvent(o.jobType, jobId, attempt, error, decision, reason))
         throw error
     }
 }
@@ -200,12 +282,16 @@ private fun withoutHint(info: FailureInfo, field: String): FailureInfo? = when {
  * [TimeoutCancellationException] from a `withTimeout` inside the block (the coroutine
  * itself still active) is an attempt that timed out, and is retried like one.
  */
-suspend fun <T> retry(options: RetryOptions, block: suspend (attempt: Int) -> T): T {
-    val loop = RetryLoop(options)
+suspend fun <T> retry(options: RetryOptions, block: suspend (attempt: Int) -> T): T = retry(options, block, null)
+
+internal suspend fun <T> retry(options: RetryOptions, block: suspend (attempt: Int) -> T, counters: Counters?): T {
+    counters?.calls?.incrementAndGet()
+    val loop = RetryLoop(options, counters)
+    val timeout = options.timeout
     while (true) {
         val error = try {
             loop.started()
-            val value = block(loop.attempt)
+            val value = if (timeout == null) block(loop.attempt) else withTimeout(timeout) { block(loop.attempt) }
             loop.succeeded()
             return value
         } catch (e: TimeoutCancellationException) {
@@ -229,8 +315,14 @@ suspend fun <T> retry(jobType: String, block: suspend (attempt: Int) -> T): T = 
  * `Thread.sleep`. An interrupt during a wait stops at once with [InterruptedException]
  * (the thread's interrupt flag set again).
  */
-fun <T> retryBlocking(options: RetryOptions, block: (attempt: Int) -> T): T {
-    val loop = RetryLoop(options)
+fun <T> retryBlocking(options: RetryOptions, block: (attempt: Int) -> T): T = retryBlocking(options, block, null)
+
+internal fun <T> retryBlocking(options: RetryOptions, block: (attempt: Int) -> T, counters: Counters?): T {
+    if (options.timeout != null) {
+        throw InvalidRetryOptionException("timeout", "needs retry {}: a blocking call cannot be cancelled")
+    }
+    counters?.calls?.incrementAndGet()
+    val loop = RetryLoop(options, counters)
     while (true) {
         val error = try {
             loop.started()

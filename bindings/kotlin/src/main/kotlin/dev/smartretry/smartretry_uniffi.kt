@@ -677,6 +677,8 @@ internal object IntegrityCheckingUniffiLib {
     internal fun ensureInitialized() = Unit
     external fun uniffi_smartretry_uniffi_checksum_func_attempt_from_json(
     ): Int
+    external fun uniffi_smartretry_uniffi_checksum_func_check_retry_options(
+    ): Int
     external fun uniffi_smartretry_uniffi_checksum_func_features_from_json(
     ): Int
     external fun uniffi_smartretry_uniffi_checksum_method_engine_add_override_json(
@@ -829,6 +831,8 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_smartretry_uniffi_fn_func_attempt_from_json(`json`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_smartretry_uniffi_fn_func_check_retry_options(`optionsJson`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
     external fun uniffi_smartretry_uniffi_fn_func_features_from_json(`json`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun ffi_smartretry_uniffi_rustbuffer_alloc(`size`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -951,6 +955,9 @@ private fun uniffiCheckContractApiVersion(lib: IntegrityCheckingUniffiLib) {
 @Suppress("UNUSED_PARAMETER")
 private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_smartretry_uniffi_checksum_func_attempt_from_json() and 0xFFFF) != 20675) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_smartretry_uniffi_checksum_func_check_retry_options() and 0xFFFF) != 63716) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_smartretry_uniffi_checksum_func_features_from_json() and 0xFFFF) != 25464) {
@@ -2960,6 +2967,18 @@ data class Features (
      * The caller's own attempt limit, on top of the policy's and the guardrails'.
      */
     var `maxAttempts`: kotlin.Int? = null 
+    , 
+    /**
+     * The caller named this failure's type among those to retry: not taken for a
+     * programming error.
+     */
+    var `expected`: kotlin.Boolean? = null 
+    , 
+    /**
+     * The call's own schedule, as the JSON `checkRetryOptions` returns for it
+     * (`Features.backoff` in the API document): the rules tier for the call.
+     */
+    var `backoffJson`: kotlin.String? = null 
     
 ){
     
@@ -3009,6 +3028,8 @@ public object FfiConverterTypeFeatures: FfiConverterRustBuffer<Features> {
             FfiConverterMapStringDouble.read(buf),
             FfiConverterOptionalLong.read(buf),
             FfiConverterOptionalInt.read(buf),
+            FfiConverterOptionalBoolean.read(buf),
+            FfiConverterOptionalString.read(buf),
         )
     }
 
@@ -3032,7 +3053,9 @@ public object FfiConverterTypeFeatures: FfiConverterRustBuffer<Features> {
             FfiConverterOptionalString.allocationSize(value.`workerVersion`) +
             FfiConverterMapStringDouble.allocationSize(value.`health`) +
             FfiConverterOptionalLong.allocationSize(value.`deadlineMs`) +
-            FfiConverterOptionalInt.allocationSize(value.`maxAttempts`)
+            FfiConverterOptionalInt.allocationSize(value.`maxAttempts`) +
+            FfiConverterOptionalBoolean.allocationSize(value.`expected`) +
+            FfiConverterOptionalString.allocationSize(value.`backoffJson`)
     )
 
     override fun write(value: Features, buf: ByteBuffer) {
@@ -3056,6 +3079,8 @@ public object FfiConverterTypeFeatures: FfiConverterRustBuffer<Features> {
             FfiConverterMapStringDouble.write(value.`health`, buf)
             FfiConverterOptionalLong.write(value.`deadlineMs`, buf)
             FfiConverterOptionalInt.write(value.`maxAttempts`, buf)
+            FfiConverterOptionalBoolean.write(value.`expected`, buf)
+            FfiConverterOptionalString.write(value.`backoffJson`, buf)
     }
 }
 
@@ -4293,6 +4318,24 @@ public object FfiConverterMapStringDouble: FfiConverterRustBuffer<Map<kotlin.Str
     
         
         FfiConverterString.lower(`json`),_status)
+}
+    )
+    }
+    
+
+        /**
+         * Checks the options of `RetryOptions` (the JSON of the options given, by their Kotlin
+         * names: durations in ms) against the core's options contract, and returns them in
+         * the engine's units (`job_type`, `deadline_ms`, `backoff`…) as JSON. The error names
+         * the option (`maxAttempts`, `backoff.max`).
+         */
+    @Throws(SmartRetryException::class) fun `checkRetryOptions`(`optionsJson`: kotlin.String): kotlin.String {
+            return FfiConverterString.lift(
+    uniffiRustCallWithError(SmartRetryException) { _status ->
+    UniffiLib.uniffi_smartretry_uniffi_fn_func_check_retry_options(
+    
+        
+        FfiConverterString.lower(`optionsJson`),_status)
 }
     )
     }

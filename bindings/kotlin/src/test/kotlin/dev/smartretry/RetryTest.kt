@@ -247,10 +247,9 @@ class RetryTest {
 
     @Test
     fun `bad input is a typed exception naming the field`() {
-        val e = assertThrows<SmartRetryException.InvalidInput> {
-            runBlocking { retry(options(jobType = "")) { throw HttpStatusException(503) } }
-        }
-        assertEquals("job_type", e.field)
+        // A bad option: refused by RetryOptions' constructor, before any call.
+        val e = assertThrows<InvalidRetryOptionException> { options(jobType = "") }
+        assertEquals("jobType", e.option)
         val c = assertThrows<SmartRetryException.Config> { engine.updateGuardrails(engine.guardrails().copy(maxAttempts = 0)) }
         assertEquals("max_attempts", c.field)
         assertThrows<SmartRetryException.NotFound> { engine.removePolicy("nope") }
