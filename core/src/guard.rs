@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use crate::breaker::{Admit, Breaker, BreakerConfig, BreakerSnapshot, BreakerState};
 use crate::error::{Error, Result};
 use crate::health::{Signals, View};
-use crate::model::{Attempt, Features, Priority};
+use crate::model::{Attempt, Features, Guardrail, Priority};
 use crate::store::FleetCounts;
 use crate::window::SlidingWindow;
 
@@ -241,11 +241,11 @@ pub struct Admitted {
 }
 
 impl Refusal {
-    pub fn guardrail(self) -> &'static str {
+    pub fn guardrail(self) -> Guardrail {
         match self {
-            Refusal::Concurrency { .. } => "concurrency",
-            Refusal::Tenant { .. } => "tenant_fairness",
-            Refusal::Budget { .. } => "retry_budget",
+            Refusal::Concurrency { .. } => Guardrail::Concurrency,
+            Refusal::Tenant { .. } => Guardrail::TenantFairness,
+            Refusal::Budget { .. } => Guardrail::RetryBudget,
         }
     }
 }

@@ -55,7 +55,7 @@ pub use events::{Event, EventKind, Subscription};
 pub use guard::{BudgetSnapshot, Guardrails};
 pub use health::{HealthConfig, HealthReport};
 pub use ml::{Deployment, MlSnapshot, MlStatus, ModelInfo, Sidecar};
-pub use model::{Attempt, Decision, Features, Method, Preview, Priority, Stats, TimelineEntry};
+pub use model::{Attempt, Decision, Features, Guardrail, Method, Preview, Priority, Stats, TimelineEntry};
 pub use options::{CallBackoff, CallOptions, Host};
 pub use overrides::Override;
 pub use policy::Policy;

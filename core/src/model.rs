@@ -4,7 +4,6 @@
 //! newer writer's records still read); [`from_json_strict`], used for everything a person
 //! or a client sends (HTTP bodies, the config file), refuses them, naming each.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::de::DeserializeOwned;
@@ -383,6 +382,108 @@ impl Attempt {
     }
 }
 
+/// A guardrail that changed a decision, as named in its `policy_guardrails`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Guardrail {
+    EmergencyStop,
+    NeverRetry,
+    NonIdempotent,
+    MaxAttempts,
+    CircuitBreaker,
+    RetryAfter,
+    MinDelay,
+    MaxDelay,
+    Deadline,
+    RetryBudget,
+    TenantFairness,
+    AdaptiveThrottle,
+    Concurrency,
+    Override,
+    ProbeAndRelease,
+}
+
+impl Guardrail {
+    /// Every guardrail, in the order metrics list them.
+    pub const ALL: [Guardrail; Guardrail::ProbeAndRelease as usize + 1] = [
+        Guardrail::EmergencyStop,
+        Guardrail::NeverRetry,
+        Guardrail::NonIdempotent,
+        Guardrail::MaxAttempts,
+        Guardrail::CircuitBreaker,
+        Guardrail::RetryAfter,
+        Guardrail::MinDelay,
+        Guardrail::MaxDelay,
+        Guardrail::Deadline,
+        Guardrail::RetryBudget,
+        Guardrail::TenantFairness,
+        Guardrail::AdaptiveThrottle,
+        Guardrail::Concurrency,
+        Guardrail::Override,
+        Guardrail::ProbeAndRelease,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Guardrail::EmergencyStop => "emergency_stop",
+            Guardrail::NeverRetry => "never_retry",
+            Guardrail::NonIdempotent => "non_idempotent",
+            Guardrail::MaxAttempts => "max_attempts",
+            Guardrail::CircuitBreaker => "circuit_breaker",
+            Guardrail::RetryAfter => "retry_after",
+            Guardrail::MinDelay => "min_delay",
+            Guardrail::MaxDelay => "max_delay",
+            Guardrail::Deadline => "deadline",
+            Guardrail::RetryBudget => "retry_budget",
+            Guardrail::TenantFairness => "tenant_fairness",
+            Guardrail::AdaptiveThrottle => "adaptive_throttle",
+            Guardrail::Concurrency => "concurrency",
+            Guardrail::Override => "override",
+            Guardrail::ProbeAndRelease => "probe_and_release",
+        }
+    }
+
+    /// Whether it refuses to protect the system (a stop, an open breaker, a spent
+    /// budget, overload, a cap) rather than because of the failure itself: an HTTP API
+    /// answers such a refusal 429. Permanent errors, attempts used up, a deadline or a
+    /// non-idempotent call are the right answer for the failure, not load shedding.
+    pub fn sheds_load(self) -> bool {
+        matches!(
+            self,
+            Guardrail::EmergencyStop
+                | Guardrail::CircuitBreaker
+                | Guardrail::RetryBudget
+                | Guardrail::TenantFairness
+                | Guardrail::AdaptiveThrottle
+                | Guardrail::Concurrency
+        )
+    }
+}
+
+impl AsRef<str> for Guardrail {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq<str> for Guardrail {
+    fn eq(&self, name: &str) -> bool {
+        self.as_str() == name
+    }
+}
+
+impl PartialEq<&str> for Guardrail {
+    fn eq(&self, name: &&str) -> bool {
+        self.as_str() == *name
+    }
+}
+
+impl std::fmt::Display for Guardrail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Which tier made a decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -440,7 +541,7 @@ pub struct Decision {
     pub check_in_ms: Option<u64>,
     /// Every guardrail that changed this decision, in the order they acted.
     #[serde(default)]
-    pub policy_guardrails: Vec<Cow<'static, str>>,
+    pub policy_guardrails: Vec<Guardrail>,
     /// The error class the engine learned under (the given one, or the classified one).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub error_class: String,
@@ -647,6 +748,17 @@ fn check_status(field: &'static str, status: u16) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn methods_and_guardrails_are_listed_in_the_order_metrics_index_them() {
+        for (i, m) in Method::ALL.iter().enumerate() {
+            assert_eq!(*m as usize, i);
+        }
+        for (i, g) in Guardrail::ALL.iter().enumerate() {
+            assert_eq!(*g as usize, i);
+            assert_eq!(serde_json::to_value(g).unwrap(), g.as_str());
+        }
+    }
 
     #[test]
     fn strict_parsing_names_unknown_fields_with_their_path() {

@@ -237,7 +237,7 @@ pub fn encode_decision(d: &Decision, out: &mut Vec<u8>) {
     }
     out.extend_from_slice(&u32::try_from(d.policy_guardrails.len()).unwrap_or(u32::MAX).to_le_bytes());
     for g in &d.policy_guardrails {
-        put_string(out, g);
+        put_string(out, g.as_str());
     }
 }
 

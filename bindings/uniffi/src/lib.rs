@@ -454,7 +454,7 @@ impl From<smartretry::Decision> for Decision {
             method: d.method,
             estimated_success: d.estimated_success,
             next_evaluation: d.next_evaluation,
-            policy_guardrails: d.policy_guardrails.into_iter().map(|g| g.into_owned()).collect(),
+            policy_guardrails: d.policy_guardrails.iter().map(|g| g.as_str().to_string()).collect(),
             error_class: d.error_class,
             policy: d.policy,
             check_in_ms: d.check_in_ms.map(signed),

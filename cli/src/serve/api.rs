@@ -24,19 +24,6 @@ use super::{dlq, extract, ml, prometheus, train};
 type Shared = State<Arc<App>>;
 type ApiResult<T> = Result<T, ApiError>;
 
-/// The guardrails that shed load: when one of them refuses a retry the tiers wanted,
-/// the recommendation is answered 429 ("safety limits exceeded"). Refusals that are the
-/// right answer for the failure itself (permanent error, attempts used up, deadline,
-/// non-idempotent call) stay 200 with `should_retry: false`.
-pub const LOAD_SHEDDING_GUARDRAILS: [&str; 6] = [
-    "emergency_stop",
-    "circuit_breaker",
-    "retry_budget",
-    "tenant_fairness",
-    "adaptive_throttle",
-    "concurrency",
-];
-
 pub fn router(app: Arc<App>) -> Router {
     let api = Router::new()
         .route("/recommendation", post(recommendation))
@@ -137,11 +124,12 @@ fn one_param(query: &str, name: &str, values: &[(&str, bool)]) -> ApiResult<Opti
     Ok(chosen)
 }
 
-/// Whether a load-shedding guardrail, rather than the failure itself, said no.
+/// Whether a load-shedding guardrail ([`Guardrail::sheds_load`](smartretry::Guardrail::sheds_load)),
+/// rather than the failure itself, said no: the recommendation is answered 429.
 pub fn is_load_shed(d: &Decision) -> bool {
     !d.should_retry
         && matches!(d.method, Method::Guardrail | Method::Breaker)
-        && d.policy_guardrails.iter().any(|g| LOAD_SHEDDING_GUARDRAILS.contains(&g.as_ref()))
+        && d.policy_guardrails.iter().any(|g| g.sheds_load())
 }
 
 /// The last recommendations made (`?limit=`, default 50), newest first.

@@ -59,7 +59,8 @@ impl ApiError {
 
     /// 429: a guardrail refused a retry the tiers would have made; the decision goes along.
     pub fn refused(decision: Decision) -> Self {
-        let guards = decision.policy_guardrails.join(", ");
+        let guards: Vec<&str> = decision.policy_guardrails.iter().map(|g| g.as_str()).collect();
+        let guards = guards.join(", ");
         let mut e = ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             format!("Retry refused by guardrail: {guards}"),

@@ -181,7 +181,10 @@ fn draw_live(f: &mut Frame, t: &Tui, area: Rect, focused: bool) {
         Line::from(format!("Why: {}", d.rationale)),
     ];
     if !d.policy_guardrails.is_empty() {
-        lines.push(Line::from(format!("Guardrails: {}", d.policy_guardrails.join(", "))));
+        lines.push(Line::from(format!(
+            "Guardrails: {}",
+            d.policy_guardrails.iter().map(|g| g.as_str()).collect::<Vec<_>>().join(", ")
+        )));
     }
     match &t.preview {
         Some(p) if !p.timeline.is_empty() => {

@@ -7,7 +7,7 @@
 use crate::contexts;
 use crate::guard::GuardState;
 use crate::health::{self, Signals};
-use crate::model::{Method, Priority};
+use crate::model::{Guardrail, Method, Priority};
 use crate::say;
 use crate::say::Ms;
 
@@ -22,7 +22,7 @@ pub(super) fn fixed_delay(c: &Case<'_>, d: &mut Draft) {
     d.method = Method::Guardrail;
     d.confidence = 1.0;
     d.rules_bounds = None;
-    d.name("override");
+    d.name(Guardrail::Override);
     d.rationale.clear();
     say!(
         &mut d.rationale,
@@ -90,10 +90,18 @@ pub(super) fn adjust_for_health(
 pub(super) fn clamp_to_overrides(c: &Case<'_>, d: &mut Draft) {
     let ov = c.overrides;
     if let Some((lo, o)) = ov.min_delay_ms.filter(|&(lo, _)| d.delay_ms < lo) {
-        d.clip("override", lo, format_args!("raised to the {} min delay set for {}", Ms(lo), o.scope()));
+        d.clip(
+            Guardrail::Override,
+            lo,
+            format_args!("raised to the {} min delay set for {}", Ms(lo), o.scope()),
+        );
     }
     if let Some((hi, o)) = ov.max_delay_ms.filter(|&(hi, _)| d.delay_ms > hi) {
-        d.clip("override", hi, format_args!("capped at the {} max delay set for {}", Ms(hi), o.scope()));
+        d.clip(
+            Guardrail::Override,
+            hi,
+            format_args!("capped at the {} max delay set for {}", Ms(hi), o.scope()),
+        );
     }
 }
 
@@ -101,8 +109,8 @@ pub(super) fn clamp_to_overrides(c: &Case<'_>, d: &mut Draft) {
 /// spoke: it overrides the overrides).
 #[inline]
 pub(super) fn name_overrides(c: &Case<'_>, d: &mut Draft) {
-    if !c.overrides.is_empty() && !d.guards.iter().any(|g| g == "emergency_stop") {
-        d.name("override");
+    if !c.overrides.is_empty() && !d.guards.contains(&Guardrail::EmergencyStop) {
+        d.name(Guardrail::Override);
         c.overrides.describe(&mut d.rationale);
     }
 }

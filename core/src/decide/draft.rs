@@ -1,7 +1,6 @@
 //! What every stage works on: the [`World`] a decision reads (handed in by the engine)
 //! and the [`Draft`] it writes, refused, clipped and named by the stages in turn.
 
-use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
@@ -11,31 +10,12 @@ use crate::contexts::ContextState;
 use crate::events::EventBus;
 use crate::guard::GuardState;
 use crate::ml::MlTier;
-use crate::model::Method;
+use crate::model::{Guardrail, Method};
 
 use super::settings::Settings;
 
 /// Confidence reported for a static rules-tier delay: a heuristic, not a measurement.
 pub const RULES_CONFIDENCE: f64 = 0.5;
-
-/// Every guardrail name that can appear in `policy_guardrails`.
-pub const GUARDRAILS: [&str; 15] = [
-    "emergency_stop",
-    "never_retry",
-    "non_idempotent",
-    "max_attempts",
-    "circuit_breaker",
-    "retry_after",
-    "min_delay",
-    "max_delay",
-    "deadline",
-    "retry_budget",
-    "tenant_fairness",
-    "adaptive_throttle",
-    "concurrency",
-    "override",
-    "probe_and_release",
-];
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Mode {
@@ -92,7 +72,7 @@ pub(super) struct Draft {
     pub(super) method: Method,
     pub(super) confidence: f64,
     pub(super) estimated: f64,
-    pub(super) guards: Vec<Cow<'static, str>>,
+    pub(super) guards: Vec<Guardrail>,
     pub(super) rationale: String,
     /// The learning tiers may answer (the engine's and the context's switch).
     pub(super) adaptive: bool,
@@ -122,30 +102,30 @@ impl Draft {
     }
 
     /// No retry: `method` decided it (naming `guard`, if one), for the reason `why`.
-    pub(super) fn refuse(&mut self, method: Method, guard: Option<&'static str>, why: impl AsRef<str>) {
+    pub(super) fn refuse(&mut self, method: Method, guard: Option<Guardrail>, why: impl AsRef<str>) {
         self.retry = false;
         self.delay_ms = 0;
         self.method = method;
         self.confidence = 1.0;
         self.estimated = 0.0;
         if let Some(g) = guard {
-            self.guards.push(Cow::Borrowed(g));
+            self.guards.push(g);
         }
         self.rationale.clear();
         self.rationale.push_str(why.as_ref());
     }
 
     /// `guard` moved the delay to `delay_ms`; `note` says why, after the rationale so far.
-    pub(super) fn clip(&mut self, guard: &'static str, delay_ms: u64, note: std::fmt::Arguments<'_>) {
+    pub(super) fn clip(&mut self, guard: Guardrail, delay_ms: u64, note: std::fmt::Arguments<'_>) {
         self.delay_ms = delay_ms;
         self.name(guard);
         let _ = write!(self.rationale, "; {note}");
     }
 
     /// Name a guardrail once.
-    pub(super) fn name(&mut self, guard: &'static str) {
-        if !self.guards.iter().any(|g| g == guard) {
-            self.guards.push(Cow::Borrowed(guard));
+    pub(super) fn name(&mut self, guard: Guardrail) {
+        if !self.guards.contains(&guard) {
+            self.guards.push(guard);
         }
     }
 }

@@ -11,7 +11,7 @@ use crate::backoff::{mix64, rand01};
 use crate::breaker::Admit;
 use crate::contexts;
 use crate::guard::{Admitted, GuardState, Guardrails, Refusal, RetryContext};
-use crate::model::{Method, Priority};
+use crate::model::{Guardrail, Method, Priority};
 use crate::say;
 use crate::say::{Ms, Pct};
 
@@ -73,7 +73,7 @@ fn circuit_breaker(p: &Pass<'_>, state: &mut GuardState, d: &mut Draft) -> Flow 
         if wait > g.max_delay_ms {
             d.refuse(
                 Method::Breaker,
-                Some("circuit_breaker"),
+                Some(Guardrail::CircuitBreaker),
                 format!(
                     "Circuit breaker for {} is open for {}, beyond the {} max delay.",
                     f.job_type,
@@ -86,7 +86,7 @@ fn circuit_breaker(p: &Pass<'_>, state: &mut GuardState, d: &mut Draft) -> Flow 
         if wait > d.delay_ms {
             d.method = Method::Breaker;
             d.clip(
-                "circuit_breaker",
+                Guardrail::CircuitBreaker,
                 wait,
                 format_args!("circuit breaker for {} is open, so wait {}", f.job_type, Ms(wait)),
             );
@@ -106,7 +106,7 @@ fn retry_after(p: &Pass<'_>, d: &mut Draft) -> Flow {
     if ra > g.max_delay_ms {
         d.refuse(
             Method::Guardrail,
-            Some("retry_after"),
+            Some(Guardrail::RetryAfter),
             format!(
                 "The server asked to wait {} (Retry-After), beyond the {} max delay.",
                 Ms(ra),
@@ -116,7 +116,7 @@ fn retry_after(p: &Pass<'_>, d: &mut Draft) -> Flow {
         return Break(());
     }
     if ra > d.delay_ms {
-        d.clip("retry_after", ra, format_args!("raised to the server's Retry-After of {}", Ms(ra)));
+        d.clip(Guardrail::RetryAfter, ra, format_args!("raised to the server's Retry-After of {}", Ms(ra)));
     }
     Continue(())
 }
@@ -124,14 +124,22 @@ fn retry_after(p: &Pass<'_>, d: &mut Draft) -> Flow {
 #[inline]
 fn min_delay(g: &Guardrails, d: &mut Draft) {
     if d.delay_ms < g.min_delay_ms {
-        d.clip("min_delay", g.min_delay_ms, format_args!("raised to the {} min delay", Ms(g.min_delay_ms)));
+        d.clip(
+            Guardrail::MinDelay,
+            g.min_delay_ms,
+            format_args!("raised to the {} min delay", Ms(g.min_delay_ms)),
+        );
     }
 }
 
 #[inline]
 fn max_delay(g: &Guardrails, d: &mut Draft) {
     if d.delay_ms > g.max_delay_ms {
-        d.clip("max_delay", g.max_delay_ms, format_args!("capped at the {} max delay", Ms(g.max_delay_ms)));
+        d.clip(
+            Guardrail::MaxDelay,
+            g.max_delay_ms,
+            format_args!("capped at the {} max delay", Ms(g.max_delay_ms)),
+        );
     }
 }
 
@@ -151,7 +159,7 @@ impl Deadline {
     fn refuse(&self, d: &mut Draft, limit: u64) -> Flow {
         d.refuse(
             Method::Guardrail,
-            Some("deadline"),
+            Some(Guardrail::Deadline),
             format!(
                 "A retry in {} would start after the {} deadline ({} already spent).",
                 Ms(d.delay_ms),
@@ -229,7 +237,7 @@ fn context_caps(
     ctx: &RetryContext<'_>,
     priority: Option<Priority>,
     commit: bool,
-) -> Result<(), (&'static str, String)> {
+) -> Result<(), (Guardrail, String)> {
     match p.c.context.filter(|c| c.has_limits) {
         None => Ok(()),
         Some(c) => capped_context(p, c, ctx, priority, commit),
@@ -242,13 +250,13 @@ fn capped_context(
     ctx: &RetryContext<'_>,
     priority: Option<Priority>,
     commit: bool,
-) -> Result<(), (&'static str, String)> {
+) -> Result<(), (Guardrail, String)> {
     let mut usage = p.w.context_caps();
     usage.admit(c, ctx.job_id, ctx.retry_at_ms, p.g.in_flight_ttl_ms, ctx.share, p.w.now, commit).map_err(
         |refusal| {
             let guard = match refusal {
-                contexts::Refusal::Concurrency(..) => "concurrency",
-                contexts::Refusal::Budget(..) => "retry_budget",
+                contexts::Refusal::Concurrency(..) => Guardrail::Concurrency,
+                contexts::Refusal::Budget(..) => Guardrail::RetryBudget,
             };
             (guard, context_refusal(c, refusal, priority))
         },
@@ -282,7 +290,7 @@ fn adaptive_throttle(p: &Pass<'_>, probability: f64, d: &mut Draft) -> Flow {
     if defer > g.max_delay_ms {
         d.refuse(
             Method::Guardrail,
-            Some("adaptive_throttle"),
+            Some(Guardrail::AdaptiveThrottle),
             format!(
                 "Not retrying: {} is overloaded (adaptive throttling rejects {} of retries) and deferring {} exceeds the max delay.",
                 f.job_type,
@@ -299,7 +307,7 @@ fn adaptive_throttle(p: &Pass<'_>, probability: f64, d: &mut Draft) -> Flow {
     if defer > d.delay_ms {
         d.method = Method::Guardrail;
         d.clip(
-            "adaptive_throttle",
+            Guardrail::AdaptiveThrottle,
             defer,
             format_args!(
                 "{} is overloaded (adaptive throttling rejects {} of retries), so this one is deferred to {}",
@@ -326,7 +334,7 @@ fn probe_and_release(p: &Pass<'_>, state: &mut GuardState, d: &mut Draft) {
     let at = state.claim_probe(&f.job_type, now, planned, latest);
     if at > planned {
         d.clip(
-            "probe_and_release",
+                Guardrail::ProbeAndRelease,
             at - now,
             format_args!(
                 "{} is down for every caller and other jobs probe it sooner, so wait {} unless they find it back",

@@ -35,7 +35,6 @@ mod refusals;
 mod settings;
 mod tiers;
 
-pub use draft::GUARDRAILS;
 pub(crate) use draft::{Mode, World};
 pub(crate) use settings::Settings;
 

@@ -4,14 +4,14 @@
 //! operator's switch that disables retries.
 
 use crate::classify::ErrorKind;
-use crate::model::Method;
+use crate::model::{Guardrail, Method};
 
 use super::case::Case;
 use super::draft::World;
 
 /// Why a failure is not retried: the method that says so, the guardrail it names (if
 /// any) and the sentence.
-pub(super) type Refusal = (Method, Option<&'static str>, String);
+pub(super) type Refusal = (Method, Option<Guardrail>, String);
 
 /// The first hard refusal that applies, if any.
 #[inline]
@@ -20,7 +20,7 @@ pub(super) fn refusal(w: &World<'_>, c: &Case<'_>) -> Option<Refusal> {
     if w.emergency_stop() {
         return Some((
             Method::Guardrail,
-            Some("emergency_stop"),
+            Some(Guardrail::EmergencyStop),
             "Emergency stop is on: all retries are halted.".into(),
         ));
     }
@@ -36,7 +36,7 @@ pub(super) fn refusal(w: &World<'_>, c: &Case<'_>) -> Option<Refusal> {
                 kind.as_str()
             )
         };
-        let guard = policy.retries().then_some("never_retry");
+        let guard = policy.retries().then_some(Guardrail::NeverRetry);
         let method = if guard.is_some() { Method::Guardrail } else { Method::Rules };
         return Some((method, guard, why));
     }
@@ -51,7 +51,7 @@ pub(super) fn refusal(w: &World<'_>, c: &Case<'_>) -> Option<Refusal> {
         // The guardrail names itself only when it, not the policy or the caller, binds.
         let g = &w.settings.strategy.guardrails;
         let (method, guard) = if g.max_attempts < c.policy_max.min(f.max_attempts.unwrap_or(u32::MAX)) {
-            (Method::Guardrail, Some("max_attempts"))
+            (Method::Guardrail, Some(Guardrail::MaxAttempts))
         } else {
             (Method::Rules, None)
         };
@@ -64,7 +64,7 @@ pub(super) fn refusal(w: &World<'_>, c: &Case<'_>) -> Option<Refusal> {
     if !f.is_idempotent() && kind.may_have_taken_effect() {
         return Some((
             Method::Guardrail,
-            Some("non_idempotent"),
+            Some(Guardrail::NonIdempotent),
             format!(
                 "Not retrying a non-idempotent call after a {} failure that may have taken effect.",
                 kind.as_str()
@@ -74,7 +74,7 @@ pub(super) fn refusal(w: &World<'_>, c: &Case<'_>) -> Option<Refusal> {
     if let Some((true, o)) = c.overrides.retries_disabled {
         return Some((
             Method::Guardrail,
-            Some("override"),
+            Some(Guardrail::Override),
             format!("Not retrying: retries are disabled for {}", o.scope()),
         ));
     }

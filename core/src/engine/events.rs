@@ -27,7 +27,7 @@ impl Engine {
             error_class: Some(d.error_class.clone()),
             delay_ms: d.should_retry.then_some(d.delay_ms),
             method: Some(d.method),
-            guardrails: d.policy_guardrails.iter().map(|g| g.to_string()).collect(),
+            guardrails: d.policy_guardrails.iter().map(|g| g.as_str().to_string()).collect(),
             rationale: Some(d.rationale.clone()),
             ..Event::new(kind, now, &f.job_type)
         };

@@ -5,8 +5,7 @@ use std::sync::atomic::Ordering;
 
 use serde::{Deserialize, Serialize};
 
-use crate::decide::GUARDRAILS;
-use crate::model::{Decision, Method};
+use crate::model::{Decision, Guardrail, Method};
 
 use super::writer::StoreStats;
 use super::Engine;
@@ -57,17 +56,14 @@ pub struct MetricsSnapshot {
 impl Engine {
     pub(super) fn count(&self, d: &Decision) {
         let m = &self.metrics;
-        let i = Method::ALL.iter().position(|x| *x == d.method).unwrap_or(0);
-        m.decisions[i].fetch_add(1, Ordering::Relaxed);
+        m.decisions[d.method as usize].fetch_add(1, Ordering::Relaxed);
         if d.should_retry {
             m.retries.fetch_add(1, Ordering::Relaxed);
         } else {
             m.refusals.fetch_add(1, Ordering::Relaxed);
         }
-        for name in &d.policy_guardrails {
-            if let Some(i) = GUARDRAILS.iter().position(|g| *g == name.as_ref()) {
-                m.guardrails[i].fetch_add(1, Ordering::Relaxed);
-            }
+        for &g in &d.policy_guardrails {
+            m.guardrails[g as usize].fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -82,10 +78,10 @@ impl Engine {
             decisions_by_method: by_method,
             retries_total: m.retries.load(Ordering::Relaxed),
             refusals_total: m.refusals.load(Ordering::Relaxed),
-            guardrail_triggers: GUARDRAILS
+            guardrail_triggers: Guardrail::ALL
                 .iter()
                 .zip(&m.guardrails)
-                .map(|(k, v)| (k.to_string(), v.load(Ordering::Relaxed)))
+                .map(|(g, n)| (g.as_str().to_string(), n.load(Ordering::Relaxed)))
                 .collect(),
             records_total: m.records.load(Ordering::Relaxed),
             refits_total: m.refits.load(Ordering::Relaxed),

@@ -37,12 +37,12 @@ use std::time::Duration;
 use crate::backoff::mix64;
 use crate::bayes::Learner;
 use crate::contexts::ContextState;
-use crate::decide::{Settings, GUARDRAILS};
+use crate::decide::Settings;
 use crate::error::Result;
 use crate::events::EventBus;
 use crate::guard::GuardState;
 use crate::ml::MlTier;
-use crate::model::{Decision, Features};
+use crate::model::{Decision, Features, Guardrail, Method};
 use crate::store::{MemoryHistory, Store};
 
 use writer::Persister;
@@ -55,10 +55,12 @@ pub type AuditHook = Arc<dyn Fn(&Features, &Decision, u64) + Send + Sync>;
 /// Counters for operators; all monotonic.
 #[derive(Default)]
 pub(crate) struct Metrics {
-    pub(crate) decisions: [AtomicU64; 5],
+    /// By [`Method`], indexed by its discriminant (the order of `Method::ALL`).
+    pub(crate) decisions: [AtomicU64; Method::ALL.len()],
     pub(crate) retries: AtomicU64,
     pub(crate) refusals: AtomicU64,
-    pub(crate) guardrails: [AtomicU64; GUARDRAILS.len()],
+    /// By [`Guardrail`], indexed the same way.
+    pub(crate) guardrails: [AtomicU64; Guardrail::ALL.len()],
     pub(crate) records: AtomicU64,
     pub(crate) refits: AtomicU64,
     pub(crate) released: AtomicU64,
