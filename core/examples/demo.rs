@@ -18,9 +18,9 @@ use std::collections::BinaryHeap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use smartretry::backoff::{mix64, rand01};
-use smartretry::engine::fmt_ms;
+use smartretry::fmt_ms;
 use smartretry::store::SqliteStore;
+use smartretry::{mix64, rand01};
 use smartretry::{Attempt, Decision, Engine, Features, Method};
 
 const JOBS: u64 = 600;

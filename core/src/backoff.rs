@@ -16,7 +16,7 @@ use crate::error::{Error, Result};
 /// How the base delay grows with the retry number `n` (1-based).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Strategy {
+pub enum BackoffStrategy {
     /// `base × multiplier^(n-1)`: the default for transient server and network faults.
     Exponential,
     /// `base × n`: timeouts, where the load is usually ours and eases gradually.
@@ -59,9 +59,9 @@ type CustomFn = Arc<dyn Fn(u32) -> u64 + Send + Sync>;
 /// policies set a cap), no jitter.
 #[derive(Clone)]
 pub struct Backoff {
-    pub strategy: Strategy,
+    pub strategy: BackoffStrategy,
     pub base_ms: u64,
-    /// Growth factor, used by [`Strategy::Exponential`] only.
+    /// Growth factor, used by [`BackoffStrategy::Exponential`] only.
     pub multiplier: f64,
     pub min_ms: u64,
     pub max_ms: u64,
@@ -84,7 +84,7 @@ impl fmt::Debug for Backoff {
 }
 
 impl Backoff {
-    pub const fn new(strategy: Strategy, base_ms: u64) -> Self {
+    pub const fn new(strategy: BackoffStrategy, base_ms: u64) -> Self {
         Backoff {
             strategy,
             base_ms,
@@ -100,7 +100,7 @@ impl Backoff {
     /// `multiplier` are then ignored for the base delay, but jitter and bounds still
     /// apply, so a buggy function cannot escape the policy's cap.
     pub fn custom(f: impl Fn(u32) -> u64 + Send + Sync + 'static) -> Self {
-        Backoff { custom: Some(Arc::new(f)), ..Backoff::new(Strategy::Constant, 0) }
+        Backoff { custom: Some(Arc::new(f)), ..Backoff::new(BackoffStrategy::Constant, 0) }
     }
 
     pub const fn with_multiplier(mut self, multiplier: f64) -> Self {
@@ -154,11 +154,11 @@ impl Backoff {
         let n = retry.max(1);
         let raw = match (&self.custom, self.strategy) {
             (Some(f), _) => f(n),
-            (None, Strategy::Constant) => self.base_ms,
-            (None, Strategy::Linear) => self.base_ms.saturating_mul(u64::from(n)),
-            (None, Strategy::Fibonacci) => self.base_ms.saturating_mul(fib(n)),
-            (None, Strategy::Aggressive) => self.base_ms.saturating_mul(3u64.saturating_pow(n - 1)),
-            (None, Strategy::Exponential) => {
+            (None, BackoffStrategy::Constant) => self.base_ms,
+            (None, BackoffStrategy::Linear) => self.base_ms.saturating_mul(u64::from(n)),
+            (None, BackoffStrategy::Fibonacci) => self.base_ms.saturating_mul(fib(n)),
+            (None, BackoffStrategy::Aggressive) => self.base_ms.saturating_mul(3u64.saturating_pow(n - 1)),
+            (None, BackoffStrategy::Exponential) => {
                 if self.base_ms == 0 {
                     0 // avoid 0 × inf = NaN for huge exponents
                 } else {
@@ -256,46 +256,54 @@ mod tests {
 
     #[test]
     fn documented_shapes() {
-        assert_eq!(shape(&Backoff::new(Strategy::Exponential, 1000), 4), [1000, 2000, 4000, 8000]);
-        assert_eq!(shape(&Backoff::new(Strategy::Aggressive, 1000), 3), [1000, 3000, 9000]);
-        assert_eq!(shape(&Backoff::new(Strategy::Linear, 1000), 3), [1000, 2000, 3000]);
-        assert_eq!(shape(&Backoff::new(Strategy::Fibonacci, 1000), 6), [1000, 2000, 3000, 5000, 8000, 13000]);
-        assert_eq!(shape(&Backoff::new(Strategy::Constant, 700), 3), [700, 700, 700]);
-        let x15 = Backoff::new(Strategy::Exponential, 1000).with_multiplier(1.5);
+        assert_eq!(shape(&Backoff::new(BackoffStrategy::Exponential, 1000), 4), [1000, 2000, 4000, 8000]);
+        assert_eq!(shape(&Backoff::new(BackoffStrategy::Aggressive, 1000), 3), [1000, 3000, 9000]);
+        assert_eq!(shape(&Backoff::new(BackoffStrategy::Linear, 1000), 3), [1000, 2000, 3000]);
+        assert_eq!(
+            shape(&Backoff::new(BackoffStrategy::Fibonacci, 1000), 6),
+            [1000, 2000, 3000, 5000, 8000, 13000]
+        );
+        assert_eq!(shape(&Backoff::new(BackoffStrategy::Constant, 700), 3), [700, 700, 700]);
+        let x15 = Backoff::new(BackoffStrategy::Exponential, 1000).with_multiplier(1.5);
         assert_eq!(shape(&x15, 3), [1000, 1500, 2250]);
     }
 
     #[test]
     fn retry_zero_is_first_retry() {
-        let b = Backoff::new(Strategy::Exponential, 1000);
+        let b = Backoff::new(BackoffStrategy::Exponential, 1000);
         assert_eq!(b.base_delay(0), b.base_delay(1));
     }
 
     #[test]
     fn clamps_to_bounds() {
-        let b = Backoff::new(Strategy::Exponential, 1000).with_bounds(1500, 5000);
+        let b = Backoff::new(BackoffStrategy::Exponential, 1000).with_bounds(1500, 5000);
         assert_eq!(shape(&b, 5), [1500, 2000, 4000, 5000, 5000]);
         // Inverted bounds never panic; the cap wins.
-        let inverted = Backoff::new(Strategy::Constant, 10).with_bounds(100, 50);
+        let inverted = Backoff::new(BackoffStrategy::Constant, 10).with_bounds(100, 50);
         assert_eq!(inverted.delay(1, 0, 0.5), 50);
     }
 
     #[test]
     fn saturates_instead_of_overflowing() {
-        for s in [Strategy::Exponential, Strategy::Linear, Strategy::Fibonacci, Strategy::Aggressive] {
+        for s in [
+            BackoffStrategy::Exponential,
+            BackoffStrategy::Linear,
+            BackoffStrategy::Fibonacci,
+            BackoffStrategy::Aggressive,
+        ] {
             let b = Backoff::new(s, u64::MAX / 2).with_multiplier(f64::MAX);
             assert_eq!(b.base_delay(u32::MAX), u64::MAX, "{s:?}");
             assert_eq!(b.delay(u32::MAX, u64::MAX, 0.99), u64::MAX, "{s:?}");
         }
-        let zero = Backoff::new(Strategy::Exponential, 0).with_multiplier(f64::INFINITY);
+        let zero = Backoff::new(BackoffStrategy::Exponential, 0).with_multiplier(f64::INFINITY);
         assert_eq!(zero.base_delay(u32::MAX), 0);
-        let nan = Backoff::new(Strategy::Exponential, 10).with_multiplier(f64::NAN).with_bounds(0, 9);
+        let nan = Backoff::new(BackoffStrategy::Exponential, 10).with_multiplier(f64::NAN).with_bounds(0, 9);
         assert_eq!(nan.base_delay(2), 9);
     }
 
     #[test]
     fn jitter_modes() {
-        let b = |j| Backoff::new(Strategy::Constant, 1000).with_jitter(j);
+        let b = |j| Backoff::new(BackoffStrategy::Constant, 1000).with_jitter(j);
         assert_eq!(b(Jitter::None).delay(1, 0, 0.7), 1000);
         assert_eq!(b(Jitter::Full).delay(1, 0, 0.0), 0);
         assert_eq!(b(Jitter::Full).delay(1, 0, 0.5), 500);
@@ -314,14 +322,14 @@ mod tests {
 
     #[test]
     fn bad_random_numbers_are_clamped() {
-        let b = Backoff::new(Strategy::Constant, 1000).with_jitter(Jitter::Full);
+        let b = Backoff::new(BackoffStrategy::Constant, 1000).with_jitter(Jitter::Full);
         assert_eq!(b.delay(1, 0, f64::NAN), 0);
         assert_eq!(b.delay(1, 0, -3.0), 0);
         assert_eq!(b.delay(1, 0, 7.0), 1000);
         assert_eq!(b.delay(1, 0, f64::INFINITY), 1000);
-        let p = Backoff::new(Strategy::Constant, 1000).with_jitter(Jitter::Percent(f64::NAN));
+        let p = Backoff::new(BackoffStrategy::Constant, 1000).with_jitter(Jitter::Percent(f64::NAN));
         assert_eq!(p.delay(1, 0, 0.0), 1000);
-        let p = Backoff::new(Strategy::Constant, 1000).with_jitter(Jitter::Percent(1e9));
+        let p = Backoff::new(BackoffStrategy::Constant, 1000).with_jitter(Jitter::Percent(1e9));
         assert_eq!(p.delay(1, 0, 0.0), 0);
     }
 
@@ -333,12 +341,12 @@ mod tests {
         let j = Backoff::custom(|_| 1000).with_jitter(Jitter::Equal);
         assert_eq!(j.delay(3, 0, 0.0), 500);
         assert!(format!("{b:?}").contains("<fn>"));
-        assert!(!format!("{:?}", Backoff::new(Strategy::Linear, 1)).contains("<fn>"));
+        assert!(!format!("{:?}", Backoff::new(BackoffStrategy::Linear, 1)).contains("<fn>"));
     }
 
     #[test]
     fn validate_names_the_field() {
-        let ok = Backoff::new(Strategy::Exponential, 100).with_bounds(10, 1000);
+        let ok = Backoff::new(BackoffStrategy::Exponential, 100).with_bounds(10, 1000);
         assert!(ok.validate().is_ok());
         let field = |b: Backoff| b.validate().unwrap_err().field().map(str::to_owned);
         assert_eq!(field(ok.clone().with_multiplier(f64::NAN)).as_deref(), Some("multiplier"));
@@ -363,9 +371,9 @@ mod tests {
         let full: Jitter = serde_json::from_str(r#""full""#).unwrap();
         assert_eq!(full, Jitter::Full);
         assert!(serde_json::from_str::<Jitter>(r#""sometimes""#).is_err());
-        assert_eq!(serde_json::to_string(&Strategy::Aggressive).unwrap(), r#""aggressive""#);
-        let s: Strategy = serde_json::from_str(r#""fibonacci""#).unwrap();
-        assert_eq!(s, Strategy::Fibonacci);
+        assert_eq!(serde_json::to_string(&BackoffStrategy::Aggressive).unwrap(), r#""aggressive""#);
+        let s: BackoffStrategy = serde_json::from_str(r#""fibonacci""#).unwrap();
+        assert_eq!(s, BackoffStrategy::Fibonacci);
     }
 
     #[test]

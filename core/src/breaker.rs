@@ -186,6 +186,7 @@ impl Breaker {
         }
     }
 
+    #[cfg(test)]
     pub fn on_success(&mut self, now: u64, cfg: &BreakerConfig) {
         self.on_successes(now, 1, cfg);
     }

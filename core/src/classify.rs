@@ -30,7 +30,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::backoff::Strategy;
+use crate::backoff::BackoffStrategy;
 
 /// What kind of failure happened. Serialised as the [`ErrorKind::as_str`] names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -124,11 +124,11 @@ impl ErrorKind {
     /// The backoff shape from the decision matrix. Rate limits back off hardest because
     /// early retries only extend the penalty; timeouts grow linearly because they are
     /// often our own load. Non-retryable kinds get Exponential, which is never used.
-    pub fn strategy(self) -> Strategy {
+    pub fn strategy(self) -> BackoffStrategy {
         match self {
-            ErrorKind::RateLimit => Strategy::Aggressive,
-            ErrorKind::Timeout => Strategy::Linear,
-            _ => Strategy::Exponential,
+            ErrorKind::RateLimit => BackoffStrategy::Aggressive,
+            ErrorKind::Timeout => BackoffStrategy::Linear,
+            _ => BackoffStrategy::Exponential,
         }
     }
 
@@ -385,24 +385,24 @@ mod tests {
     fn decision_matrix() {
         // (status, kind, retryable, strategy)
         let rows = [
-            (429, RateLimit, true, Strategy::Aggressive),
-            (500, ServerError, true, Strategy::Exponential),
-            (501, ServerError, true, Strategy::Exponential),
-            (502, ServerError, true, Strategy::Exponential),
-            (503, ServiceUnavailable, true, Strategy::Exponential),
-            (504, ServerError, true, Strategy::Exponential),
-            (505, ServerError, true, Strategy::Exponential),
-            (599, ServerError, true, Strategy::Exponential),
-            (408, Timeout, true, Strategy::Linear),
-            (409, Conflict, true, Strategy::Exponential),
-            (404, NotFound, false, Strategy::Exponential),
-            (410, NotFound, false, Strategy::Exponential),
-            (401, Auth, false, Strategy::Exponential),
-            (403, Auth, false, Strategy::Exponential),
-            (400, Validation, false, Strategy::Exponential),
-            (422, Validation, false, Strategy::Exponential),
-            (418, ClientError, false, Strategy::Exponential),
-            (451, ClientError, false, Strategy::Exponential),
+            (429, RateLimit, true, BackoffStrategy::Aggressive),
+            (500, ServerError, true, BackoffStrategy::Exponential),
+            (501, ServerError, true, BackoffStrategy::Exponential),
+            (502, ServerError, true, BackoffStrategy::Exponential),
+            (503, ServiceUnavailable, true, BackoffStrategy::Exponential),
+            (504, ServerError, true, BackoffStrategy::Exponential),
+            (505, ServerError, true, BackoffStrategy::Exponential),
+            (599, ServerError, true, BackoffStrategy::Exponential),
+            (408, Timeout, true, BackoffStrategy::Linear),
+            (409, Conflict, true, BackoffStrategy::Exponential),
+            (404, NotFound, false, BackoffStrategy::Exponential),
+            (410, NotFound, false, BackoffStrategy::Exponential),
+            (401, Auth, false, BackoffStrategy::Exponential),
+            (403, Auth, false, BackoffStrategy::Exponential),
+            (400, Validation, false, BackoffStrategy::Exponential),
+            (422, Validation, false, BackoffStrategy::Exponential),
+            (418, ClientError, false, BackoffStrategy::Exponential),
+            (451, ClientError, false, BackoffStrategy::Exponential),
         ];
         for (status, kind, retry, strategy) in rows {
             let k = kind_from_status(status);
@@ -413,7 +413,7 @@ mod tests {
         for status in [0, 100, 200, 204, 301, 304, 600, 999, u16::MAX] {
             assert_eq!(kind_from_status(status), Unknown, "{status}");
         }
-        assert_eq!(Timeout.strategy(), Strategy::Linear);
+        assert_eq!(Timeout.strategy(), BackoffStrategy::Linear);
         assert!(Network.retryable() && ConnectFailed.retryable() && Parse.retryable());
         assert!(Unknown.retryable());
     }

@@ -88,7 +88,7 @@ pub struct Strategy {
     pub guardrails: Guardrails,
     pub data_collection: DataCollection,
     pub circuit_breaker: BreakerConfig,
-    pub bayesian: BayesTuning,
+    pub bayesian: BayesConfig,
     /// Health-aware backoff of rules-tier delays.
     pub health: HealthConfig,
 }
@@ -104,7 +104,7 @@ impl Default for Strategy {
             guardrails: Guardrails::default(),
             data_collection: DataCollection::default(),
             circuit_breaker: BreakerConfig::default(),
-            bayesian: BayesTuning::default(),
+            bayesian: BayesConfig::default(),
             health: HealthConfig::default(),
         }
     }
@@ -139,54 +139,6 @@ impl Default for DataCollection {
     }
 }
 
-/// Tuning of the Bayesian tier (the API document's sample thresholds by default).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct BayesTuning {
-    pub min_samples: u32,
-    pub refit_every: u32,
-    pub full_confidence_samples: u32,
-    /// Evidence halves in weight after this many newer outcomes of a key (drift).
-    pub half_life_samples: u32,
-    /// Cost of one retry as a fraction of the key's median recovery time (load vs latency).
-    pub retry_cost: f64,
-    pub min_retry_cost_ms: u64,
-    /// Cost of losing a job when attempts run out, in median recovery times.
-    pub lost_job_cost: f64,
-    /// Share of learned retries moved earlier (to 40–100 % of the planned delay) to keep
-    /// learning how soon jobs recover: a curve only knows the times somebody tried.
-    pub explore_rate: f64,
-    /// Learn each tenant's recovery apart, so a noisy tenant cannot slow quiet ones.
-    pub tenant_scopes: bool,
-    /// Learn recovery per hour of day (maintenance windows).
-    pub hour_scopes: bool,
-    /// Learn recovery apart for failures that begin while the downstream is degraded
-    /// (an outage, a maintenance window) and while it is healthy (a blip).
-    pub state_scopes: bool,
-    /// Outcomes a tenant or hour view needs before it is preferred to the whole key.
-    pub scope_min_samples: u32,
-}
-
-impl Default for BayesTuning {
-    fn default() -> Self {
-        let d = BayesConfig::default();
-        BayesTuning {
-            min_samples: d.min_samples,
-            refit_every: d.refit_every,
-            full_confidence_samples: d.full_confidence_samples,
-            half_life_samples: d.half_life_samples,
-            retry_cost: d.retry_cost,
-            min_retry_cost_ms: d.min_retry_cost_ms,
-            lost_job_cost: d.lost_job_cost,
-            explore_rate: 0.03,
-            tenant_scopes: true,
-            hour_scopes: false,
-            state_scopes: true,
-            scope_min_samples: 20,
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct CacheConfig {
@@ -216,17 +168,9 @@ impl Default for ApiConfig {
 }
 
 impl Strategy {
+    /// The Bayesian tier's tuning with the strategy's threshold.
     pub fn bayes(&self) -> BayesConfig {
-        BayesConfig {
-            threshold: self.bayesian_threshold,
-            min_samples: self.bayesian.min_samples,
-            refit_every: self.bayesian.refit_every,
-            full_confidence_samples: self.bayesian.full_confidence_samples,
-            half_life_samples: self.bayesian.half_life_samples,
-            retry_cost: self.bayesian.retry_cost,
-            min_retry_cost_ms: self.bayesian.min_retry_cost_ms,
-            lost_job_cost: self.bayesian.lost_job_cost,
-        }
+        BayesConfig { threshold: self.bayesian_threshold, ..self.bayesian }
     }
 
     pub fn validate(&self) -> Result<()> {
@@ -272,7 +216,7 @@ impl Config {
     /// and a field the document should not have (`strategy.guardrails.max_atempts: unknown
     /// field`): a misspelt setting is refused, never silently left at its default.
     pub fn from_json(json: &str) -> Result<Config> {
-        let config: Config = crate::model::from_json_strict(json).map_err(as_config)?;
+        let config: Config = crate::api::from_json_strict(json).map_err(as_config)?;
         config.validate()?;
         Ok(config)
     }

@@ -15,10 +15,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use crate::backoff::{Jitter, Strategy as BackoffKind};
+use crate::api::{Priority, MAX_LABEL_LEN};
+use crate::backoff::{BackoffStrategy, Jitter};
 use crate::breaker::BreakerConfig;
 use crate::error::{Error, Result};
-use crate::model::{Priority, MAX_LABEL_LEN};
 use crate::policy::Policy;
 use crate::window::SlidingWindow;
 
@@ -182,11 +182,11 @@ impl Context {
         p.max_delay_ms = p.max_delay_ms.max(p.base_delay_ms);
         if let Some(b) = self.backoff {
             p.strategy = Some(match b {
-                ContextBackoff::Exponential | ContextBackoff::Adaptive => BackoffKind::Exponential,
-                ContextBackoff::Linear => BackoffKind::Linear,
-                ContextBackoff::Fibonacci => BackoffKind::Fibonacci,
-                ContextBackoff::Aggressive => BackoffKind::Aggressive,
-                ContextBackoff::Constant => BackoffKind::Constant,
+                ContextBackoff::Exponential | ContextBackoff::Adaptive => BackoffStrategy::Exponential,
+                ContextBackoff::Linear => BackoffStrategy::Linear,
+                ContextBackoff::Fibonacci => BackoffStrategy::Fibonacci,
+                ContextBackoff::Aggressive => BackoffStrategy::Aggressive,
+                ContextBackoff::Constant => BackoffStrategy::Constant,
             });
         }
         if self.jitter.is_some() {
@@ -198,14 +198,14 @@ impl Context {
 
 /// A context resolved for a job type: its merged settings and derived configs.
 #[derive(Debug, Clone)]
-pub struct Resolved {
+pub struct ResolvedContext {
     pub name: String,
     pub context: Context,
     pub breaker: BreakerConfig,
     pub has_limits: bool,
 }
 
-impl Resolved {
+impl ResolvedContext {
     pub fn learning(&self) -> bool {
         self.context.adaptive != Some(false)
     }
@@ -218,7 +218,7 @@ impl Resolved {
 /// Every context of the configuration, resolved once at load.
 #[derive(Debug, Clone, Default)]
 pub struct ContextSet {
-    by_key: HashMap<String, Resolved>,
+    by_key: HashMap<String, ResolvedContext>,
 }
 
 impl ContextSet {
@@ -249,33 +249,25 @@ impl ContextSet {
             }
             b.validate().map_err(|e| e.within(&format!("contexts.{key}.circuit_breaker")))?;
             let has_limits = merged.has_limits();
-            by_key
-                .insert(key.clone(), Resolved { name: key.clone(), context: merged, breaker: b, has_limits });
+            by_key.insert(
+                key.clone(),
+                ResolvedContext { name: key.clone(), context: merged, breaker: b, has_limits },
+            );
         }
         Ok(ContextSet { by_key })
     }
 
-    #[inline]
-    pub fn is_empty(&self) -> bool {
-        self.by_key.is_empty()
-    }
-
     /// The context of `job_type`: the longest key equal to it or a prefix of it.
     #[inline]
-    pub fn get(&self, job_type: &str) -> Option<&Resolved> {
+    pub fn get(&self, job_type: &str) -> Option<&ResolvedContext> {
         if self.by_key.is_empty() {
             return None;
         }
         self.lookup(job_type)
     }
 
-    fn lookup(&self, job_type: &str) -> Option<&Resolved> {
+    fn lookup(&self, job_type: &str) -> Option<&ResolvedContext> {
         prefixes(job_type).find_map(|p| self.by_key.get(p))
-    }
-
-    /// Whether any context caps retries in flight (outcomes then release slots).
-    pub fn any_limits(&self) -> bool {
-        self.by_key.values().any(|r| r.has_limits)
     }
 }
 
@@ -287,7 +279,7 @@ fn prefixes(key: &str) -> impl Iterator<Item = &str> {
 
 /// A context's cap that refused a retry.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Refusal {
+pub enum ContextRefusal {
     /// (in flight, allowed for this priority, the cap)
     Concurrency(u64, u64, u32),
     /// (window name, used, allowed for this priority, the cap)
@@ -314,14 +306,14 @@ impl ContextState {
     #[allow(clippy::too_many_arguments)]
     pub fn admit(
         &mut self,
-        r: &Resolved,
+        r: &ResolvedContext,
         job_id: Option<&str>,
         retry_at_ms: u64,
         ttl_ms: u64,
         share: f64,
         now: u64,
         commit: bool,
-    ) -> std::result::Result<(), Refusal> {
+    ) -> std::result::Result<(), ContextRefusal> {
         let c = &r.context;
         let u = self.usage.entry(r.name.clone()).or_default();
         let for_priority = |cap: u32| (f64::from(cap) * share).floor() as u64;
@@ -330,7 +322,7 @@ impl ContextState {
             let n = u.in_flight.len() as u64;
             let replacing = job_id.is_some_and(|id| u.in_flight.contains_key(id));
             if !replacing && n >= for_priority(cap) {
-                return Err(Refusal::Concurrency(n, for_priority(cap), cap));
+                return Err(ContextRefusal::Concurrency(n, for_priority(cap), cap));
             }
         }
         let windows =
@@ -340,7 +332,7 @@ impl ContextState {
                 let w = if name == "minute" { &mut u.minute } else { &mut u.hour };
                 let used = w.get_or_insert_with(|| SlidingWindow::new(window_ms)).sum(now).0;
                 if used >= for_priority(cap) {
-                    return Err(Refusal::Budget(name, used, for_priority(cap), cap));
+                    return Err(ContextRefusal::Budget(name, used, for_priority(cap), cap));
                 }
             }
         }
@@ -378,7 +370,7 @@ mod tests {
     const DEFAULT_RETRY_CONFIGS: &str = include_str!("../../tests/fixtures/default_retry_configs.json");
 
     fn set(json: &str) -> ContextSet {
-        let contexts: BTreeMap<String, Context> = crate::model::from_json(json).unwrap();
+        let contexts: BTreeMap<String, Context> = crate::api::from_json(json).unwrap();
         ContextSet::new(&contexts, &BreakerConfig::default()).unwrap()
     }
 
@@ -416,7 +408,7 @@ mod tests {
     #[test]
     fn bad_contexts_name_the_path() {
         let parse = |json: &str| {
-            let contexts: BTreeMap<String, Context> = crate::model::from_json(json)?;
+            let contexts: BTreeMap<String, Context> = crate::api::from_json(json)?;
             ContextSet::new(&contexts, &BreakerConfig::default())
         };
         let err = parse(r#"{"pool": {"maxAttempts": 0}}"#).unwrap_err();
@@ -436,10 +428,14 @@ mod tests {
             |st: &mut ContextState, id: &str, share: f64| st.admit(r, Some(id), 0, 60_000, share, 0, true);
         assert!(admit(&mut st, "a", 0.5).is_ok());
         assert!(admit(&mut st, "b", 0.5).is_ok());
-        assert_eq!(admit(&mut st, "c", 0.5), Err(Refusal::Concurrency(2, 2, 4)), "low gets half the slots");
+        assert_eq!(
+            admit(&mut st, "c", 0.5),
+            Err(ContextRefusal::Concurrency(2, 2, 4)),
+            "low gets half the slots"
+        );
         assert!(admit(&mut st, "c", 1.0).is_ok());
         assert!(admit(&mut st, "d", 1.0).is_ok());
-        assert_eq!(admit(&mut st, "e", 1.0), Err(Refusal::Concurrency(4, 4, 4)));
+        assert_eq!(admit(&mut st, "e", 1.0), Err(ContextRefusal::Concurrency(4, 4, 4)));
         st.release("a");
         assert!(admit(&mut st, "e", 1.0).is_ok(), "an outcome frees its slot");
     }

@@ -6,8 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::api::{Attempt, Features};
 use crate::error::{Error, Result};
-use crate::model::{Attempt, Features};
 
 /// Most attempts kept with one dead letter, and most bytes of its text fields.
 pub const MAX_DEAD_LETTER_ATTEMPTS: usize = 1_000;

@@ -13,10 +13,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::api::Method;
 use crate::breaker::BreakerState;
 use crate::error::{Error, Result};
 use crate::guard::Transition;
-use crate::model::Method;
 
 /// What happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -125,8 +125,6 @@ impl Event {
     }
 }
 
-/// Queue length of a subscription unless asked otherwise.
-pub const DEFAULT_CAPACITY: usize = 1024;
 /// Longest queue a subscription may ask for.
 pub const MAX_CAPACITY: usize = 1 << 20;
 

@@ -33,10 +33,10 @@ use std::collections::HashMap;
 use lru::LruCache;
 use serde::{Deserialize, Serialize};
 
+use crate::api::{Attempt, Features, Guardrail, Priority};
 use crate::breaker::{Admit, Breaker, BreakerConfig, BreakerSnapshot, BreakerState};
 use crate::error::{Error, Result};
 use crate::health::{Signals, View};
-use crate::model::{Attempt, Features, Guardrail, Priority};
 use crate::store::FleetCounts;
 use crate::window::SlidingWindow;
 
@@ -204,7 +204,7 @@ impl Guardrails {
                 base.insert(k.clone(), v.clone());
             }
         }
-        let next: Guardrails = crate::model::from_value_strict(merged)?;
+        let next: Guardrails = crate::api::from_value_strict(merged)?;
         next.validate()?;
         Ok(next)
     }

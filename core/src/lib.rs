@@ -15,50 +15,60 @@
 //! println!("{} ms: {}", d.delay_ms, d.rationale);
 //! # Ok::<(), smartretry::Error>(())
 //! ```
+// Every type the API reaches can be named: re-exported here, or in `ml`, `options`, `store`.
+#![warn(unnameable_types)]
 
-pub mod backoff;
-pub mod bayes;
-pub mod breaker;
-pub mod classify;
-pub mod config;
-pub mod contexts;
+mod api;
+mod backoff;
+mod bayes;
+mod breaker;
+mod classify;
+mod config;
+mod contexts;
 mod decide;
-pub mod dlq;
-pub mod engine;
-pub mod error;
-pub mod events;
-pub mod guard;
-pub mod health;
+mod dlq;
+mod engine;
+mod error;
+mod events;
+mod guard;
+mod health;
 pub mod ml;
-pub mod model;
 pub mod options;
-pub mod overrides;
-pub mod policy;
-pub mod reset;
-pub mod say;
+mod overrides;
+mod policy;
+mod reset;
+mod say;
 pub mod store;
 pub mod time;
 mod window;
 
-pub use backoff::{Backoff, Jitter, Strategy as BackoffStrategy};
+pub use api::{
+    from_json, from_json_strict, from_value, from_value_strict, Attempt, BucketStats, Decision, Features,
+    Guardrail, Method, Preview, Priority, Stats, TimelineEntry, MAX_ATTEMPT_NUMBER, MAX_LABEL_LEN,
+};
+pub use backoff::{mix64, rand01, Backoff, BackoffStrategy, Jitter};
+pub use bayes::BayesConfig;
 pub use breaker::{BreakerConfig, BreakerSnapshot, BreakerState};
-pub use classify::ErrorKind;
-pub use config::{Config, Strategy};
-pub use contexts::Context;
-pub use dlq::{DeadLetter, DeadLetterNote, DeadLetterQuery, DeadLetterStatus, NewDeadLetter};
+pub use classify::{classify, ErrorKind};
+pub use config::{ApiConfig, CacheConfig, Config, DataCollection, Strategy};
+pub use contexts::{Context, ContextBackoff};
+pub use dlq::{
+    DeadLetter, DeadLetterNote, DeadLetterQuery, DeadLetterStatus, NewDeadLetter,
+    MAX_PAYLOAD_BYTES as MAX_DEAD_LETTER_PAYLOAD_BYTES,
+};
 pub use engine::builder::EngineBuilder;
 pub use engine::metrics::MetricsSnapshot;
 pub use engine::operator::{EmergencyStop, SettingsChange};
 pub use engine::{AuditHook, Engine};
 pub use error::{Error, Result};
-pub use events::{Event, EventKind, Subscription};
-pub use guard::{BudgetSnapshot, Guardrails};
-pub use health::{HealthConfig, HealthReport};
+pub use events::{Closed, Event, EventKind, Subscription};
+pub use guard::{BudgetSnapshot, Guardrails, PriorityShares};
+pub use health::{HealthConfig, HealthReport, Signals};
 pub use ml::{Deployment, MlSnapshot, MlStatus, ModelInfo, Sidecar};
-pub use model::{Attempt, Decision, Features, Guardrail, Method, Preview, Priority, Stats, TimelineEntry};
 pub use options::{CallBackoff, CallOptions, Host};
 pub use overrides::Override;
 pub use policy::Policy;
+pub use say::fmt_ms;
 pub use store::{AuditRecord, ModelRecord, OutcomeRecord, Store};
 
 #[cfg(test)]

@@ -23,9 +23,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::backoff::{Backoff, Jitter, Strategy};
+use crate::api::check::check_label;
+use crate::api::priority::Priority;
+use crate::backoff::{Backoff, BackoffStrategy, Jitter};
 use crate::error::{Error, Result};
-use crate::model::{check_label, Priority};
 
 /// The longest duration an option takes, in ms (2³¹−1: the longest timer every host can set).
 pub const MAX_DURATION_MS: u64 = 2_147_483_647;
@@ -323,7 +324,7 @@ pub const OPTIONS: &[Spec] = &[
 /// The fields of a per-call schedule ([`Type::Backoff`]): (name, Python/Node/Kotlin
 /// spelling, Go spelling, meaning).
 pub const BACKOFF_FIELDS: &[(&str, &str, &str)] = &[
-    ("strategy", "Strategy", "exponential (default), linear, fibonacci, aggressive (×3) or constant"),
+    ("strategy", "BackoffStrategy", "exponential (default), linear, fibonacci, aggressive (×3) or constant"),
     ("base", "Base", "the first delay, a duration ≥ 0 (default 1 s)"),
     ("max", "Max", "the longest delay, a duration ≥ base (default: the guardrails' max delay)"),
     ("multiplier", "Multiplier", "growth per retry of exponential, 1–100 (default 2)"),
@@ -394,7 +395,7 @@ impl Given {
 #[serde(deny_unknown_fields)]
 pub struct CallBackoff {
     #[serde(default = "exponential")]
-    pub strategy: Strategy,
+    pub strategy: BackoffStrategy,
     #[serde(default = "one_second")]
     pub base_ms: u64,
     /// `None`: the guardrails' `max_delay_ms` bounds it.
@@ -406,8 +407,8 @@ pub struct CallBackoff {
     pub jitter: Jitter,
 }
 
-fn exponential() -> Strategy {
-    Strategy::Exponential
+fn exponential() -> BackoffStrategy {
+    BackoffStrategy::Exponential
 }
 fn one_second() -> u64 {
     1000
@@ -422,7 +423,7 @@ fn no_jitter() -> Jitter {
 impl Default for CallBackoff {
     fn default() -> Self {
         CallBackoff {
-            strategy: Strategy::Exponential,
+            strategy: BackoffStrategy::Exponential,
             base_ms: one_second(),
             max_ms: None,
             multiplier: 2.0,
@@ -722,7 +723,7 @@ fn backoff(host: Host, key: &str, value: &Given) -> Result<CallBackoff> {
 
 /// A strategy by its name (`exponential`, `linear`, `fibonacci`, `aggressive`,
 /// `constant`, any case), for bindings that take it as text.
-pub fn parse_strategy(name: &str) -> Result<Strategy> {
+pub fn parse_strategy(name: &str) -> Result<BackoffStrategy> {
     strategy(name).ok_or_else(|| {
         Error::invalid(
             "strategy",
@@ -737,8 +738,8 @@ pub fn parse_jitter(text: &str) -> Result<Jitter> {
     jitter("jitter", &Given::Str(text.to_string()))
 }
 
-fn strategy(name: &str) -> Option<Strategy> {
-    use Strategy::*;
+fn strategy(name: &str) -> Option<BackoffStrategy> {
+    use BackoffStrategy::*;
     [
         ("exponential", Exponential),
         ("linear", Linear),
@@ -903,7 +904,7 @@ mod tests {
         assert_eq!(
             ok,
             CallBackoff {
-                strategy: Strategy::Linear,
+                strategy: BackoffStrategy::Linear,
                 base_ms: 500,
                 max_ms: Some(10_000),
                 multiplier: 2.0,
@@ -921,7 +922,7 @@ mod tests {
         assert_eq!(parse_jitter("25%").unwrap(), Jitter::Percent(25.0));
         assert_eq!(parse_jitter("FULL").unwrap(), Jitter::Full);
         assert_eq!(parse_jitter("150%").unwrap_err().field(), Some("jitter"));
-        assert_eq!(parse_strategy("Linear").unwrap(), Strategy::Linear);
+        assert_eq!(parse_strategy("Linear").unwrap(), BackoffStrategy::Linear);
         let e = check(Host::Node, "backoff", map(&[("strategy", Given::Str("random".into()))])).unwrap_err();
         assert_eq!(e.field(), Some("backoff.strategy"));
         let e = check(Host::Node, "backoff", Given::Int(3)).unwrap_err();

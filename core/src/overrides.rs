@@ -14,8 +14,8 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
+use crate::api::{Features, MAX_LABEL_LEN};
 use crate::error::{Error, Result};
-use crate::model::{Features, MAX_LABEL_LEN};
 use crate::say::Ms;
 
 const DAY_MS: u64 = 86_400_000;
@@ -170,7 +170,7 @@ pub struct OverrideSet {
 
 /// What the overrides say for one failure; each value with the override it came from.
 #[derive(Debug, Default)]
-pub struct Resolved<'a> {
+pub struct OverridesInForce<'a> {
     pub max_attempts: Option<(u32, &'a Override)>,
     pub min_delay_ms: Option<(u64, &'a Override)>,
     pub max_delay_ms: Option<(u64, &'a Override)>,
@@ -219,8 +219,8 @@ impl OverrideSet {
         self.list.iter().rev().cloned().collect()
     }
 
-    pub fn resolve(&self, f: &Features, now: u64) -> Resolved<'_> {
-        let mut r = Resolved::default();
+    pub fn resolve(&self, f: &Features, now: u64) -> OverridesInForce<'_> {
+        let mut r = OverridesInForce::default();
         fn set<'a, T>(slot: &mut Option<(T, &'a Override)>, v: Option<T>, o: &'a Override) {
             if let Some(v) = v {
                 *slot = Some((v, o));
@@ -239,7 +239,7 @@ impl OverrideSet {
     }
 }
 
-impl Resolved<'_> {
+impl OverridesInForce<'_> {
     pub fn is_empty(&self) -> bool {
         self.max_attempts.is_none()
             && self.min_delay_ms.is_none()
@@ -376,7 +376,7 @@ mod tests {
             bad(Override { delay_ms: Some(1), queue: Some(" ".into()), ..o("x") }).as_deref(),
             Some("queue")
         );
-        let err = crate::model::from_json::<Override>(r#"{"name":"x","max_atempts":3}"#).unwrap_err();
+        let err = crate::api::from_json::<Override>(r#"{"name":"x","max_atempts":3}"#).unwrap_err();
         assert_eq!(err.kind(), "invalid_input");
         assert!(err.to_string().contains("max_atempts"), "{err}");
     }

@@ -5,7 +5,7 @@
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 
-use crate::backoff::{Backoff, Jitter, Strategy};
+use crate::backoff::{Backoff, BackoffStrategy, Jitter};
 use crate::classify::ErrorKind;
 use crate::error::{Error, Result};
 
@@ -38,7 +38,7 @@ pub struct Policy {
     /// Backoff shape; absent = the decision matrix's choice for the error kind
     /// (429 aggressive, timeouts linear, the rest exponential).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub strategy: Option<Strategy>,
+    pub strategy: Option<BackoffStrategy>,
     /// Jitter mode; absent = ±`jitter_percent`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jitter: Option<Jitter>,

@@ -147,6 +147,15 @@ macro_rules! say {
 mod tests {
     use super::*;
 
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(fmt_ms(150), "150ms");
+        assert_eq!(fmt_ms(8_000), "8s");
+        assert_eq!(fmt_ms(8_240), "8.2s");
+        assert_eq!(fmt_ms(150_000), "2m30s");
+        assert_eq!(fmt_ms(3_900_000), "1h5m");
+    }
+
     fn said(piece: impl Say) -> String {
         let mut s = String::new();
         piece.say(&mut s);

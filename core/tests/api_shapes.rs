@@ -4,8 +4,8 @@
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Value};
-use smartretry::config::Config;
-use smartretry::model::{from_json, Stats};
+use smartretry::Config;
+use smartretry::{from_json, Stats};
 use smartretry::{Attempt, Decision, Features, Guardrails, Policy, Preview, Strategy};
 
 /// Every key of `original` is in `actual` with an equal value (numbers compared as f64).

@@ -3,16 +3,15 @@
 //! configured bounds and follow the documented shapes.
 
 use proptest::prelude::*;
-use proptest::strategy::Strategy as _; // the name `Strategy` below is the backoff shape
-use smartretry::backoff::{mix64, rand01, Backoff, Jitter, Strategy};
+use smartretry::{mix64, rand01, Backoff, BackoffStrategy, Jitter};
 
-fn strategy() -> impl proptest::strategy::Strategy<Value = Strategy> {
+fn strategy() -> impl proptest::strategy::Strategy<Value = BackoffStrategy> {
     prop_oneof![
-        Just(Strategy::Exponential),
-        Just(Strategy::Linear),
-        Just(Strategy::Fibonacci),
-        Just(Strategy::Aggressive),
-        Just(Strategy::Constant),
+        Just(BackoffStrategy::Exponential),
+        Just(BackoffStrategy::Linear),
+        Just(BackoffStrategy::Fibonacci),
+        Just(BackoffStrategy::Aggressive),
+        Just(BackoffStrategy::Constant),
     ]
 }
 
@@ -90,8 +89,8 @@ proptest! {
     #[test]
     fn growing_strategies_never_shrink_without_jitter(
         s in prop_oneof![
-            Just(Strategy::Exponential), Just(Strategy::Linear),
-            Just(Strategy::Fibonacci), Just(Strategy::Aggressive),
+            Just(BackoffStrategy::Exponential), Just(BackoffStrategy::Linear),
+            Just(BackoffStrategy::Fibonacci), Just(BackoffStrategy::Aggressive),
         ],
         base in any_ms(), mult in 1.0..100.0f64, a in any_ms(), b in any_ms(), retry in 0..200u32,
     ) {
@@ -105,11 +104,11 @@ proptest! {
     fn documented_shapes_scale_with_base(base in 1..1_000_000u64) {
         let shape = |s| Backoff::new(s, base).schedule(5).collect::<Vec<_>>();
         let times = |k: &[u64]| k.iter().map(|m| m * base).collect::<Vec<_>>();
-        prop_assert_eq!(shape(Strategy::Exponential), times(&[1, 2, 4, 8, 16]));
-        prop_assert_eq!(shape(Strategy::Aggressive), times(&[1, 3, 9, 27, 81]));
-        prop_assert_eq!(shape(Strategy::Linear), times(&[1, 2, 3, 4, 5]));
-        prop_assert_eq!(shape(Strategy::Fibonacci), times(&[1, 2, 3, 5, 8]));
-        prop_assert_eq!(shape(Strategy::Constant), times(&[1, 1, 1, 1, 1]));
+        prop_assert_eq!(shape(BackoffStrategy::Exponential), times(&[1, 2, 4, 8, 16]));
+        prop_assert_eq!(shape(BackoffStrategy::Aggressive), times(&[1, 3, 9, 27, 81]));
+        prop_assert_eq!(shape(BackoffStrategy::Linear), times(&[1, 2, 3, 4, 5]));
+        prop_assert_eq!(shape(BackoffStrategy::Fibonacci), times(&[1, 2, 3, 5, 8]));
+        prop_assert_eq!(shape(BackoffStrategy::Constant), times(&[1, 1, 1, 1, 1]));
     }
 
     #[test]
@@ -153,7 +152,7 @@ proptest! {
     fn decorrelated_between_first_and_three_times_prev(
         base in 1..1_000_000u64, prev in 0..1_000_000_000u64, retry in any_retry(), r in 0.0..1.0f64,
     ) {
-        let bo = Backoff::new(Strategy::Exponential, base).with_jitter(Jitter::Decorrelated);
+        let bo = Backoff::new(BackoffStrategy::Exponential, base).with_jitter(Jitter::Decorrelated);
         let got = bo.delay(retry, prev, r);
         prop_assert!(base <= got && got <= prev.max(base) * 3, "{got} for prev {prev}");
     }

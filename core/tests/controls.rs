@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use smartretry::events::EventKind;
+use smartretry::EventKind;
 use smartretry::{
     Attempt, BreakerState, Config, Decision, Engine, Features, Guardrails, Method, Override, Priority,
 };

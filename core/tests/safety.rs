@@ -3,7 +3,7 @@
 //! non-idempotent failures never retried, the emergency stop always wins.
 
 use proptest::prelude::*;
-use smartretry::classify::classify;
+use smartretry::classify;
 use smartretry::{Attempt, Engine, Features, Guardrails};
 
 #[derive(Debug, Clone)]

@@ -12,7 +12,7 @@
 use std::path::PathBuf;
 
 use serde_json::{json, Map, Value};
-use smartretry::model::from_value;
+use smartretry::from_value;
 use smartretry::{Config, Engine, Error, Policy};
 
 fn vectors_dir() -> PathBuf {

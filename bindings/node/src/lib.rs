@@ -20,9 +20,9 @@ use napi::threadsafe_function::ThreadsafeFunctionCallMode;
 use napi::Result;
 use napi_derive::napi;
 use serde::Serialize;
-use smartretry::events::EventKind;
-use smartretry::model::from_json_strict;
+use smartretry::from_json_strict;
 use smartretry::options::{self, Given, Host};
+use smartretry::EventKind;
 use smartretry::{
     Attempt, Config, DeadLetterQuery, DeadLetterStatus, Engine, Features, NewDeadLetter, Override, Policy,
 };

@@ -1,5 +1,5 @@
 //! Python objects ⇄ `serde_json::Value`. Shapes and validation stay in the core
-//! (`smartretry::model::from_value` names the field on error); this file only moves
+//! (`smartretry::from_value` names the field on error); this file only moves
 //! values across, naming the path of anything that has no JSON form.
 
 use pyo3::prelude::*;

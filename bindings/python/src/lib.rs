@@ -17,11 +17,11 @@ use std::time::Duration;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
-use smartretry::events::{Closed, EventKind};
-use smartretry::model::from_value_strict;
+use smartretry::from_value_strict;
 use smartretry::{
     Attempt, Config, DeadLetterQuery, DeadLetterStatus, Features, Guardrails, NewDeadLetter, Override, Policy,
 };
+use smartretry::{Closed, EventKind};
 
 use crate::errors::IntoPyResult;
 
@@ -771,7 +771,7 @@ fn ml_training_matrix<'py>(
     let data = py
         .detach(|| -> smartretry::Result<_> {
             let columns: Vec<FeatureColumn> =
-                smartretry::model::from_json(features_json).map_err(|e| e.within("features"))?;
+                smartretry::from_json(features_json).map_err(|e| e.within("features"))?;
             let spec = FeatureSpec::new(&columns)?;
             Ok(training_data(&spec, &parse_history(history_jsonl)?))
         })

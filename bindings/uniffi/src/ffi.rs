@@ -21,7 +21,7 @@ use std::ffi::{c_char, CStr, CString};
 use std::ptr;
 
 use serde::Serialize;
-use smartretry::model::from_json;
+use smartretry::from_json;
 use smartretry::{Attempt, Config, Engine, EventKind, Features, Policy, Subscription};
 
 use crate::compact;

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use smartretry::model::from_value;
+use smartretry::from_value;
 
 pub mod compact;
 pub mod error;
@@ -54,13 +54,13 @@ pub enum Priority {
     Critical,
 }
 
-impl From<Priority> for smartretry::model::Priority {
+impl From<Priority> for smartretry::Priority {
     fn from(p: Priority) -> Self {
         match p {
-            Priority::Low => smartretry::model::Priority::Low,
-            Priority::Normal => smartretry::model::Priority::Normal,
-            Priority::High => smartretry::model::Priority::High,
-            Priority::Critical => smartretry::model::Priority::Critical,
+            Priority::Low => smartretry::Priority::Low,
+            Priority::Normal => smartretry::Priority::Normal,
+            Priority::High => smartretry::Priority::High,
+            Priority::Critical => smartretry::Priority::Critical,
         }
     }
 }
@@ -476,7 +476,7 @@ pub(crate) fn poll_events(
             Some(events)
         }
         Ok(None) => Some(Vec::new()),
-        Err(smartretry::events::Closed) => None,
+        Err(smartretry::Closed) => None,
     }
 }
 
@@ -647,7 +647,7 @@ impl Engine {
     /// Adds a policy given as the configuration file's JSON object; a name already in
     /// use is `InvalidInput` on `name`.
     pub fn add_policy_json(&self, policy_json: String) -> Result<()> {
-        guarded(|| Ok(self.inner.add_policy(smartretry::model::from_json(&policy_json)?)?))
+        guarded(|| Ok(self.inner.add_policy(smartretry::from_json(&policy_json)?)?))
     }
 
     /// Removes a policy by name and returns it as JSON; `NotFound` if there is none.
@@ -666,7 +666,7 @@ impl Engine {
     #[uniffi::method(default(now_ms = None))]
     pub fn add_override_json(&self, override_json: String, now_ms: Option<i64>) -> Result<Option<String>> {
         guarded(|| {
-            let o = smartretry::model::from_json(&override_json)?;
+            let o = smartretry::from_json(&override_json)?;
             Ok(self.inner.add_override(o, now(now_ms)?)?.map(|r| to_json(&r)))
         })
     }
@@ -695,7 +695,7 @@ impl Engine {
     /// Changes the guardrail fields present in a JSON object and returns all of them.
     pub fn patch_guardrails(&self, patch_json: String) -> Result<Guardrails> {
         guarded(|| {
-            let patch: serde_json::Value = smartretry::model::from_json(&patch_json)?;
+            let patch: serde_json::Value = smartretry::from_json(&patch_json)?;
             convert(&self.inner.patch_guardrails(&patch)?)
         })
     }

@@ -207,7 +207,7 @@ impl Alerts {
     /// a restart within the cooldown does not fire them again).
     pub fn load(&self, store: &dyn Store) -> Result<usize, Error> {
         let Some(json) = store.setting_get(HISTORY_SETTING)? else { return Ok(0) };
-        let kept: Vec<Alert> = smartretry::model::from_json(&json)?;
+        let kept: Vec<Alert> = smartretry::from_json(&json)?;
         let mut state = self.state();
         for a in kept.into_iter().rev().take(self.config.history).rev() {
             if let Ok(at) = time::parse_rfc3339(&a.timestamp) {
@@ -335,7 +335,7 @@ impl Alerts {
                 );
             }
         }
-        if let Ok(open) = engine.dead_letter_count(Some(smartretry::dlq::DeadLetterStatus::Open)) {
+        if let Ok(open) = engine.dead_letter_count(Some(smartretry::DeadLetterStatus::Open)) {
             if open >= c.dlq_size {
                 alert(
                     "dlq_size",

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
-use smartretry::dlq::{DeadLetterQuery, DeadLetterStatus, NewDeadLetter};
+use smartretry::{DeadLetterQuery, DeadLetterStatus, NewDeadLetter};
 use smartretry::{Decision, Features};
 
 use super::app::App;

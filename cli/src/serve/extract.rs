@@ -59,7 +59,7 @@ impl<T: DeserializeOwned> FromRequest<Arc<App>> for Body<T> {
             return Err(ApiError::invalid("body", "a JSON object is required"));
         }
         // Unknown fields are refused, named: a misspelt setting must not be a silent no-op.
-        Ok(Body(smartretry::model::from_json_strict(text)?))
+        Ok(Body(smartretry::from_json_strict(text)?))
     }
 }
 

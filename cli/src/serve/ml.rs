@@ -154,8 +154,7 @@ pub async fn register(State(app): Shared, Body(r): Body<RegisterRequest>) -> Res
         }
     };
     // The trainer's document (it may carry more than this version reads).
-    let sidecar: smartretry::Sidecar =
-        smartretry::model::from_value(sidecar).map_err(|e| e.within("sidecar"))?;
+    let sidecar: smartretry::Sidecar = smartretry::from_value(sidecar).map_err(|e| e.within("sidecar"))?;
     let info = tokio::task::spawn_blocking(move || app.engine.register_model(onnx, sidecar, None))
         .await
         .map_err(|e| ApiError::from(smartretry::Error::Model(e.to_string())))?
@@ -167,7 +166,7 @@ fn read_sidecar(app: &App, name: &str) -> Result<serde_json::Value, ApiError> {
     let path = in_model_dir(app, "sidecar", name)?;
     let bytes = read_capped(&path, 1024 * 1024, "sidecar")?;
     let text = std::str::from_utf8(&bytes).map_err(|_| ApiError::invalid("sidecar", "must be UTF-8 JSON"))?;
-    smartretry::model::from_json(text).map_err(|e| ApiError::from(e.within("sidecar")))
+    smartretry::from_json(text).map_err(|e| ApiError::from(e.within("sidecar")))
 }
 
 #[derive(Deserialize)]
@@ -221,7 +220,7 @@ pub async fn rollback(State(app): Shared, body: Bytes) -> Result<Response, ApiEr
         None
     } else {
         let text = std::str::from_utf8(&body).map_err(|_| ApiError::invalid("body", "must be UTF-8 JSON"))?;
-        smartretry::model::from_json_strict::<To>(text)?.to
+        smartretry::from_json_strict::<To>(text)?.to
     };
     let deployment = match to.as_deref() {
         // Instant: to the previous model, or to the Bayesian tier when there was none.

@@ -18,7 +18,7 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// The largest `POST /dlq` body: the core's inline payload limit plus room for the rest
 /// (attempt history, reason, reference).
-pub const DLQ_MAX_BODY_BYTES: usize = smartretry::dlq::MAX_PAYLOAD_BYTES + 1024 * 1024;
+pub const DLQ_MAX_BODY_BYTES: usize = smartretry::MAX_DEAD_LETTER_PAYLOAD_BYTES + 1024 * 1024;
 
 /// The largest `POST /ml/train` body (its `history` inline).
 pub const TRAIN_MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
@@ -147,10 +147,10 @@ impl ServeOptions {
                 };
                 let text = std::fs::read_to_string(path)
                     .map_err(|e| Error::config("config_file", format!("{}: {e}", path.display())))?;
-                let mut doc: serde_json::Value = smartretry::model::from_json(&text).map_err(in_file)?;
+                let mut doc: serde_json::Value = smartretry::from_json(&text).map_err(in_file)?;
                 // The `server` section is this command's; the rest is the core's configuration.
                 let section = match doc.as_object_mut().and_then(|o| o.remove("server")) {
-                    Some(v) => smartretry::model::from_value_strict::<ServerSection>(v)
+                    Some(v) => smartretry::from_value_strict::<ServerSection>(v)
                         .map_err(|e| in_file(e.within("server")))?,
                     None => ServerSection::default(),
                 };

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering;
 
-use smartretry::dlq::DeadLetterStatus;
+use smartretry::DeadLetterStatus;
 use smartretry::{BreakerSnapshot, BreakerState};
 
 use super::app::App;

@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 
-use smartretry::backoff::{mix64, rand01};
+use smartretry::{mix64, rand01};
 
 use super::policies::{FailureView, Policy, Wait};
 use super::scenario::{Downstream, Job, Scenario};

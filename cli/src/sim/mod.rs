@@ -13,7 +13,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
 use serde::Serialize;
-use smartretry::backoff::mix64;
+use smartretry::mix64;
 
 pub use policies::{baselines, FailureView, OutcomeView, Policy, SmartRetry, Wait};
 pub use scenario::{Downstream, Job, Scenario};
@@ -127,9 +127,8 @@ impl<'s> LiveDownstream<'s> {
                 if *calls <= *limit {
                     return Outcome::Ok;
                 }
-                let roll = smartretry::backoff::rand01(mix64(
-                    self.seed ^ (u64::from(job.id) << 8) ^ u64::from(attempt),
-                ));
+                let roll =
+                    smartretry::rand01(mix64(self.seed ^ (u64::from(job.id) << 8) ^ u64::from(attempt)));
                 let reset_in = (window + 1) * window_ms - now;
                 Outcome::Fail {
                     status: Some(429),
@@ -187,7 +186,7 @@ impl<'s> LiveDownstream<'s> {
 }
 
 fn permanent(status: Option<u16>, error_class: &str) -> bool {
-    !smartretry::classify::classify(status, Some(error_class), None).retryable()
+    !smartretry::classify(status, Some(error_class), None).retryable()
 }
 
 /// One policy's run: its figures and, per job, when it recovered (measured jobs only).

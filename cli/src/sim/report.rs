@@ -11,7 +11,7 @@ fn secs(ms: f64) -> String {
 
 /// A duration as people write it (`30m`, `1h30m`).
 pub fn duration(ms: u64) -> String {
-    smartretry::engine::fmt_ms(ms)
+    smartretry::fmt_ms(ms)
 }
 
 /// The distinct deadlines, shortest first (`30m`, or `10m, 30m`).

@@ -3,7 +3,7 @@
 //! recover) is made once from the seed, so every policy faces exactly the same jobs.
 
 use serde::{Deserialize, Serialize};
-use smartretry::backoff::{mix64, rand01};
+use smartretry::{mix64, rand01};
 
 /// 2025-01-15T00:00:00Z: virtual time starts at a known midnight.
 pub const DEFAULT_START_MS: u64 = 1_736_899_200_000;
@@ -305,7 +305,7 @@ impl Failure {
 
 impl Scenario {
     pub fn from_json(text: &str) -> Result<Scenario, String> {
-        let s: Scenario = smartretry::model::from_json_strict(text).map_err(|e| e.to_string())?;
+        let s: Scenario = smartretry::from_json_strict(text).map_err(|e| e.to_string())?;
         s.validate()?;
         Ok(s)
     }

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use serde::de::DeserializeOwned;
 use serde_json::json;
-use smartretry::breaker::BreakerSnapshot;
+use smartretry::BreakerSnapshot;
 use smartretry::{BudgetSnapshot, MetricsSnapshot, Override, Preview, Strategy};
 
 use crate::client::{Client, ClientError};
@@ -210,7 +210,7 @@ impl Tui {
             if r.status != 201 {
                 return Err(error_text(&r));
             }
-            Ok(format!("override applied: {scope} retries after {}", smartretry::engine::fmt_ms(delay)))
+            Ok(format!("override applied: {scope} retries after {}", smartretry::fmt_ms(delay)))
         })();
         self.say(result);
         self.refresh();

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use smartretry::breaker::BreakerSnapshot;
+use smartretry::BreakerSnapshot;
 use smartretry::{BudgetSnapshot, MetricsSnapshot, Override, Policy, Preview, Strategy};
 
 use crate::client::Client;

@@ -5,7 +5,7 @@ use ratatui::style::{Modifier, Style, Stylize};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, List, ListItem, ListState, Paragraph, Tabs, Wrap};
 use ratatui::Frame;
-use smartretry::engine::fmt_ms;
+use smartretry::fmt_ms;
 use smartretry::BreakerState;
 
 use super::state::{Panel, Tui, NARROW_WIDTH};

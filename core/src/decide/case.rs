@@ -3,10 +3,10 @@
 
 use std::borrow::Cow;
 
+use crate::api::Features;
 use crate::classify::{classify, ErrorKind};
 use crate::contexts;
-use crate::model::Features;
-use crate::overrides::Resolved as Overrides;
+use crate::overrides::OverridesInForce;
 use crate::policy::{Policy, Subject};
 
 use super::settings::Settings;
@@ -23,8 +23,8 @@ pub(super) struct Case<'a> {
     /// The attempts this job gets: the policy's, the guardrail's and the caller's, least.
     pub(super) max_attempts: u32,
     /// The job type's context, when it belongs to one.
-    pub(super) context: Option<&'a contexts::Resolved>,
-    pub(super) overrides: &'a Overrides<'a>,
+    pub(super) context: Option<&'a contexts::ResolvedContext>,
+    pub(super) overrides: &'a OverridesInForce<'a>,
 }
 
 /// The class of `f`'s failure, once the caller's say is heard (`expected`: a type it
@@ -42,8 +42,8 @@ pub(super) fn policy<'s>(
     s: &'s Settings,
     f: &Features,
     kind: ErrorKind,
-    context: Option<&contexts::Resolved>,
-    ov: &Overrides<'_>,
+    context: Option<&contexts::ResolvedContext>,
+    ov: &OverridesInForce<'_>,
 ) -> Cow<'s, Policy> {
     let subject = Subject {
         job_type: &f.job_type,
@@ -67,8 +67,8 @@ impl<'a> Case<'a> {
         f: &'a Features,
         kind: ErrorKind,
         policy: &'a Policy,
-        context: Option<&'a contexts::Resolved>,
-        overrides: &'a Overrides<'a>,
+        context: Option<&'a contexts::ResolvedContext>,
+        overrides: &'a OverridesInForce<'a>,
     ) -> Case<'a> {
         let policy_max = overrides.max_attempts.map_or(policy.max_attempts, |(n, _)| n);
         let max_attempts =

@@ -4,10 +4,10 @@
 //! bounds; an override's min and max delay clamp it. (The context's own caps are
 //! admitted with the shared budgets, in [`super::guardrails`].)
 
+use crate::api::{Guardrail, Method, Priority};
 use crate::contexts;
 use crate::guard::GuardState;
 use crate::health::{self, Signals};
-use crate::model::{Guardrail, Method, Priority};
 use crate::say;
 use crate::say::Ms;
 
@@ -129,17 +129,17 @@ pub(super) fn reserved(priority: Option<Priority>, allowed: u64, total: u64) -> 
 
 /// Why the job type's context refused a retry.
 pub(super) fn context_refusal(
-    c: &contexts::Resolved,
-    refusal: contexts::Refusal,
+    c: &contexts::ResolvedContext,
+    refusal: contexts::ContextRefusal,
     priority: Option<Priority>,
 ) -> String {
     match refusal {
-        contexts::Refusal::Concurrency(n, allowed, cap) => format!(
+        contexts::ContextRefusal::Concurrency(n, allowed, cap) => format!(
             "Not retrying: {n} retries of the {} context are in flight (its limit is {cap}{}).",
             c.name,
             reserved(priority, allowed, u64::from(cap))
         ),
-        contexts::Refusal::Budget(window, used, allowed, cap) => format!(
+        contexts::ContextRefusal::Budget(window, used, allowed, cap) => format!(
             "Not retrying: the {} context used {used} of its {cap} retries per {window}{}.",
             c.name,
             reserved(priority, allowed, u64::from(cap))

@@ -5,12 +5,12 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
+use crate::api::{Guardrail, Method};
 use crate::bayes::Learner;
 use crate::contexts::ContextState;
 use crate::events::EventBus;
 use crate::guard::GuardState;
 use crate::ml::MlTier;
-use crate::model::{Guardrail, Method};
 
 use super::settings::Settings;
 

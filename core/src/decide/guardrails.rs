@@ -7,11 +7,11 @@
 
 use std::ops::ControlFlow::{self, Break, Continue};
 
+use crate::api::{Guardrail, Method, Priority};
 use crate::backoff::{mix64, rand01};
 use crate::breaker::Admit;
 use crate::contexts;
 use crate::guard::{Admitted, GuardState, Guardrails, Refusal, RetryContext};
-use crate::model::{Guardrail, Method, Priority};
 use crate::say;
 use crate::say::{Ms, Pct};
 
@@ -246,7 +246,7 @@ fn context_caps(
 
 fn capped_context(
     p: &Pass<'_>,
-    c: &contexts::Resolved,
+    c: &contexts::ResolvedContext,
     ctx: &RetryContext<'_>,
     priority: Option<Priority>,
     commit: bool,
@@ -255,8 +255,8 @@ fn capped_context(
     usage.admit(c, ctx.job_id, ctx.retry_at_ms, p.g.in_flight_ttl_ms, ctx.share, p.w.now, commit).map_err(
         |refusal| {
             let guard = match refusal {
-                contexts::Refusal::Concurrency(..) => Guardrail::Concurrency,
-                contexts::Refusal::Budget(..) => Guardrail::RetryBudget,
+                contexts::ContextRefusal::Concurrency(..) => Guardrail::Concurrency,
+                contexts::ContextRefusal::Budget(..) => Guardrail::RetryBudget,
             };
             (guard, context_refusal(c, refusal, priority))
         },

@@ -23,7 +23,7 @@ pub(super) struct Learned<'f> {
 /// learned for the key.
 #[inline]
 pub(super) fn learned<'f>(w: &World<'_>, c: &Case<'f>) -> Option<Learned<'f>> {
-    let (f, label, t) = (c.f, c.label, &w.settings.tuning);
+    let (f, label, t) = (c.f, c.label, &w.settings.bayes);
     let elapsed = f.since_first_failure_ms.unwrap_or(0);
     let retries_left = c.retries_left();
     let (plan, reset) =

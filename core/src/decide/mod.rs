@@ -38,10 +38,10 @@ mod tiers;
 pub(crate) use draft::{Mode, World};
 pub(crate) use settings::Settings;
 
+use crate::api::{round3, Decision, Features, Method};
 use crate::classify::ErrorKind;
 use crate::ml::Advice;
-use crate::model::{round3, Decision, Features, Method};
-use crate::overrides::Resolved as Overrides;
+use crate::overrides::OverridesInForce;
 use crate::time;
 
 use case::Case;
@@ -53,7 +53,7 @@ pub(crate) fn evaluate(w: &World<'_>, f: &Features) -> Decision {
     // 1. The case.
     let kind = case::classify_failure(f);
     let context = s.contexts.get(&f.job_type);
-    let ov = if s.overrides.is_empty() { Overrides::default() } else { s.overrides.resolve(f, w.now) };
+    let ov = if s.overrides.is_empty() { OverridesInForce::default() } else { s.overrides.resolve(f, w.now) };
     let policy = case::policy(s, f, kind, context, &ov);
     let c = Case::new(s, f, kind, &policy, context, &ov);
     let mut d = Draft::new(s.adaptive && context.is_none_or(|c| c.learning()));

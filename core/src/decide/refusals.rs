@@ -3,19 +3,19 @@
 //! attempts left, a call that is not idempotent and may have taken effect, and an
 //! operator's switch that disables retries.
 
+use crate::api::{Guardrail, Method};
 use crate::classify::ErrorKind;
-use crate::model::{Guardrail, Method};
 
 use super::case::Case;
 use super::draft::World;
 
 /// Why a failure is not retried: the method that says so, the guardrail it names (if
 /// any) and the sentence.
-pub(super) type Refusal = (Method, Option<Guardrail>, String);
+pub(super) type HardRefusal = (Method, Option<Guardrail>, String);
 
 /// The first hard refusal that applies, if any.
 #[inline]
-pub(super) fn refusal(w: &World<'_>, c: &Case<'_>) -> Option<Refusal> {
+pub(super) fn refusal(w: &World<'_>, c: &Case<'_>) -> Option<HardRefusal> {
     let (f, kind, label, policy) = (c.f, c.kind, c.label, c.policy);
     if w.emergency_stop() {
         return Some((

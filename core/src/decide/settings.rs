@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::bayes::BayesConfig;
 use crate::breaker::BreakerConfig;
-use crate::config::{BayesTuning, Config, Strategy};
+use crate::config::{Config, Strategy};
 use crate::contexts::ContextSet;
 use crate::error::Result;
 use crate::overrides::OverrideSet;
@@ -15,8 +15,8 @@ use crate::policy::PolicySet;
 pub(crate) struct Settings {
     pub(crate) strategy: Strategy,
     pub(crate) policies: PolicySet,
+    /// The Bayesian tier's tuning, with the strategy's threshold.
     pub(crate) bayes: BayesConfig,
-    pub(crate) tuning: BayesTuning,
     /// The learning tiers may answer (the engine, the strategy and data collection are on).
     pub(crate) adaptive: bool,
     pub(crate) overrides: OverrideSet,
@@ -29,7 +29,6 @@ impl Settings {
         let policies = PolicySet::new(strategy.policies.clone())?;
         Ok(Settings {
             bayes: strategy.bayes(),
-            tuning: strategy.bayesian,
             adaptive: config.enabled && strategy.enabled && strategy.data_collection.enabled,
             overrides: OverrideSet::default(),
             contexts: Arc::new(ContextSet::new(&config.contexts, &strategy.circuit_breaker)?),
@@ -44,14 +43,12 @@ impl Settings {
             strategy: self.strategy.clone(),
             policies: self.policies.clone(),
             bayes: self.bayes,
-            tuning: self.tuning,
             adaptive: self.adaptive,
             overrides: self.overrides.clone(),
             contexts: Arc::clone(&self.contexts),
         };
         change(&mut next)?;
         next.bayes = next.strategy.bayes();
-        next.tuning = next.strategy.bayesian;
         Ok(next)
     }
 

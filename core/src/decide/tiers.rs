@@ -5,10 +5,10 @@
 //! safe direction, and how a model explores), earlier only when confident and not on the
 //! final attempt.
 
-use crate::backoff::{mix64, rand01, Backoff, Strategy as BackoffStrategy};
+use crate::api::Method;
+use crate::backoff::{mix64, rand01, Backoff, BackoffStrategy};
 use crate::bayes::{Plan, Scope};
 use crate::ml::Advice;
-use crate::model::Method;
 use crate::say;
 use crate::say::{Ms, Pct, Two};
 
@@ -183,7 +183,7 @@ fn bayesian(w: &World<'_>, c: &Case<'_>, scope: Scope<'_>, plan: &Plan, rules_de
     let (f, s, bits) = (c.f, w.settings, w.bits);
     let elapsed = f.since_first_failure_ms.unwrap_or(0);
     let retry = c.retry_number();
-    let explore = rand01(mix64(bits ^ 0xe7)) < s.tuning.explore_rate;
+    let explore = rand01(mix64(bits ^ 0xe7)) < s.bayes.explore_rate;
     d.method = Method::Bayesian;
     d.delay_ms = if explore {
         (plan.delay_ms as f64 * (0.4 + 0.6 * rand01(mix64(bits ^ 0x7e)))) as u64
@@ -226,7 +226,7 @@ fn bayesian(w: &World<'_>, c: &Case<'_>, scope: Scope<'_>, plan: &Plan, rules_de
             ", brought forward from ",
             Ms(plan.delay_ms),
             " to learn how soon jobs recover (",
-            Pct(s.tuning.explore_rate),
+            Pct(s.bayes.explore_rate),
             " of learned retries explore)"
         );
     }

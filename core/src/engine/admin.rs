@@ -3,12 +3,12 @@
 
 use std::sync::atomic::Ordering;
 
+use crate::api::{round3, Features};
 use crate::breaker::BreakerSnapshot;
 use crate::config::Strategy;
 use crate::error::{Error, Result};
 use crate::guard::{BudgetSnapshot, Guardrails};
 use crate::health::{self, HealthReport};
-use crate::model::{round3, Features};
 use crate::overrides::Override;
 use crate::policy::Policy;
 use crate::time;

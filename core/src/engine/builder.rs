@@ -3,6 +3,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex, RwLock};
 
+use crate::api::{Decision, Features};
 use crate::backoff::mix64;
 use crate::bayes::Learner;
 use crate::config::Config;
@@ -12,7 +13,6 @@ use crate::error::{Error, Result};
 use crate::events::EventBus;
 use crate::guard::{GuardState, Guardrails};
 use crate::ml::MlTier;
-use crate::model::{Decision, Features};
 use crate::policy::Policy;
 use crate::store::{MemoryHistory, Store};
 use crate::time;

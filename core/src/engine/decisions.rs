@@ -3,10 +3,10 @@
 
 use std::sync::atomic::Ordering;
 
+use crate::api::{Decision, Features, Preview, TimelineEntry};
 use crate::backoff::{mix64, rand01};
 use crate::decide::{evaluate, Mode, Settings, World};
 use crate::error::{Error, Result};
-use crate::model::{Decision, Features, Preview, TimelineEntry};
 use crate::store::AuditRecord;
 use crate::time;
 

@@ -95,11 +95,8 @@ impl Engine {
             return Err(Error::invalid("note", format!("must be at most {MAX_NOTE_BYTES} bytes")));
         }
         let by = by.map(str::trim).filter(|b| !b.is_empty()).unwrap_or("unknown");
-        if by.len() > crate::model::MAX_LABEL_LEN {
-            return Err(Error::invalid(
-                "by",
-                format!("must be at most {} bytes", crate::model::MAX_LABEL_LEN),
-            ));
+        if by.len() > crate::api::MAX_LABEL_LEN {
+            return Err(Error::invalid("by", format!("must be at most {} bytes", crate::api::MAX_LABEL_LEN)));
         }
         let now = now_ms.unwrap_or_else(time::now_ms);
         let mut entry = self.dead_letter(id)?;

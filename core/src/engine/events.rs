@@ -1,11 +1,11 @@
 //! Lifecycle events of decisions and outcomes (scheduled, gave up, guardrail
 //! triggered, retry succeeded or failed, breaker state changed) and subscriptions.
 
+use crate::api::{Attempt, Decision, Features};
 use crate::decide::Settings;
 use crate::error::Result;
 use crate::events::{Event, EventKind, Subscription};
 use crate::guard::Transition;
-use crate::model::{Attempt, Decision, Features};
 
 use super::Engine;
 

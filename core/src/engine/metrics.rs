@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Decision, Guardrail, Method};
+use crate::api::{Decision, Guardrail, Method};
 
 use super::writer::StoreStats;
 use super::Engine;

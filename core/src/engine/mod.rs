@@ -34,6 +34,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
 
+use crate::api::{Decision, Features, Guardrail, Method};
 use crate::backoff::mix64;
 use crate::bayes::Learner;
 use crate::contexts::ContextState;
@@ -42,12 +43,9 @@ use crate::error::Result;
 use crate::events::EventBus;
 use crate::guard::GuardState;
 use crate::ml::MlTier;
-use crate::model::{Decision, Features, Guardrail, Method};
 use crate::store::{MemoryHistory, Store};
 
 use writer::Persister;
-
-pub use crate::say::fmt_ms;
 
 /// Called with a sample of decisions (`data_collection.sample_rate`): the audit trail.
 pub type AuditHook = Arc<dyn Fn(&Features, &Decision, u64) + Send + Sync>;
@@ -148,14 +146,5 @@ mod tests {
     #[test]
     fn default_config_builds() {
         assert!(Engine::builder().build().is_ok());
-    }
-
-    #[test]
-    fn durations_read_well() {
-        assert_eq!(fmt_ms(150), "150ms");
-        assert_eq!(fmt_ms(8_000), "8s");
-        assert_eq!(fmt_ms(8_240), "8.2s");
-        assert_eq!(fmt_ms(150_000), "2m30s");
-        assert_eq!(fmt_ms(3_900_000), "1h5m");
     }
 }

@@ -22,7 +22,7 @@ impl Shared {
         if version == self.operator.version() {
             return Ok(false);
         }
-        let doc: OperatorSettings = crate::model::from_json(&doc).map_err(|e| {
+        let doc: OperatorSettings = crate::api::from_json(&doc).map_err(|e| {
             Error::Store(format!("the stored operator settings (version {version}) are unreadable: {e}"))
         })?;
         self.apply_operator_settings(doc, version)?;
@@ -81,8 +81,8 @@ impl Engine {
         }
         let _one_at_a_time = self.operator.changing.lock().unwrap_or_else(|p| p.into_inner());
         let by = by.map(str::trim).filter(|b| !b.is_empty()).unwrap_or("unknown");
-        if by.len() > crate::model::MAX_LABEL_LEN {
-            return Err(Error::invalid("by", format!("at most {} bytes", crate::model::MAX_LABEL_LEN)));
+        if by.len() > crate::api::MAX_LABEL_LEN {
+            return Err(Error::invalid("by", format!("at most {} bytes", crate::api::MAX_LABEL_LEN)));
         }
         for _ in 0..COMMIT_TRIES {
             self.shared().sync_operator_settings(self.store())?;

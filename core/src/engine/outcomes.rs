@@ -3,10 +3,10 @@
 
 use std::sync::atomic::Ordering;
 
+use crate::api::{Attempt, Features};
 use crate::bayes::Scope;
 use crate::classify::{classify, ErrorKind};
 use crate::error::{Error, Result};
-use crate::model::{Attempt, Features};
 use crate::store::{HistoryRecord, HistoryStore, OutcomeRecord};
 use crate::time;
 
@@ -26,7 +26,7 @@ impl Engine {
         let learns = s.adaptive && attempt.attempt_number > 1;
         let x = attempt.since_first_failure_ms.unwrap_or(attempt.delay_ms);
         let first_failure = at.saturating_sub(x);
-        let t = &s.tuning;
+        let t = &s.bayes;
         // A failure that began while the downstream was degraded is learned apart from the
         // key's everyday failures (read under the same lock that counts this outcome).
         let (degraded, transitions) = {

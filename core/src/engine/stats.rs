@@ -3,9 +3,9 @@
 
 use std::sync::atomic::Ordering;
 
+use crate::api::{round3, BucketStats, Features, Stats};
 use crate::bayes::{bucket_summary, Scope, BUCKETS, BUCKET_BOUNDS_MS, BUCKET_LABELS};
 use crate::error::{Error, Result};
-use crate::model::{round3, BucketStats, Features, Stats};
 use crate::store::{AuditRecord, HistoryStore, OutcomeRecord};
 use crate::time;
 

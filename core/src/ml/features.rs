@@ -31,8 +31,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::api::{Attempt, Features};
 use crate::error::{Error, Result};
-use crate::model::{Attempt, Features};
 use crate::time;
 
 /// Encoding version written into sidecars; a sidecar naming another one is refused.

@@ -33,9 +33,9 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use lru::LruCache;
 
+use crate::api::{Decision, Features};
 use crate::bayes::BayesConfig;
 use crate::error::{Error, Result};
-use crate::model::{Decision, Features};
 use crate::time;
 
 pub use backend::{MlBackend, Scorer};

@@ -125,7 +125,7 @@ impl MlSnapshot {
     }
 
     pub fn from_json(json: &str) -> Result<MlSnapshot> {
-        crate::model::from_json(json)
+        crate::api::from_json(json)
     }
 }
 

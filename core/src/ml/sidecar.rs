@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::api::check_label;
 use crate::error::{Error, Result};
-use crate::model::check_label;
 
 use super::features::{FeatureColumn, FeatureSpec, ENCODING};
 use super::plan::DEFAULT_CANDIDATES_MS;
@@ -80,7 +80,7 @@ pub struct CalibrationBin {
 
 impl Sidecar {
     pub fn from_json(json: &str) -> Result<Sidecar> {
-        let sidecar: Sidecar = crate::model::from_json(json)?;
+        let sidecar: Sidecar = crate::api::from_json(json)?;
         sidecar.validate()?;
         Ok(sidecar)
     }

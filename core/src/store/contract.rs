@@ -4,10 +4,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::api::{Decision, Features};
 use crate::breaker::BreakerSnapshot;
 use crate::dlq::{DeadLetter, DeadLetterQuery, DeadLetterStatus};
 use crate::error::Result;
-use crate::model::{Decision, Features};
 
 /// One attempt, as kept for statistics (32 bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
