@@ -56,7 +56,7 @@ pub use dlq::{
     DeadLetter, DeadLetterNote, DeadLetterQuery, DeadLetterStatus, NewDeadLetter,
     MAX_PAYLOAD_BYTES as MAX_DEAD_LETTER_PAYLOAD_BYTES,
 };
-pub use engine::builder::EngineBuilder;
+pub use engine::builder::{EngineBuilder, EngineOptions};
 pub use engine::metrics::MetricsSnapshot;
 pub use engine::operator::{EmergencyStop, SettingsChange};
 pub use engine::{AuditHook, Engine};

@@ -324,7 +324,7 @@ pub const OPTIONS: &[Spec] = &[
 /// The fields of a per-call schedule ([`Type::Backoff`]): (name, Python/Node/Kotlin
 /// spelling, Go spelling, meaning).
 pub const BACKOFF_FIELDS: &[(&str, &str, &str)] = &[
-    ("strategy", "BackoffStrategy", "exponential (default), linear, fibonacci, aggressive (×3) or constant"),
+    ("strategy", "Strategy", "exponential (default), linear, fibonacci, aggressive (×3) or constant"),
     ("base", "Base", "the first delay, a duration ≥ 0 (default 1 s)"),
     ("max", "Max", "the longest delay, a duration ≥ base (default: the guardrails' max delay)"),
     ("multiplier", "Multiplier", "growth per retry of exponential, 1–100 (default 2)"),

@@ -24,7 +24,8 @@ use smartretry::from_json_strict;
 use smartretry::options::{self, Given, Host};
 use smartretry::EventKind;
 use smartretry::{
-    Attempt, Config, DeadLetterQuery, DeadLetterStatus, Engine, Features, NewDeadLetter, Override, Policy,
+    Attempt, DeadLetterQuery, DeadLetterStatus, Engine, EngineOptions, Features, NewDeadLetter, Override,
+    Policy,
 };
 
 mod error;
@@ -114,21 +115,14 @@ impl NativeEngine {
         ml_runtime: Option<String>,
         store: Option<String>,
     ) -> Result<Self> {
-        let mut config = match config_json {
-            Some(text) => core(env, Config::from_json(&text))?,
-            None => Config::default(),
+        let options = EngineOptions {
+            config_json,
+            store,
+            seed: seed.map(|s| int(env, "seed", s)).transpose()?,
+            ml_runtime: ml_runtime.map(Into::into),
+            ..EngineOptions::default()
         };
-        if let Some(store) = store {
-            config.store = store;
-        }
-        let mut builder = Engine::builder().config(config);
-        if let Some(seed) = seed {
-            builder = builder.seed(int(env, "seed", seed)?);
-        }
-        if let Some(path) = ml_runtime {
-            builder = builder.ml_runtime(path);
-        }
-        let engine = core(env, builder.build())?;
+        let engine = core(env, options.build())?;
         env.adjust_external_memory(ENGINE_BYTES)?;
         Ok(NativeEngine(Some(engine)))
     }

@@ -19,7 +19,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyString};
 use smartretry::from_value_strict;
 use smartretry::{
-    Attempt, Config, DeadLetterQuery, DeadLetterStatus, Features, Guardrails, NewDeadLetter, Override, Policy,
+    Attempt, DeadLetterQuery, DeadLetterStatus, EngineOptions, Features, Guardrails, NewDeadLetter, Override,
+    Policy,
 };
 use smartretry::{Closed, EventKind};
 
@@ -88,31 +89,21 @@ impl Engine {
         env: bool,
         ml_runtime: Option<std::path::PathBuf>,
     ) -> PyResult<Self> {
-        let mut cfg = match config {
-            None => Config::default(),
-            Some(c) if c.is_instance_of::<PyString>() || c.hasattr("__fspath__")? => {
-                let path: std::path::PathBuf = c.extract()?;
-                py.detach(|| Config::from_file(&path)).map_py(py)?
-            }
-            Some(c) => {
-                let json = convert::to_value(c, "").map_py(py)?.to_string();
-                py.detach(|| Config::from_json(&json)).map_py(py)?
-            }
+        let mut options = EngineOptions {
+            env,
+            store: store.map(str::to_string),
+            seed,
+            ml_runtime,
+            ..EngineOptions::default()
         };
-        if env {
-            cfg.apply_env(std::env::vars()).map_py(py)?;
+        match config {
+            None => {}
+            Some(c) if c.is_instance_of::<PyString>() || c.hasattr("__fspath__")? => {
+                options.config_path = Some(c.extract()?);
+            }
+            Some(c) => options.config_json = Some(convert::to_value(c, "").map_py(py)?.to_string()),
         }
-        if let Some(store) = store {
-            cfg.store = store.to_string();
-        }
-        let mut builder = smartretry::Engine::builder().config(cfg);
-        if let Some(seed) = seed {
-            builder = builder.seed(seed);
-        }
-        if let Some(path) = ml_runtime {
-            builder = builder.ml_runtime(path);
-        }
-        py.detach(|| builder.build()).map(Engine).map_py(py)
+        py.detach(|| options.build()).map(Engine).map_py(py)
     }
 
     /// The seed every random choice derives from.

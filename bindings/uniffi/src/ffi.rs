@@ -22,7 +22,7 @@ use std::ptr;
 
 use serde::Serialize;
 use smartretry::from_json;
-use smartretry::{Attempt, Config, Engine, EventKind, Features, Policy, Subscription};
+use smartretry::{Attempt, Engine, EngineOptions, EventKind, Features, Policy, Subscription};
 
 use crate::compact;
 use crate::error::{guarded, Result, SmartRetryError};
@@ -125,18 +125,13 @@ pub unsafe extern "C" fn smartretry_engine_new(
         if engine.is_null() {
             return Err(SmartRetryError::invalid("engine", "must not be NULL"));
         }
-        let mut config = match opt_text("config_json", config_json)? {
-            Some(text) => Config::from_json(text)?,
-            None => Config::default(),
+        let options = EngineOptions {
+            config_json: opt_text("config_json", config_json)?.map(str::to_string),
+            store: opt_text("store", store)?.map(str::to_string),
+            seed: has_seed.then_some(seed),
+            ..EngineOptions::default()
         };
-        if let Some(store) = opt_text("store", store)? {
-            config.store = store.to_string();
-        }
-        let mut builder = Engine::builder().config(config);
-        if has_seed {
-            builder = builder.seed(seed);
-        }
-        let built = Box::into_raw(Box::new(SmartretryEngine(builder.build()?)));
+        let built = Box::into_raw(Box::new(SmartretryEngine(options.build()?)));
         // SAFETY: checked non-NULL above.
         unsafe { *engine = built };
         Ok(None)

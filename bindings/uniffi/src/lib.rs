@@ -553,19 +553,14 @@ impl Engine {
     #[uniffi::constructor(default(seed = None, config_json = None, store = None))]
     pub fn new(seed: Option<i64>, config_json: Option<String>, store: Option<String>) -> Result<Arc<Self>> {
         guarded(|| {
-            let mut config = match config_json {
-                Some(text) => smartretry::Config::from_json(&text)?,
-                None => smartretry::Config::default(),
-            };
-            if let Some(store) = store {
-                config.store = store;
-            }
-            let mut builder = smartretry::Engine::builder().config(config);
-            if let Some(seed) = seed {
+            let options = smartretry::EngineOptions {
+                config_json,
+                store,
                 // A seed is bits, not a quantity: a negative Long is as good as any.
-                builder = builder.seed(seed as u64);
-            }
-            Ok(Arc::new(Engine { inner: builder.build()? }))
+                seed: seed.map(|s| s as u64),
+                ..smartretry::EngineOptions::default()
+            };
+            Ok(Arc::new(Engine { inner: options.build()? }))
         })
     }
 
