@@ -52,6 +52,8 @@ pub struct Guardrails {
     pub max_budget_percent: f64,
     pub per_tenant_limits: bool,
     pub emergency_stop: bool,
+    /// Every decision carries its rationale and the guardrails that acted: the engine
+    /// always explains, so this must be `true` (the API document's field, checked).
     pub explainability_required: bool,
     pub budget_window_ms: u64,
     pub min_retries_per_sec: f64,
@@ -155,6 +157,12 @@ impl Guardrails {
         let cfg = |field: &'static str, reason: &str| Err(Error::config(field, reason));
         if !(1..=100).contains(&self.max_attempts) {
             return cfg("max_attempts", "must be 1–100");
+        }
+        if !self.explainability_required {
+            return cfg(
+                "explainability_required",
+                "must be true: every decision carries its rationale (this engine cannot decide without explaining)",
+            );
         }
         if self.max_delay_ms == 0 || self.max_delay_ms > DAY_MS {
             return cfg("max_delay_ms", "must be 1 ms – 24 h");

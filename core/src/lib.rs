@@ -1,8 +1,11 @@
 //! smartretry: a retry engine that learns when a failed job will succeed.
 //!
-//! A failure goes through `classify` → rules tier (`policy`) → Bayesian tier (`bayes`)
-//! → ML tier (`ml`, an ONNX model, when one is deployed) → guardrails (`guard`, `breaker`) and comes out as a [`Decision`]: retry or not,
-//! after how long, with a confidence, the tier that decided and a one-sentence reason.
+//! A failure goes through one pipeline (`decide/`, in call order): hard refusals, then
+//! the tiers — the server's `Retry-After`, the ML tier (an ONNX model, when one is
+//! deployed), the Bayesian tier, the rules tier — then the controls and the guardrails,
+//! and comes out as a [`Decision`]: retry or not, after how long, with a confidence, the
+//! tier that decided, the guardrails that acted and a one-sentence reason. See
+//! `docs/architecture.md` for the layers.
 //!
 //! ```
 //! use smartretry::{Engine, Features};

@@ -304,4 +304,11 @@ mod tests {
         let over = EngineOptions { seed: Some(9), ..seeded };
         assert_eq!(over.build().unwrap().seed(), 9);
     }
+
+    #[test]
+    fn an_engine_always_explains() {
+        let quiet = Guardrails { explainability_required: false, ..Guardrails::default() };
+        let e = Engine::builder().guardrails(quiet).build().err().expect("refused");
+        assert!(e.field().is_some_and(|f| f.ends_with("explainability_required")), "{e}");
+    }
 }

@@ -8,13 +8,15 @@
 //! passed in (`now_ms`, wall clock when `None`) and randomness comes from the engine's
 //! seed, so a run is reproducible from its inputs.
 //!
-//! - `builder.rs`: [`EngineBuilder`](builder::EngineBuilder), how an engine is made;
+//! - `builder.rs`: [`EngineBuilder`](builder::EngineBuilder) and
+//!   [`EngineOptions`](builder::EngineOptions), how an engine is made;
 //! - `decisions.rs`: `decide` and `preview`;
 //! - `outcomes.rs`: `record`, `record_successes`, `released`: learning from outcomes;
 //! - `stats.rs`: what was seen (stats, refit, audit trail, attempt history);
 //! - `admin.rs`: policies, guardrails, the emergency stop, overrides, health;
 //! - `metrics.rs`, `events.rs`: counters for operators, lifecycle events;
 //! - `dlq.rs`, `models.rs`: the dead-letter queue and the ML model registry;
+//! - `operator.rs`, `operate.rs`: the operators' settings as versioned state in the store;
 //! - `writer.rs`: the background writer of a durable store.
 
 pub(crate) mod admin;
