@@ -166,7 +166,7 @@ pub fn decode_features(bytes: &[u8]) -> Result<Features> {
             EXPECTED => f.expected = Some(r.bool()?),
             BACKOFF => {
                 let json = r.string("backoff")?;
-                f.backoff = Some(smartretry::model::from_json(&json).map_err(|e| e.within("backoff"))?);
+                f.backoff = Some(smartretry::from_json(&json).map_err(|e| e.within("backoff"))?);
             }
             tag => return Err(unknown("features", tag)),
         }

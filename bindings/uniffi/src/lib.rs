@@ -407,7 +407,7 @@ impl Features {
             backoff: f
                 .backoff_json
                 .as_deref()
-                .map(|json| smartretry::model::from_json(json).map_err(|e| e.within("backoff")))
+                .map(|json| smartretry::from_json(json).map_err(|e| e.within("backoff")))
                 .transpose()?,
             ..smartretry::Features::default()
         })
@@ -502,7 +502,7 @@ pub fn check_retry_options(options_json: String) -> Result<String> {
 
 /// The options of a retried call, checked for `host` (Kotlin's RetryOptions, Go's Options).
 pub fn check_options(host: smartretry::options::Host, options_json: &str) -> Result<smartretry::CallOptions> {
-    let value: serde_json::Value = smartretry::model::from_json(options_json)?;
+    let value: serde_json::Value = smartretry::from_json(options_json)?;
     let serde_json::Value::Object(fields) = value else {
         return Err(SmartRetryError::invalid("options", "expected a JSON object"));
     };
