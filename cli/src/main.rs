@@ -128,7 +128,8 @@ struct SimulateArgs {
     /// Compare smartretry with each of its ideas switched off instead of the baselines.
     #[arg(long)]
     ablations: bool,
-    /// Also write smartretry's attempt history (JSON lines, the API's Attempt shape).
+    /// Also write the attempt history of smartretry's rules tier (JSON lines, the API's
+    /// Attempt shape): training data for the ML tier, retries spread over the schedule.
     #[arg(long, value_name = "PATH")]
     export: Option<PathBuf>,
     /// Add a row for smartretry with this ML model deployed (an .onnx file with its
@@ -357,8 +358,8 @@ fn simulate(args: SimulateArgs) -> ExitCode {
     }
     println!("\nTTS = time from first failure to success; ×oracle = mean TTS over one perfectly timed retry");
     println!(
-        "smartretry = the engine as users get it (default policies: 3 attempts for 503s and timeouts, 5 for 429s); \
-         smartretry_6_attempts = every policy raised to the baselines' 6 attempts"
+        "smartretry = the engine as users get it (default policies: 6 attempts, a 30m deadline); \
+         smartretry_document_attempts = the same at the API document's 3 attempts (5 for 429s)"
     );
     println!(
         "lost = not recovered by the deadline ({}), a dead letter someone must replay; lost recoverable = lost jobs \

@@ -51,7 +51,7 @@ fn a_user_scenario_yields_table_csv_chart_and_history() {
     // Four baselines, smartretry rules-only, as users get it and with 6 attempts, the
     // best-schedule bound, the oracle.
     assert!(csv.starts_with("scenario,policy,seed,") && csv.lines().count() == 10, "{csv}");
-    assert!(csv.contains(",smartretry_6_attempts,1,") && csv.contains(",lost_recoverable,"), "{csv}");
+    assert!(csv.contains(",smartretry_document_attempts,1,") && csv.contains(",lost_recoverable,"), "{csv}");
     assert!(csv.contains(",best_schedule_bound,") && stdout.contains("bound: "), "{csv}");
     assert!(std::fs::read_to_string(dir.join("report.svg")).unwrap().contains("<svg"));
     let history = std::fs::read_to_string(dir.join("history.jsonl")).unwrap();

@@ -168,9 +168,14 @@ impl Default for ApiConfig {
 }
 
 impl Strategy {
-    /// The Bayesian tier's tuning with the strategy's threshold.
+    /// The Bayesian tier's tuning with the strategy's threshold, and a lost job priced at
+    /// the default deadline.
     pub fn bayes(&self) -> BayesConfig {
-        BayesConfig { threshold: self.bayesian_threshold, ..self.bayesian }
+        BayesConfig {
+            threshold: self.bayesian_threshold,
+            lost_job_ms: self.guardrails.default_deadline_ms as f64,
+            ..self.bayesian
+        }
     }
 
     pub fn validate(&self) -> Result<()> {

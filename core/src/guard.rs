@@ -58,9 +58,14 @@ pub struct Guardrails {
     pub budget_window_ms: u64,
     pub min_retries_per_sec: f64,
     pub tenant_max_share: f64,
-    /// Total time from the first failure after which no retry starts.
+    /// Total time from the first failure after which no retry starts, whatever a call,
+    /// a policy or an override says (an operator's hard limit).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_total_ms: Option<u64>,
+    /// The deadline of a job whose call, policy and overrides name none, from its first
+    /// failure: a job ends by it, not by a count alone (holds while a downstream is down
+    /// may run to it), and a job lost past it is a dead letter someone must replay.
+    pub default_deadline_ms: u64,
     pub respect_retry_after: bool,
     pub adaptive_throttle: bool,
     pub throttle_k: f64,
@@ -138,6 +143,7 @@ impl Default for Guardrails {
             min_retries_per_sec: 10.0,
             tenant_max_share: 0.5,
             max_total_ms: None,
+            default_deadline_ms: DEFAULT_DEADLINE_MS,
             respect_retry_after: true,
             adaptive_throttle: true,
             throttle_k: 2.0,
@@ -151,6 +157,9 @@ impl Default for Guardrails {
 }
 
 const DAY_MS: u64 = 86_400_000;
+
+/// A job's deadline when nothing names one: 30 minutes from its first failure.
+pub const DEFAULT_DEADLINE_MS: u64 = 1_800_000;
 
 impl Guardrails {
     pub fn validate(&self) -> Result<()> {
@@ -184,6 +193,9 @@ impl Guardrails {
         }
         if self.max_total_ms == Some(0) {
             return cfg("max_total_ms", "must be > 0 when set");
+        }
+        if !(1_000..=7 * DAY_MS).contains(&self.default_deadline_ms) {
+            return cfg("default_deadline_ms", "must be 1 s – 7 days");
         }
         if !(self.throttle_k.is_finite() && self.throttle_k >= 1.0) {
             return cfg("throttle_k", "must be a number ≥ 1");
@@ -306,6 +318,8 @@ struct Reported {
     /// A first attempt that succeeded: first-attempt failures are then one side of a
     /// rate whose other side is known, and count as calls.
     first_successes: bool,
+    /// Jobs that wait for it check in (`released`).
+    check_ins: bool,
 }
 
 impl Downstream {
@@ -380,6 +394,9 @@ pub struct GuardState {
     max_keys: usize,
     in_flight: HashMap<Box<str>, u64>,
     anonymous: u64,
+    /// Per job id, its failures that did not use up an attempt (`decide/free.rs`); the
+    /// jobs that failed least recently are forgotten past [`MAX_TRACKED_JOBS`].
+    free_failures: LruCache<Box<str>, u32>,
     /// Breaker transitions not yet taken by the engine.
     transitions: Vec<Transition>,
     /// Breakers that opened or closed since a store last took them (job type, when).
@@ -392,6 +409,10 @@ pub struct GuardState {
 /// Most breaker changes kept for the store between two flushes.
 const MAX_BREAKER_CHANGES: usize = 1_024;
 
+/// Most jobs whose free failures are remembered: a job forgotten counts every attempt
+/// again (a few MB at most, however many jobs fail).
+pub const MAX_TRACKED_JOBS: usize = 65_536;
+
 impl GuardState {
     pub fn new(max_keys: usize, g: &Guardrails) -> Self {
         GuardState {
@@ -401,6 +422,7 @@ impl GuardState {
             max_keys: max_keys.max(1),
             in_flight: HashMap::new(),
             anonymous: 0,
+            free_failures: LruCache::unbounded(),
             transitions: Vec::new(),
             breaker_changes: Vec::new(),
             fleet: FleetCounts::default(),
@@ -529,10 +551,35 @@ impl GuardState {
     /// holds the rest again.
     pub fn released(&mut self, job_type: &str, since: u64, now: u64) -> bool {
         self.downstreams.get_mut(job_type).is_some_and(|d| {
+            d.evidence.check_ins = true;
             d.run.accepted
                 && d.run.since_ms >= since
                 && d.breaker.as_ref().is_none_or(|b| b.state(now) != BreakerState::Open)
         })
+    }
+
+    /// How many of job `job_id`'s failures did not use up an attempt.
+    pub fn free_failures(&mut self, job_id: &str) -> u32 {
+        self.free_failures.get(job_id).copied().unwrap_or(0)
+    }
+
+    /// One more failure of `job_id` that did not use up an attempt.
+    pub fn note_free_failure(&mut self, job_id: &str) {
+        if let Some(n) = self.free_failures.get_mut(job_id) {
+            *n = n.saturating_add(1);
+            return;
+        }
+        if self.free_failures.len() >= MAX_TRACKED_JOBS {
+            self.free_failures.pop_lru();
+        }
+        self.free_failures.put(job_id.into(), 1);
+    }
+
+    /// Whether the host of `job_type`'s jobs checks in while they wait
+    /// ([`GuardState::released`] was asked): such jobs may wait for its return up to
+    /// their deadline, past the max delay, since they are woken the moment it is back.
+    pub fn checks_in(&self, job_type: &str) -> bool {
+        self.downstreams.peek(job_type).is_some_and(|d| d.evidence.check_ins)
     }
 
     /// Breaker transitions since the last call (no allocation when there were none).

@@ -65,7 +65,7 @@ pub use engine::operator::{EmergencyStop, SettingsChange};
 pub use engine::{AuditHook, Engine};
 pub use error::{Error, Result};
 pub use events::{Closed, Event, EventKind, Subscription};
-pub use guard::{BudgetSnapshot, Guardrails, PriorityShares};
+pub use guard::{BudgetSnapshot, Guardrails, PriorityShares, DEFAULT_DEADLINE_MS};
 pub use health::{HealthConfig, HealthReport, Signals};
 pub use ml::{Deployment, MlSnapshot, MlStatus, ModelInfo, Sidecar};
 pub use options::{CallBackoff, CallOptions, Host};

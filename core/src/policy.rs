@@ -42,6 +42,10 @@ pub struct Policy {
     /// Jitter mode; absent = ±`jitter_percent`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jitter: Option<Jitter>,
+    /// The deadline of the jobs it governs, from their first failure, unless the call
+    /// names one; absent = the guardrails' `default_deadline_ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline_ms: Option<u64>,
 }
 
 fn default_multiplier() -> f64 {
@@ -68,10 +72,14 @@ impl Policy {
             priority: 0,
             strategy: None,
             jitter: None,
+            deadline_ms: None,
         }
     }
 
-    /// The four policies of the API document.
+    /// The four policies of the API document, with as many attempts as the static
+    /// schedules users would otherwise pick (2-4-8-16-32: six attempts): the learned
+    /// delays keep the retries spent low, and a job ends by its deadline, not by a count
+    /// that gives up on jobs such a schedule recovers.
     pub fn defaults() -> Vec<Policy> {
         let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         vec![
@@ -84,15 +92,15 @@ impl Policy {
                 error_patterns: words(&["429", "rate_limit", "too_many_requests"]),
                 jitter_percent: 25.0,
                 priority: 100,
-                ..Policy::new("rate_limit", 5, 5_000, 60_000)
+                ..Policy::new("rate_limit", 6, 5_000, 60_000)
             },
             Policy {
                 error_patterns: words(&["503", "service_unavailable", "timeout"]),
                 jitter_percent: 20.0,
                 priority: 90,
-                ..Policy::new("service_unavailable", 3, 2_000, 30_000)
+                ..Policy::new("service_unavailable", 6, 2_000, 30_000)
             },
-            Policy { jitter_percent: 15.0, ..Policy::new("fallback", 3, 1_000, 30_000) },
+            Policy { jitter_percent: 15.0, ..Policy::new("fallback", 6, 1_000, 30_000) },
         ]
     }
 
@@ -114,6 +122,9 @@ impl Policy {
         }
         if self.min_delay_ms > self.max_delay_ms.max(self.base_delay_ms) {
             return Err(Error::invalid("min_delay_ms", "must be ≤ max_delay_ms"));
+        }
+        if self.deadline_ms.is_some_and(|d| !(1_000..=7 * 86_400_000).contains(&d)) {
+            return Err(Error::invalid("deadline_ms", "must be 1 s – 7 days when set"));
         }
         if !self.backoff_multiplier.is_finite()
             || self.backoff_multiplier < 1.0
@@ -212,7 +223,7 @@ impl Default for PolicySet {
 
 impl PolicySet {
     fn empty() -> Self {
-        let fallback = Policy::defaults().pop().unwrap_or_else(|| Policy::new("fallback", 3, 1_000, 30_000));
+        let fallback = Policy::defaults().pop().unwrap_or_else(|| Policy::new("fallback", 6, 1_000, 30_000));
         PolicySet { compiled: Vec::new(), fallback }
     }
 
@@ -319,7 +330,7 @@ mod tests {
         assert_eq!(set.matching(&subject(None, Some("invalid_input"))).name, "validation");
         assert_eq!(set.matching(&subject(Some(500), None)).name, "fallback");
         let rl = set.matching(&subject(Some(429), None));
-        assert_eq!((rl.max_attempts, rl.base_delay_ms, rl.max_delay_ms), (5, 5_000, 60_000));
+        assert_eq!((rl.max_attempts, rl.base_delay_ms, rl.max_delay_ms), (6, 5_000, 60_000));
         assert_eq!(rl.jitter_percent, 25.0);
     }
 

@@ -79,7 +79,7 @@ fn a_manual_delay_for_one_job_and_retries_disabled_for_a_job_type() {
     let d = e.decide(&f, Some(T0)).unwrap();
     assert_eq!((d.should_retry, d.delay_ms, d.method), (true, 45_000, Method::Guardrail));
     assert!(
-        d.rationale.starts_with("Retry 2 of 3 in 45s: the delay an operator set for job_id=job-7"),
+        d.rationale.starts_with("Retry 2 of 6 in 45s: the delay an operator set for job_id=job-7"),
         "{}",
         d.rationale
     );
@@ -122,7 +122,7 @@ fn an_override_may_name_a_policy_bound_delays_and_set_a_deadline() {
     .unwrap();
     let f = Features::new("report", 1).with_http_status(500);
     let d = e.decide(&f, Some(T0)).unwrap();
-    assert_eq!((d.policy.as_str(), d.max_attempts), ("rate_limit", 5));
+    assert_eq!((d.policy.as_str(), d.max_attempts), ("rate_limit", 6));
     assert!(d.delay_ms >= 9_000);
     assert!(guards(&d).contains(&"override"));
     let late = f.clone().with_since_first_failure_ms(55_000);
@@ -208,7 +208,7 @@ fn the_documents_default_retry_configs_shape_decisions() {
     assert_eq!((b[0].state, b[0].open_until_ms), (BreakerState::Open, Some(T0 + 60_000)));
     // A job type outside every context keeps the defaults.
     let d = e.decide(&Features::new("billing", 1).with_http_status(503), Some(T0)).unwrap();
-    assert_eq!(d.max_attempts, 3);
+    assert_eq!(d.max_attempts, 6);
     assert!(!d.rationale.contains("context"), "{}", d.rationale);
 }
 
@@ -333,7 +333,7 @@ fn subscribers_see_the_lifecycle_of_a_job() {
     let f = Features::new("mail", 1).with_http_status(503).with_job_id("m1");
     let d = e.decide(&f, Some(T0)).unwrap();
     e.record(&Attempt::new("m1", "mail", 2, false).with_delay_ms(d.delay_ms), Some(T0 + d.delay_ms)).unwrap();
-    e.decide(&Features::new("mail", 3).with_http_status(503).with_job_id("m1"), Some(T0)).unwrap();
+    e.decide(&Features::new("mail", 6).with_http_status(503).with_job_id("m1"), Some(T0)).unwrap();
     e.record(&Attempt::new("m2", "mail", 2, true), Some(T0)).unwrap();
     let kinds: Vec<_> = sub.drain().iter().map(|ev| ev.kind).collect();
     assert_eq!(

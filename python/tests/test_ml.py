@@ -188,7 +188,8 @@ def test_the_simulator_reports_an_ml_row(report: Dict[str, Any], cli: Path, tmp_
     )
     assert run.returncode == 0, run.stderr
     rows = [line for line in run.stdout.splitlines() if line.startswith("smartretry")]
-    assert [r.split()[0] for r in rows] == ["smartretry_rules_only", "smartretry", "smartretry_ml"], run.stdout
+    names = [r.split()[0] for r in rows]
+    assert names[:2] == ["smartretry_rules_only", "smartretry"] and "smartretry_ml" in names, run.stdout
     csv = (tmp_path / "report.csv").read_text()
     assert ",smartretry_ml," in csv
 

@@ -408,11 +408,14 @@ fn figures<'a>(
     }
 }
 
-/// The attempt history smartretry (learning) recorded in a scenario, in the API's
-/// Attempt shape: training data for the ML tier.
+/// The attempt history the engine's rules tier (`smartretry_rules_only`) recorded in a
+/// scenario, in the API's Attempt shape: training data for the ML tier. The rules spread
+/// their retries over the whole schedule, so a model sees both sides of each recovery
+/// time; the learning engine's own history crowds at its plan, and a model trained on it
+/// learns little about any other delay.
 pub fn history(scenario: &Scenario, seed: u64) -> Vec<smartretry::Attempt> {
     let jobs = scenario.jobs(seed);
-    let mut policy = SmartRetry::learning(seed);
+    let mut policy = SmartRetry::rules_only(seed);
     policy.history = Some(Vec::new());
     run(scenario, &jobs, &mut policy, seed);
     policy.history.unwrap_or_default()
@@ -428,8 +431,8 @@ pub fn ablations(scenario: &Scenario, seed: u64) -> Vec<Run> {
     rows
 }
 
-/// Every policy (baselines; smartretry rules-only, as users get it and with the
-/// baselines' six attempts; with an ML model when `model` names one that loads), the
+/// Every policy (baselines; smartretry rules-only, as users get it and at the API
+/// document's attempts; with an ML model when `model` names one that loads), the
 /// best-schedule bound where it applies, and the oracle.
 pub fn compare(scenario: &Scenario, seed: u64, model: Option<&std::path::Path>) -> Vec<Run> {
     let jobs = scenario.jobs(seed);
@@ -437,7 +440,7 @@ pub fn compare(scenario: &Scenario, seed: u64, model: Option<&std::path::Path>) 
     let mut policies: Vec<Box<dyn Policy>> = baselines(seed);
     policies.push(Box::new(SmartRetry::rules_only(seed)));
     policies.push(Box::new(SmartRetry::learning(seed)));
-    policies.push(Box::new(SmartRetry::six_attempts(seed)));
+    policies.push(Box::new(SmartRetry::document_attempts(seed)));
     if let Some(Ok(ml)) = model.map(|m| SmartRetry::with_model(seed, m)) {
         policies.push(Box::new(ml));
     }

@@ -19,8 +19,14 @@ pub struct BayesConfig {
     pub retry_cost: f64,
     /// …and at least this many ms.
     pub min_retry_cost_ms: u64,
-    /// Cost of losing a job when attempts run out, in median recovery times.
+    /// Cost of losing a job when attempts run out, in median recovery times…
     pub lost_job_cost: f64,
+    /// …and at least this many ms: the default deadline (set by
+    /// [`Strategy::bayes`](crate::Strategy::bayes) from the guardrails; not a field of the
+    /// `bayesian` section). A lost job is a dead letter someone must find and replay,
+    /// which costs what waiting out its whole deadline would.
+    #[serde(skip)]
+    pub lost_job_ms: f64,
     /// Share of learned retries moved earlier (to 40–100 % of the planned delay) to keep
     /// learning how soon jobs recover: a curve only knows the times somebody tried.
     pub explore_rate: f64,
@@ -46,6 +52,7 @@ impl Default for BayesConfig {
             retry_cost: 0.25,
             min_retry_cost_ms: 250,
             lost_job_cost: 10.0,
+            lost_job_ms: crate::guard::DEFAULT_DEADLINE_MS as f64,
             explore_rate: 0.03,
             tenant_scopes: true,
             hour_scopes: false,

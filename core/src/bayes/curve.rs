@@ -9,8 +9,6 @@ pub(super) const PRIOR: f32 = 0.5;
 /// Share of still-failing jobs assumed to recover in each unexplored bin past the data.
 pub const EXPLORE_SHARE: f32 = 0.2;
 
-/// The least a lost job costs the plan, ms.
-pub const MIN_LOST_COST_MS: f64 = 120_000.0;
 /// Plans are made for 1, 2 and 3+ retries left: the last retry is placed to catch the
 /// slow tail, earlier ones to catch the bulk.
 pub const PLAN_DEPTH: usize = 3;
@@ -60,9 +58,9 @@ pub(super) fn recovery_curve(events: &[f32; BINS], at_risk: &[f32; BINS]) -> [f3
 pub fn plan_costs(median_ms: f64, cfg: &BayesConfig) -> (f64, f64) {
     let retry = (cfg.retry_cost * median_ms).max(cfg.min_retry_cost_ms as f64);
     // A lost job is expensive in absolute terms too (a dead letter, a person): at least
-    // MIN_LOST_COST_MS, so a key that recovered fast until now does not spend its last
-    // attempts in quick hops when recovery suddenly slows.
-    let lost = (cfg.lost_job_cost * median_ms).max(MIN_LOST_COST_MS).max(retry);
+    // the deadline it had, so a key that recovered fast until now does not spend its
+    // last attempts in quick hops when recovery suddenly slows.
+    let lost = (cfg.lost_job_cost * median_ms).max(cfg.lost_job_ms).max(retry);
     (retry, lost)
 }
 

@@ -20,8 +20,20 @@ pub(super) struct Case<'a> {
     pub(super) policy: &'a Policy,
     /// The attempts the policy allows (or an override's number for it).
     pub(super) policy_max: u32,
-    /// The attempts this job gets: the policy's, the guardrail's and the caller's, least.
+    /// The attempts this job gets: the caller's when it names a number (up to the
+    /// guardrail and an override), else the policy's; plus its failures that did not use
+    /// one up ([`Case::free`]).
     pub(super) max_attempts: u32,
+    /// Failures of this job that did not use up an attempt (a rate limit whose reset was
+    /// known, a downstream down for every caller), this one included. Counted only once
+    /// the attempts run out (`free.rs`).
+    pub(super) free: u32,
+    /// Why this failure does not use up an attempt, when it does not.
+    pub(super) free_now: Option<super::free::Why>,
+    /// The job's deadline from its first failure: the earliest of the operator's hard
+    /// limit (`max_total_ms`), an override's, and the call's (else its policy's, else
+    /// the guardrails' `default_deadline_ms`).
+    pub(super) deadline_ms: u64,
     /// The job type's context, when it belongs to one.
     pub(super) context: Option<&'a contexts::ResolvedContext>,
     pub(super) overrides: &'a OverridesInForce<'a>,
@@ -70,16 +82,27 @@ impl<'a> Case<'a> {
         context: Option<&'a contexts::ResolvedContext>,
         overrides: &'a OverridesInForce<'a>,
     ) -> Case<'a> {
+        let g = &s.strategy.guardrails;
         let policy_max = overrides.max_attempts.map_or(policy.max_attempts, |(n, _)| n);
-        let max_attempts =
-            policy_max.min(s.strategy.guardrails.max_attempts).min(f.max_attempts.unwrap_or(u32::MAX));
+        // The caller's number is authoritative both ways, up to what operators set.
+        let asked =
+            f.max_attempts.map_or(policy_max, |n| overrides.max_attempts.map_or(n, |(o, _)| n.min(o)));
+        let own_deadline = f.deadline_ms.or(policy.deadline_ms).unwrap_or(g.default_deadline_ms);
+        let deadline_ms = [Some(own_deadline), g.max_total_ms, overrides.deadline_ms.map(|(d, _)| d)]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(own_deadline);
         Case {
             f,
             kind,
             label: f.error_class.as_deref().unwrap_or(kind.as_str()),
             policy,
             policy_max,
-            max_attempts,
+            max_attempts: asked.min(g.max_attempts),
+            free: 0,
+            free_now: None,
+            deadline_ms,
             context,
             overrides,
         }
@@ -89,6 +112,12 @@ impl<'a> Case<'a> {
     #[inline]
     pub(super) fn retries_left(&self) -> u32 {
         self.max_attempts.saturating_sub(self.f.attempt_number).max(1)
+    }
+
+    /// The attempts the caller, the policy and the operators allow, before free ones.
+    #[inline]
+    pub(super) fn attempts_allowed(&self) -> u32 {
+        self.max_attempts - self.free
     }
 
     /// The number of the retry being decided.

@@ -37,15 +37,11 @@ struct Pass<'a> {
 #[inline]
 pub(super) fn apply(w: &World<'_>, c: &Case<'_>, state: &mut GuardState, d: &mut Draft) {
     let g = &w.settings.strategy.guardrails;
-    let limits = [c.f.deadline_ms, g.max_total_ms, c.overrides.deadline_ms.map(|(d, _)| d)];
     let p = Pass {
         w,
         c,
         g,
-        deadline: Deadline {
-            limit: limits.into_iter().flatten().min(),
-            elapsed: c.f.since_first_failure_ms.unwrap_or(0),
-        },
+        deadline: Deadline { limit: c.deadline_ms, elapsed: c.f.since_first_failure_ms.unwrap_or(0) },
         commit: w.live(),
         bits: mix64(w.bits),
     };
@@ -95,7 +91,9 @@ fn circuit_breaker(p: &Pass<'_>, state: &mut GuardState, d: &mut Draft) -> Flow 
     Continue(())
 }
 
-/// Never sooner than the server asked; past the max delay, no retry.
+/// Never sooner than the server asked, up to the max delay: a wait past it is capped
+/// there (a hint is a hint: one hostile or mistaken header never parks a job for days),
+/// and the deadline guard after it refuses a retry that would start too late.
 #[inline]
 fn retry_after(p: &Pass<'_>, d: &mut Draft) -> Flow {
     let g = p.g;
@@ -104,18 +102,17 @@ fn retry_after(p: &Pass<'_>, d: &mut Draft) -> Flow {
     }
     let Some(ra) = p.c.f.retry_after_ms(p.w.now) else { return Continue(()) };
     if ra > g.max_delay_ms {
-        d.refuse(
-            Method::Guardrail,
-            Some(Guardrail::RetryAfter),
-            format!(
-                "The server asked to wait {} (Retry-After), beyond the {} max delay.",
+        d.method = Method::Guardrail;
+        d.clip(
+            Guardrail::RetryAfter,
+            g.max_delay_ms,
+            format_args!(
+                "the server asked to wait {} (Retry-After), capped at the max delay ({})",
                 Ms(ra),
                 Ms(g.max_delay_ms)
             ),
         );
-        return Break(());
-    }
-    if ra > d.delay_ms {
+    } else if ra > d.delay_ms {
         d.clip(Guardrail::RetryAfter, ra, format_args!("raised to the server's Retry-After of {}", Ms(ra)));
     }
     Continue(())
@@ -143,17 +140,17 @@ fn max_delay(g: &Guardrails, d: &mut Draft) {
     }
 }
 
-/// The earliest of the caller's deadline, the guardrails' and an override's, against
-/// the time spent since the first failure.
+/// The job's deadline (`Case::deadline_ms`) against the time spent since its first
+/// failure.
 struct Deadline {
-    limit: Option<u64>,
+    limit: u64,
     elapsed: u64,
 }
 
 impl Deadline {
     /// The deadline a retry after `delay_ms` would start past, if any.
     fn past(&self, delay_ms: u64) -> Option<u64> {
-        self.limit.filter(|&limit| self.elapsed.saturating_add(delay_ms) > limit)
+        Some(self.limit).filter(|&limit| self.elapsed.saturating_add(delay_ms) > limit)
     }
 
     fn refuse(&self, d: &mut Draft, limit: u64) -> Flow {
@@ -172,7 +169,7 @@ impl Deadline {
 
     /// How long a job may still wait.
     fn room(&self) -> u64 {
-        self.limit.map_or(u64::MAX, |limit| limit.saturating_sub(self.elapsed))
+        self.limit.saturating_sub(self.elapsed)
     }
 }
 
@@ -221,7 +218,7 @@ fn caps_and_budgets(p: &Pass<'_>, state: &mut GuardState, d: &mut Draft) -> Flow
     }
     match admitted.map(|a| a.throttled) {
         Ok(None) => Continue(()),
-        Ok(Some(probability)) => adaptive_throttle(p, probability, d),
+        Ok(Some(probability)) => adaptive_throttle(p, state, probability, d),
         Err(refusal) => {
             let why = budget_refusal(p, refusal, priority);
             d.refuse(Method::Guardrail, Some(refusal.guardrail()), why);
@@ -281,27 +278,21 @@ fn budget_refusal(p: &Pass<'_>, refusal: Refusal, priority: Option<Priority>) ->
     }
 }
 
-/// An overloaded downstream rejects this share of retries: a throttled retry is deferred
-/// by half the throttling window (no retry when that passes the max delay or deadline).
+/// An overloaded downstream rejects this share `p` of retries: a throttled retry is
+/// deferred to when, at that rate, it would have been let through, the planned delay
+/// over 1 − p (derived from what was learned or the rules, never a flat wait), capped
+/// at the max delay; none past the deadline. A downstream down for every caller is
+/// probe-and-release's (its jobs take turns), not throttling's.
 #[inline]
-fn adaptive_throttle(p: &Pass<'_>, probability: f64, d: &mut Draft) -> Flow {
+fn adaptive_throttle(p: &Pass<'_>, state: &mut GuardState, probability: f64, d: &mut Draft) -> Flow {
     let (f, g) = (p.c.f, p.g);
-    let defer = g.throttle_window_ms / 2;
-    if defer > g.max_delay_ms {
-        d.refuse(
-            Method::Guardrail,
-            Some(Guardrail::AdaptiveThrottle),
-            format!(
-                "Not retrying: {} is overloaded (adaptive throttling rejects {} of retries) and deferring {} exceeds the max delay.",
-                f.job_type,
-                Pct(probability),
-                Ms(defer)
-            ),
-        );
-        return Break(());
+    if g.probe_and_release && state.down(&f.job_type, p.w.now) {
+        return Continue(());
     }
+    let planned = d.delay_ms.max(g.min_delay_ms).max(1_000) as f64;
+    let defer = ((planned / (1.0 - probability).max(0.05)) as u64).min(g.max_delay_ms);
     if let Some(limit) = p.deadline.past(defer.max(d.delay_ms)) {
-        d.delay_ms = defer;
+        d.delay_ms = defer.max(d.delay_ms);
         return p.deadline.refuse(d, limit);
     }
     if defer > d.delay_ms {
@@ -329,7 +320,14 @@ fn probe_and_release(p: &Pass<'_>, state: &mut GuardState, d: &mut Draft) {
     if !(p.commit && p.g.probe_and_release && state.down(&f.job_type, now)) {
         return;
     }
-    let latest = now.saturating_add(p.g.max_delay_ms.min(p.deadline.room()));
+    // Jobs whose host checks in are woken the moment it is back: they may wait for it up
+    // to their deadline. The others keep to the max delay.
+    let most = if state.checks_in(&f.job_type) {
+        p.deadline.room()
+    } else {
+        p.g.max_delay_ms.min(p.deadline.room())
+    };
+    let latest = now.saturating_add(most);
     let planned = now.saturating_add(d.delay_ms);
     let at = state.claim_probe(&f.job_type, now, planned, latest);
     if at > planned {

@@ -4,9 +4,13 @@
 //! works on one [`Draft`]: it may refuse it, move its delay (clip) and name itself.
 //!
 //! 1. **The case** (`case.rs`): classify the failure (`503` → `service_unavailable`), pick
-//!    the policy (an override's, else the matched one shaped by the job type's context)
-//!    and the attempts it gets (the least of the policy's, the guardrails' and the
-//!    caller's). A live failure also teaches the key's rate-limit reset (`learned.rs`).
+//!    the policy (an override's, else the matched one shaped by the job type's context),
+//!    the attempts it gets (the caller's number when it names one, else the policy's, up
+//!    to the guardrails' and an override's) and its deadline (30 minutes unless the
+//!    call, its policy or an operator says otherwise). Failures that did not use up an
+//!    attempt (a known rate-limit reset, a downstream down for all) are added to the
+//!    attempts once they run out (`free.rs`). A live failure also teaches the key's
+//!    rate-limit reset (`learned.rs`).
 //! 2. **Hard refusals** (`refusals.rs`): the emergency stop, permanent failures, a policy
 //!    that does not retry, no attempts left, a non-idempotent call that may have taken
 //!    effect, retries disabled by an operator. These end the story: no tier is asked.
@@ -29,6 +33,7 @@
 mod case;
 mod controls;
 mod draft;
+mod free;
 mod guardrails;
 mod learned;
 mod refusals;
@@ -55,7 +60,8 @@ pub(crate) fn evaluate(w: &World<'_>, f: &Features) -> Decision {
     let context = s.contexts.get(&f.job_type);
     let ov = if s.overrides.is_empty() { OverridesInForce::default() } else { s.overrides.resolve(f, w.now) };
     let policy = case::policy(s, f, kind, context, &ov);
-    let c = Case::new(s, f, kind, &policy, context, &ov);
+    let mut c = Case::new(s, f, kind, &policy, context, &ov);
+    free::count(w, &mut c);
     let mut d = Draft::new(s.adaptive && context.is_none_or(|c| c.learning()));
     if s.adaptive && w.live() {
         learned::remember_reset(w, &c);
@@ -89,6 +95,7 @@ pub(crate) fn evaluate(w: &World<'_>, f: &Features) -> Decision {
         controls::clamp_to_overrides(&c, &mut d);
         guardrails::apply(w, &c, &mut state, &mut d);
     }
+    free::remember(w, &c, &mut state, &mut d);
     let transitions = state.take_transitions();
     drop(state);
     if !transitions.is_empty() {

@@ -40,7 +40,7 @@ pub(super) fn refusal(w: &World<'_>, c: &Case<'_>) -> Option<HardRefusal> {
         let method = if guard.is_some() { Method::Guardrail } else { Method::Rules };
         return Some((method, guard, why));
     }
-    if !policy.retries() && c.policy_max <= 1 {
+    if !policy.retries() && c.policy_max <= 1 && f.max_attempts.is_none() {
         return Some((
             Method::Rules,
             None,
@@ -50,7 +50,8 @@ pub(super) fn refusal(w: &World<'_>, c: &Case<'_>) -> Option<HardRefusal> {
     if f.attempt_number >= c.max_attempts {
         // The guardrail names itself only when it, not the policy or the caller, binds.
         let g = &w.settings.strategy.guardrails;
-        let (method, guard) = if g.max_attempts < c.policy_max.min(f.max_attempts.unwrap_or(u32::MAX)) {
+        let asked = f.max_attempts.unwrap_or(c.policy_max);
+        let (method, guard) = if c.attempts_allowed() == g.max_attempts && g.max_attempts < asked {
             (Method::Guardrail, Some(Guardrail::MaxAttempts))
         } else {
             (Method::Rules, None)

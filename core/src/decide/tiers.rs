@@ -133,6 +133,8 @@ fn server_said_when(
     else {
         return false;
     };
+    // A hint past the max delay is capped there (the Retry-After guardrail says so).
+    let wait = wait.min(w.settings.strategy.guardrails.max_delay_ms);
     d.delay_ms = wait.saturating_add((wait as f64 * 0.05 * rand01(mix64(w.bits ^ 0x5eed))) as u64);
     d.confidence = 0.9;
     d.estimated = learned.and_then(|l| l.plan).map_or(0.9, |p| p.recovered_by.max(0.5));
