@@ -47,7 +47,7 @@ async fn recommendation_and_preview_have_the_documents_shapes() {
     }
     assert_eq!(d["should_retry"], true);
     assert_eq!(d["policy"], "rate_limit");
-    assert_eq!(d["max_attempts"], 5);
+    assert_eq!(d["max_attempts"], 6);
     let recent = c.get("/recommendations").await.unwrap().json();
     let recent = recent["recommendations"].as_array().unwrap();
     assert_eq!(recent.len(), 1);

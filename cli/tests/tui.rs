@@ -105,10 +105,10 @@ async fn the_tui_shows_the_server_and_its_shortcuts_act_on_it() {
         tmux.wait_for(&["Strategy", "[Live recommendations]", "Analytics", "email_send / rate_limit #1"]);
     for needle in [
         "max attempts: 10",
-        "rate_limit (5×",
+        "rate_limit (6×",
         "payments / service_unavailable #1",
         "signup / validation #1 → no retry",
-        "email_send · rate_limit · attempt 1 of 5",
+        "email_send · rate_limit · attempt 1 of 6",
         "Why: ",
     ] {
         assert!(screen.contains(needle), "{needle:?} not on:\n{screen}");

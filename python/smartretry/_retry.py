@@ -2,7 +2,7 @@
 
 Per failure it converts the outcome into the engine's features, asks the engine,
 records what happened and sleeps; every delay, limit and refusal comes from the
-engine. Locally it only counts (``max_attempts``), catches (``retry_on``,
+engine, ``max_attempts`` included (the engine counts them). Locally it catches (``retry_on``,
 ``retry_if``) and measures time (``deadline`` is passed to the engine as
 ``deadline_ms``).
 """
@@ -249,6 +249,10 @@ class RetryPolicy:
             features["idempotent"] = False
         if self.priority is not None:
             features["priority"] = self.priority
+        if self.max_attempts is not None:
+            # The engine counts: retries a rate limit refused with a known reset, and
+            # failures while the downstream is down for everyone, do not use one up.
+            features["max_attempts"] = self.max_attempts
         if self.deadline_ms is not None:
             features["deadline_ms"] = max(0, self.deadline_ms - state._first_failure_ms)
         if self.backoff is not None:
@@ -258,11 +262,11 @@ class RetryPolicy:
 
         if stop is None and self.stop_if:
             stop = self.stop_requested(state)
-        if stop or (self.max_attempts is not None and n >= self.max_attempts):
+        if stop:
             state._labels = (error_class, error_code, status)
             state.decision = None
             state.next_delay_ms = None
-            state.give_up_reason = "stop_if said stop" if stop else f"max_attempts={self.max_attempts} reached"
+            state.give_up_reason = "stop_if said stop"
             return None
         state._failed_at_unix_ms = int(time.time() * 1000)
         try:

@@ -211,7 +211,7 @@ def test_a_batch_retries_only_the_failed_items(fast: None) -> None:
     dead = {d.index: d for d in summary.dead_letters}
     assert sorted(dead) == [9, 13]
     assert dead[13].attempts == 1 and "permanent" in dead[13].reason, dead[13].reason
-    assert dead[9].attempts == 3 and "no attempts left" in dead[9].reason, dead[9].reason
+    assert dead[9].attempts == 6 and "no attempts left" in dead[9].reason, dead[9].reason
     assert isinstance(dead[9].error, Unavailable)
 
 

@@ -27,7 +27,7 @@ def test_a_job_given_up_on_lands_in_the_queue_with_its_history(tmp_path: Path, f
     assert entry["job_type"] == "order_sync" and entry["tenant"] == "acme"
     assert entry["job_id"].startswith("order_sync#")
     assert "no attempts left" in entry["failure_reason"]
-    assert [a["attempt_number"] for a in entry["attempts"]] == [1, 2, 3]
+    assert [a["attempt_number"] for a in entry["attempts"]] == [1, 2, 3, 4, 5, 6]
     assert entry["error_class"] == "TimeoutError"
     assert entry["payload"] == {"order": "o-7"}
     assert entry["payload_ref"] == "s3://orders/o-7.json"

@@ -178,11 +178,13 @@ def test_max_attempts_counts_the_first_attempt(engine: Engine, fast: None) -> No
     history = err.value.smartretry_history  # type: ignore[attr-defined]
     assert [r.attempt_number for r in history] == [1, 2]
     assert history[0].decision.should_retry
-    assert history[1].decision is None  # stopped locally: the caller's limit
+    # The engine counts the caller's limit (failures that use no attempt would not count).
+    assert not history[1].decision.should_retry
+    assert "Attempt 2 of 2 failed: no attempts left" in history[1].decision.rationale
     if sys.version_info >= (3, 11):
         notes = err.value.__notes__
         assert "gave up after 2 attempt(s)" in notes[0]
-        assert "max_attempts=2" in notes[0]
+        assert "Attempt 2 of 2 failed: no attempts left" in notes[0]
         assert notes[1].startswith("  attempt 1 failed with ConnectionResetError")
 
 
@@ -210,7 +212,7 @@ def test_policy_max_attempts_ends_retries(engine: Engine, fast: None) -> None:
     fn = smart_retry(engine=engine, job_type="timeouts")(flaky)
     with pytest.raises(TimeoutError) as err:
         fn()
-    assert flaky.calls == 3  # service_unavailable policy: 3 attempts
+    assert flaky.calls == 6  # service_unavailable policy: 6 attempts
     assert "no attempts left" in str(err.value.smartretry_history[-1].decision.rationale)  # type: ignore[attr-defined]
 
 
@@ -240,7 +242,7 @@ def test_fallback_value(engine: Engine, fast: None) -> None:
     assert state.args == (1,) and state.kwargs == {"key": "x"}
     assert state.attempt_number == 2
     assert isinstance(state.exception, TimeoutError)
-    assert state.give_up_reason == "max_attempts=2 reached"
+    assert state.give_up_reason is not None and "Attempt 2 of 2 failed: no attempts left" in state.give_up_reason
 
 
 async def test_async_fallback_is_awaited(engine: Engine, fast: None) -> None:
@@ -328,9 +330,9 @@ def test_on_give_up_gets_the_full_history(engine: Engine, fast: None) -> None:
     assert state.job_type == "dlq"
     assert state.args == ("order-1",)
     assert state.job_id is not None and state.job_id.startswith("dlq#")
-    assert [r.attempt_number for r in state.history] == [1, 2, 3]
+    assert [r.attempt_number for r in state.history] == [1, 2, 3, 4, 5, 6]
     assert all(isinstance(r.exception, TimeoutError) for r in state.history)
-    assert [r.decision.should_retry for r in state.history if r.decision] == [True, True, False]
+    assert [r.decision.should_retry for r in state.history if r.decision] == [True] * 5 + [False]
     assert state.history[1].delay_ms == state.history[0].decision.delay_ms  # type: ignore[union-attr]
     assert state.give_up_reason and "no attempts left" in state.give_up_reason
     summary = state.history[0].to_dict()

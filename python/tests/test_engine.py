@@ -98,9 +98,9 @@ def test_preview_lays_out_the_schedule() -> None:
     p = engine.preview({"job_type": "sync", "attempt_number": 1, "http_status": 503}, max_attempts=4, now_ms=T0)
     assert p.current_attempt == 1
     assert p.job_id == "sync_preview"
-    assert len(p.timeline) == 2  # the service_unavailable policy allows 3 attempts
+    assert len(p.timeline) == 3  # the 4 attempts laid out, of the policy's 6
     assert p.timeline[0]["attempt_number"] == 2
-    assert [d.should_retry for d in p.recommendations] == [True, True, False]
+    assert [d.should_retry for d in p.recommendations] == [True, True, True]  # 4 of 6: more to come
     assert p.features["http_status"] == 503
     assert p.to_dict()["generated_at"] == p.generated_at
 
