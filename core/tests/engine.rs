@@ -347,12 +347,12 @@ fn a_downstream_that_fails_a_third_of_calls_is_not_down() {
 #[test]
 fn preview_lays_out_the_schedule_and_changes_nothing() {
     let e = engine();
-    let f = Features::new("email_send", 1).with_error_class("rate_limit");
+    let f = Features::new("email_send", 1).with_error_class("service_unavailable");
     let before = e.metrics();
     let p = e.preview(&f, 10, Some(T0)).unwrap();
     assert_eq!(e.metrics(), before, "a preview is not a decision");
     assert_eq!(p.job_id, "email_send_preview");
-    assert_eq!(p.timeline.len(), 5, "rate_limit allows 6 attempts");
+    assert_eq!(p.timeline.len(), 5, "service_unavailable allows 6 attempts");
     let mut t = T0;
     for (i, step) in p.timeline.iter().enumerate() {
         assert_eq!(step.attempt_number, i as u32 + 2);

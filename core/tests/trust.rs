@@ -100,10 +100,10 @@ fn a_hostile_retry_after_is_clamped_and_forgotten() {
     assert!(next.delay_ms <= 6_250, "the key is not poisoned: {next:?}");
 }
 
-/// Retries a rate limiter refused with a known reset do not use up attempts; the job
-/// still ends by its deadline.
+/// Retries a rate limiter refused (flow control: the call is accepted once the window
+/// resets) do not use up attempts; the job still ends by its deadline.
 #[test]
-fn rate_limited_retries_with_a_known_reset_do_not_use_up_attempts() {
+fn retries_a_rate_limit_refused_do_not_use_up_attempts() {
     let e = engine();
     let mut at = T0;
     let mut since = 0;
@@ -111,24 +111,32 @@ fn rate_limited_retries_with_a_known_reset_do_not_use_up_attempts() {
         let mut f =
             failure("search_api", attempt, 429).with_job_id("job-1").with_since_first_failure_ms(since);
         f.max_attempts = Some(3);
-        f.retry_after = Some("2".into());
         let d = e.decide(&f, Some(at)).unwrap();
         assert!(d.should_retry, "attempt {attempt}: {d:?}");
         if attempt >= 2 {
-            assert!(d.rationale.contains("did not use up an attempt"), "{}", d.rationale);
+            assert!(
+                d.rationale.contains("did not use up an attempt (a rate limit refused it"),
+                "{}",
+                d.rationale
+            );
         }
         at += d.delay_ms;
         since += d.delay_ms;
     }
-    // A 503 after them: the two attempts it used before are still its own.
+    // A 503 after them: the eleven refusals are remembered, the two attempts it used are its own.
     let mut f = failure("search_api", 13, 503).with_job_id("job-1").with_since_first_failure_ms(since);
     f.max_attempts = Some(3);
     let d = e.decide(&f, Some(at)).unwrap();
-    assert!(d.should_retry && d.max_attempts > 3, "{d:?}");
-    // Another job without a known reset gets its three.
-    let mut other = failure("search_api", 3, 429).with_job_id("job-2");
+    assert!(d.should_retry && d.max_attempts == 14, "{d:?}");
+    // Another job's 503s use up its three.
+    let mut other = failure("search_api", 3, 503).with_job_id("job-2");
     other.max_attempts = Some(3);
     assert!(!e.decide(&other, Some(at)).unwrap().should_retry);
+    // The deadline ends even a rate-limited job.
+    let mut late = failure("search_api", 2, 429).with_job_id("job-3");
+    late.since_first_failure_ms = Some(DEFAULT_DEADLINE_MS - 10);
+    let d = e.decide(&late, Some(at)).unwrap();
+    assert!(!d.should_retry && guards(&d) == ["deadline"], "{d:?}");
 }
 
 /// A real outage still trips protection: jobs of a downstream that accepted calls and

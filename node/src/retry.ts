@@ -143,8 +143,10 @@ export interface RetryOptions<T = unknown> {
    */
   stopIf?: (info: StopInfo<T>) => boolean | PromiseLike<boolean>;
   /**
-   * The caller's cap on attempts, the first included (1–100). The engine applies it with
-   * its own caps (policies, guardrails) and says so in the decision.
+   * The caller's number of attempts, the first included (1–100): authoritative both
+   * ways over the policy's (default 6), up to an operator's guardrail. Retries a rate
+   * limit refused with a known reset, and failures while the downstream is down for
+   * everyone, do not use one up; the job still ends by its deadline (default 30 min).
    */
   maxAttempts?: number;
   /** Milliseconds from the call's start after which no retry starts (the engine enforces it). */

@@ -90,9 +90,11 @@ def smart_retry(
       ``give_up_on``: exception types never retried. ``retry_if``: a predicate on the
       exception, or on the return value (``True`` = treat as a failure and retry); it
       may be async on an async function.
-    - ``max_attempts``: attempts in total, the first included, 1–100 (the engine's
-      guardrails may stop sooner). ``deadline``: seconds from the first call after which
-      no retry starts. ``stop_if(state)``: true stops retrying. ``stop=`` takes the same
+    - ``max_attempts``: attempts in total, the first included, 1–100: authoritative over
+      the policy's (6 by default) both ways, up to an operator's guardrail; retries a rate
+      limit refused with a known reset, and failures while the downstream is down for
+      everyone, do not use one up. ``deadline``: seconds from the first call after which
+      no retry starts (default: the engine's 30 minutes). ``stop_if(state)``: true stops retrying. ``stop=`` takes the same
       in tenacity's form: ``stop_after_attempt(5) | stop_after_delay(30) | stop_when(f)``.
       Any of them stops. ``timeout``: seconds per attempt (async only: the attempt is
       cancelled and counts as a ``TimeoutError``).

@@ -1,10 +1,11 @@
-//! Failures that do not use up an attempt. A retry turned away by a rate limiter whose
-//! reset is known (the server's `Retry-After`, or the reset learned from other jobs) was
-//! refused on schedule, and a job failing while its downstream is down for every caller
-//! waits for the same event as the rest: neither says anything about the job itself, so
-//! neither counts toward `max_attempts`. The job still ends by its deadline.
+//! Failures that do not use up an attempt. A retry a rate limiter refused (429) was turned
+//! away by flow control: the server is up and takes the call once its window resets, so
+//! the refusal says nothing about the job (in bursts the windows fill again and again, and
+//! a count would give up on jobs any later window accepts). A job failing while its
+//! downstream is down for every caller waits for the same event as the rest. Neither
+//! counts toward `max_attempts`; the job still ends by its deadline, and the retry budget
+//! still bounds the load.
 
-use crate::bayes::Scope;
 use crate::classify::ErrorKind;
 use crate::guard::GuardState;
 use crate::say;
@@ -15,8 +16,8 @@ use super::draft::{Draft, World};
 /// Why a failure does not use up an attempt.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) enum Why {
-    /// A rate limit whose reset is known refused the retry.
-    ResetKnown,
+    /// A rate limiter refused the retry (429).
+    RateLimited,
     /// The downstream is down for every caller (probe-and-release).
     Down,
 }
@@ -24,20 +25,14 @@ pub(crate) enum Why {
 /// Why this failure does not use up an attempt, if it does not. Read before the failure
 /// is counted; a first attempt is not a retry, so it always uses one.
 fn why(w: &World<'_>, c: &Case<'_>, state: &mut GuardState) -> Option<Why> {
-    let (f, g) = (c.f, &w.settings.strategy.guardrails);
-    if f.attempt_number < 2 {
+    let g = &w.settings.strategy.guardrails;
+    if c.f.attempt_number < 2 {
         return None;
     }
-    if c.kind == ErrorKind::RateLimit && g.respect_retry_after {
-        let reset_known = f.retry_after_ms(w.now).is_some()
-            || w.learner
-                .with(&f.job_type, c.label, Scope::Key, |m| m.reset.wait_from(w.now).is_some())
-                .unwrap_or(false);
-        if reset_known {
-            return Some(Why::ResetKnown);
-        }
+    if c.kind == ErrorKind::RateLimit {
+        return Some(Why::RateLimited);
     }
-    (g.probe_and_release && state.down(&f.job_type, w.now)).then_some(Why::Down)
+    (g.probe_and_release && state.down(&c.f.job_type, w.now)).then_some(Why::Down)
 }
 
 /// Whether this failure uses up an attempt and, once the attempts it was allowed run
@@ -66,7 +61,7 @@ pub(super) fn remember(w: &World<'_>, c: &Case<'_>, state: &mut GuardState, d: &
     }
     if d.retry {
         let reason = match why {
-            Why::ResetKnown => "the rate limit's reset is known",
+            Why::RateLimited => "a rate limit refused it: the call is accepted once its window resets",
             Why::Down => "its downstream is down for every caller",
         };
         say!(&mut d.rationale, "; this failure did not use up an attempt (", reason, ")");
