@@ -161,6 +161,8 @@ export interface Policy {
   strategy?: BackoffStrategy;
   /** Jitter mode (see the core's `backoff::Jitter`); absent = ±`jitter_percent`. */
   jitter?: unknown;
+  /** The deadline of the jobs it governs, from their first failure, unless the call names one. */
+  deadline_ms?: number;
 }
 
 /** Hard limits that can only make decisions safer. */
@@ -176,6 +178,8 @@ export interface Guardrails {
   min_retries_per_sec: number;
   tenant_max_share: number;
   max_total_ms?: number;
+  /** The deadline, from its first failure, of a job whose call, policy and overrides name none. */
+  default_deadline_ms: number;
   respect_retry_after: boolean;
   adaptive_throttle: boolean;
   throttle_k: number;

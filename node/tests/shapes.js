@@ -20,12 +20,12 @@ const STATS = /** @type {const} */ ([
 const BUCKET_STATS = /** @type {const} */ (['label', 'min_ms', 'max_ms', 'successes', 'failures', 'success_probability', 'confidence']);
 const POLICY = /** @type {const} */ ([
   'name', 'error_patterns', 'job_type_patterns', 'max_attempts', 'base_delay_ms', 'max_delay_ms',
-  'min_delay_ms', 'backoff_multiplier', 'jitter_percent', 'priority', 'strategy', 'jitter',
+  'min_delay_ms', 'backoff_multiplier', 'jitter_percent', 'priority', 'strategy', 'jitter', 'deadline_ms',
 ]);
 const GUARDRAILS = /** @type {const} */ ([
   'max_attempts', 'max_delay_ms', 'min_delay_ms', 'max_budget_percent', 'per_tenant_limits',
   'emergency_stop', 'explainability_required', 'budget_window_ms', 'min_retries_per_sec',
-  'tenant_max_share', 'max_total_ms', 'respect_retry_after', 'adaptive_throttle', 'throttle_k',
+  'tenant_max_share', 'max_total_ms', 'default_deadline_ms', 'respect_retry_after', 'adaptive_throttle', 'throttle_k',
   'throttle_window_ms', 'max_concurrent_retries', 'in_flight_ttl_ms', 'probe_and_release', 'priority_shares',
 ]);
 const FEATURES = /** @type {const} */ ([
