@@ -196,6 +196,9 @@ type Policy struct {
 	Strategy string `json:"strategy,omitempty"`
 	// Jitter: "none", "full", "equal", "decorrelated" or {"percent": 25}; empty = ±JitterPercent.
 	Jitter json.RawMessage `json:"jitter,omitempty"`
+	// DeadlineMs is the deadline of the jobs it governs unless the call names one
+	// (0: the guardrails' DefaultDeadlineMs).
+	DeadlineMs int64 `json:"deadline_ms,omitempty"`
 }
 
 // Guardrails are the hard limits every decision obeys.
@@ -218,4 +221,7 @@ type Guardrails struct {
 	MaxConcurrentRetries   *int    `json:"max_concurrent_retries,omitempty"`
 	InFlightTTLMs          int64   `json:"in_flight_ttl_ms"`
 	ProbeAndRelease        bool    `json:"probe_and_release"`
+	// DefaultDeadlineMs is the deadline of a job whose call, policy and overrides name
+	// none, from its first failure (30 minutes).
+	DefaultDeadlineMs int64 `json:"default_deadline_ms"`
 }

@@ -9,7 +9,8 @@
 //! (instructions of the second − the first) / 20000 = one decision. Modes: `plain`
 //! (nothing configured), `overrides` (three overrides, one applies), `subscriber` (a
 //! subscriber to every event, drained every 1,000 decisions), `both`, `bayesian` (a
-//! learned key: the Bayesian tier answers), `refused` (a 400: never retried).
+//! learned key: the Bayesian tier answers), `refused` (a 400: never retried), `retry` (a
+//! job's second failure, with its id).
 
 use smartretry::{Attempt, Engine, Features, Method, Override};
 
@@ -22,6 +23,10 @@ fn main() {
     let mut f = Features::new("payment_capture", 1).with_http_status(503);
     if mode == "refused" {
         f = f.with_http_status(400);
+    }
+    if mode == "retry" {
+        // A job's second failure: whether it used up an attempt is counted.
+        f = Features::new("payment_capture", 2).with_http_status(503).with_job_id("job-1");
     }
     if mode == "bayesian" {
         learn(&engine, t0 - 60);

@@ -275,10 +275,19 @@ pub struct Guardrails {
     #[uniffi(default = true)]
     #[serde(default = "yes")]
     pub probe_and_release: bool,
+    /// The deadline of a job whose call, policy and overrides name none, from its first
+    /// failure (30 minutes).
+    #[uniffi(default = 1800000)]
+    #[serde(default = "default_deadline_ms")]
+    pub default_deadline_ms: i64,
 }
 
 fn yes() -> bool {
     true
+}
+
+fn default_deadline_ms() -> i64 {
+    smartretry::DEFAULT_DEADLINE_MS as i64
 }
 
 /// What a lifecycle event is about.
@@ -682,9 +691,15 @@ impl Engine {
         guarded(|| convert(&self.inner.guardrails()))
     }
 
-    /// Replaces the guardrails (validated; nothing changes on error).
+    /// Replaces the guardrails this record holds (validated; nothing changes on error).
+    /// Settings the record does not carry (the priority shares) are kept as they are.
     pub fn update_guardrails(&self, guardrails: Guardrails) -> Result<()> {
-        guarded(|| Ok(self.inner.update_guardrails(convert(&guardrails)?)?))
+        guarded(|| {
+            let patch = serde_json::to_value(&guardrails)
+                .map_err(|e| SmartRetryError::invalid("guardrails", e.to_string()))?;
+            self.inner.patch_guardrails(&patch)?;
+            Ok(())
+        })
     }
 
     /// Changes the guardrail fields present in a JSON object and returns all of them.

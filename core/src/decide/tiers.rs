@@ -134,8 +134,8 @@ fn server_said_when(
         return false;
     };
     // A hint past the max delay is capped there (the Retry-After guardrail says so).
-    let wait = wait.min(w.settings.strategy.guardrails.max_delay_ms);
-    d.delay_ms = wait.saturating_add((wait as f64 * 0.05 * rand01(mix64(w.bits ^ 0x5eed))) as u64);
+    let spread = (wait as f64 * 0.05 * rand01(mix64(w.bits ^ 0x5eed))) as u64;
+    d.delay_ms = wait.saturating_add(spread).min(w.settings.strategy.guardrails.max_delay_ms);
     d.confidence = 0.9;
     d.estimated = learned.and_then(|l| l.plan).map_or(0.9, |p| p.recovered_by.max(0.5));
     say!(&mut d.rationale, "Retry ", c.retry_number(), " of ", c.max_attempts, " in ", Ms(d.delay_ms), ": ");
