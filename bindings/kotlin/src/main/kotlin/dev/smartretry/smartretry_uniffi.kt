@@ -1029,7 +1029,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_smartretry_uniffi_checksum_method_engine_subscribe() and 0xFFFF) != 42216) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_smartretry_uniffi_checksum_method_engine_update_guardrails() and 0xFFFF) != 43305) {
+    if ((lib.uniffi_smartretry_uniffi_checksum_method_engine_update_guardrails() and 0xFFFF) != 35055) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_smartretry_uniffi_checksum_method_eventsubscription_dropped() and 0xFFFF) != 28198) {
@@ -1570,7 +1570,8 @@ public interface EngineInterface {
     fun `subscribe`(`kinds`: List<EventKind>, `capacity`: kotlin.Int = 1024): EventSubscription
     
     /**
-     * Replaces the guardrails (validated; nothing changes on error).
+     * Replaces the guardrails this record holds (validated; nothing changes on error).
+     * Settings the record does not carry (the priority shares) are kept as they are.
      */
     fun `updateGuardrails`(`guardrails`: Guardrails)
     
@@ -2103,7 +2104,8 @@ open class Engine: Disposable, AutoCloseable, EngineInterface
 
     
     /**
-     * Replaces the guardrails (validated; nothing changes on error).
+     * Replaces the guardrails this record holds (validated; nothing changes on error).
+     * Settings the record does not carry (the priority shares) are kept as they are.
      */
     @Throws(SmartRetryException::class)override fun `updateGuardrails`(`guardrails`: Guardrails)
         = 
@@ -3139,6 +3141,12 @@ data class Guardrails (
      * rest wait to be released (`Decision.check_in_ms`, `Engine.released`).
      */
     var `probeAndRelease`: kotlin.Boolean = true 
+    , 
+    /**
+     * The deadline of a job whose call, policy and overrides name none, from its first
+     * failure (30 minutes).
+     */
+    var `defaultDeadlineMs`: kotlin.Long = 1800000L 
     
 ){
     
@@ -3186,6 +3194,7 @@ public object FfiConverterTypeGuardrails: FfiConverterRustBuffer<Guardrails> {
             FfiConverterOptionalInt.read(buf),
             FfiConverterLong.read(buf),
             FfiConverterBoolean.read(buf),
+            FfiConverterLong.read(buf),
         )
     }
 
@@ -3207,7 +3216,8 @@ public object FfiConverterTypeGuardrails: FfiConverterRustBuffer<Guardrails> {
             FfiConverterLong.allocationSize(value.`throttleWindowMs`) +
             FfiConverterOptionalInt.allocationSize(value.`maxConcurrentRetries`) +
             FfiConverterLong.allocationSize(value.`inFlightTtlMs`) +
-            FfiConverterBoolean.allocationSize(value.`probeAndRelease`)
+            FfiConverterBoolean.allocationSize(value.`probeAndRelease`) +
+            FfiConverterLong.allocationSize(value.`defaultDeadlineMs`)
     )
 
     override fun write(value: Guardrails, buf: ByteBuffer) {
@@ -3229,6 +3239,7 @@ public object FfiConverterTypeGuardrails: FfiConverterRustBuffer<Guardrails> {
             FfiConverterOptionalInt.write(value.`maxConcurrentRetries`, buf)
             FfiConverterLong.write(value.`inFlightTtlMs`, buf)
             FfiConverterBoolean.write(value.`probeAndRelease`, buf)
+            FfiConverterLong.write(value.`defaultDeadlineMs`, buf)
     }
 }
 
