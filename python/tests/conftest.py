@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from typing import Iterator
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Dict, Iterator, Tuple, Type
 
 import pytest
 
@@ -37,3 +39,16 @@ def fast() -> Iterator[None]:
     """Testing mode: no real sleeping, decisions and records as usual."""
     with smartretry.testing():
         yield
+
+
+def serve(handler: Type[BaseHTTPRequestHandler]) -> Iterator[Tuple[str, Dict[str, int]]]:
+    """A real HTTP server on 127.0.0.1 for a test: its base URL and the handler's hit
+    counts per path (the handler class keeps them in ``hits``)."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    hits: Dict[str, int] = {}
+    handler.hits = hits  # type: ignore[attr-defined]
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", hits
+    httpd.shutdown()
+    httpd.server_close()

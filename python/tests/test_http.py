@@ -8,11 +8,12 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 
+from conftest import serve
 from smartretry import Engine, RetryCallState, smart_retry
 
 
@@ -168,13 +169,7 @@ class Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server() -> Iterator[Tuple[str, Dict[str, int]]]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    Handler.hits = {}
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", Handler.hits
-    httpd.shutdown()
-    httpd.server_close()
+    yield from serve(Handler)
 
 
 def test_real_server_503_then_success(engine: Engine, fast: None, server: Tuple[str, Dict[str, int]]) -> None:

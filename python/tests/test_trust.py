@@ -6,13 +6,14 @@ the waits checked are the ones the engine decided."""
 from __future__ import annotations
 
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Dict, Iterator, List, Tuple
 
 import aiohttp
 import pytest
 import requests
 
+from conftest import serve
 from smartretry import Engine, RetryCallState, smart_retry
 
 
@@ -49,13 +50,7 @@ class Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server() -> Iterator[Tuple[str, Dict[str, int]]]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    Handler.hits = {}
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", Handler.hits
-    httpd.shutdown()
-    httpd.server_close()
+    yield from serve(Handler)
 
 
 def fetch(url: str) -> str:
