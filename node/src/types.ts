@@ -1,5 +1,5 @@
 // The engine's data shapes, in the API document's snake_case JSON (core/src/model.rs,
-// guard.rs, policy.rs, config.rs). The engine ignores fields it does not know.
+// guard/settings.rs, policy.rs, config.rs). The engine ignores fields it does not know.
 // test/shapes.test.js checks these field lists against what the real engine returns.
 
 /** Which tier made a decision. */
