@@ -29,7 +29,7 @@ pub(super) struct Case<'a> {
     /// the attempts run out (`free.rs`).
     pub(super) free: u32,
     /// Why this failure does not use up an attempt, when it does not.
-    pub(super) free_now: Option<super::free::Why>,
+    pub(super) free_now: Option<FreeFailure>,
     /// The job's deadline from its first failure: the earliest of the operator's hard
     /// limit (`max_total_ms`), an override's, and the call's (else its policy's, else
     /// the guardrails' `default_deadline_ms`).
@@ -37,6 +37,15 @@ pub(super) struct Case<'a> {
     /// The job type's context, when it belongs to one.
     pub(super) context: Option<&'a contexts::ResolvedContext>,
     pub(super) overrides: &'a OverridesInForce<'a>,
+}
+
+/// Why a failure does not use up an attempt (`free.rs` decides it).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum FreeFailure {
+    /// A rate limiter refused the retry (429).
+    RateLimited,
+    /// The downstream is down for every caller (probe-and-release).
+    Down,
 }
 
 /// The class of `f`'s failure, once the caller's say is heard (`expected`: a type it

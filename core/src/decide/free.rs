@@ -10,29 +10,20 @@ use crate::classify::ErrorKind;
 use crate::guard::GuardState;
 use crate::say;
 
-use super::case::Case;
+use super::case::{Case, FreeFailure};
 use super::draft::{Draft, World};
-
-/// Why a failure does not use up an attempt.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum Why {
-    /// A rate limiter refused the retry (429).
-    RateLimited,
-    /// The downstream is down for every caller (probe-and-release).
-    Down,
-}
 
 /// Why this failure does not use up an attempt, if it does not. Read before the failure
 /// is counted; a first attempt is not a retry, so it always uses one.
-fn why(w: &World<'_>, c: &Case<'_>, state: &mut GuardState) -> Option<Why> {
+fn why(w: &World<'_>, c: &Case<'_>, state: &mut GuardState) -> Option<FreeFailure> {
     let g = &w.settings.strategy.guardrails;
     if c.f.attempt_number < 2 {
         return None;
     }
     if c.kind == ErrorKind::RateLimit {
-        return Some(Why::RateLimited);
+        return Some(FreeFailure::RateLimited);
     }
-    (g.probe_and_release && state.down(&c.f.job_type, w.now)).then_some(Why::Down)
+    (g.probe_and_release && state.down(&c.f.job_type, w.now)).then_some(FreeFailure::Down)
 }
 
 /// Whether this failure uses up an attempt and, once the attempts it was allowed run
@@ -61,8 +52,10 @@ pub(super) fn remember(w: &World<'_>, c: &Case<'_>, state: &mut GuardState, d: &
     }
     if d.retry {
         let reason = match why {
-            Why::RateLimited => "a rate limit refused it: the call is accepted once its window resets",
-            Why::Down => "its downstream is down for every caller",
+            FreeFailure::RateLimited => {
+                "a rate limit refused it: the call is accepted once its window resets"
+            }
+            FreeFailure::Down => "its downstream is down for every caller",
         };
         say!(&mut d.rationale, "; this failure did not use up an attempt (", reason, ")");
     }
