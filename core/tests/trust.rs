@@ -101,16 +101,14 @@ fn a_hostile_retry_after_is_clamped_and_forgotten() {
 }
 
 /// Retries a rate limiter refused (flow control: the call is accepted once the window
-/// resets) do not use up attempts; the job still ends by its deadline.
+/// resets) do not use up attempts; a caller that names its own number keeps it unless the
+/// reset is known. The job still ends by its deadline.
 #[test]
 fn retries_a_rate_limit_refused_do_not_use_up_attempts() {
     let e = engine();
-    let mut at = T0;
-    let mut since = 0;
+    let (mut at, mut since) = (T0, 0);
     for attempt in 1..=12u32 {
-        let mut f =
-            failure("search_api", attempt, 429).with_job_id("job-1").with_since_first_failure_ms(since);
-        f.max_attempts = Some(3);
+        let f = failure("search_api", attempt, 429).with_job_id("job-1").with_since_first_failure_ms(since);
         let d = e.decide(&f, Some(at)).unwrap();
         assert!(d.should_retry, "attempt {attempt}: {d:?}");
         if attempt >= 2 {
@@ -123,15 +121,19 @@ fn retries_a_rate_limit_refused_do_not_use_up_attempts() {
         at += d.delay_ms;
         since += d.delay_ms;
     }
-    // A 503 after them: the eleven refusals are remembered, the two attempts it used are its own.
-    let mut f = failure("search_api", 13, 503).with_job_id("job-1").with_since_first_failure_ms(since);
-    f.max_attempts = Some(3);
+    // A 503 after them: the eleven refusals are remembered, the attempt it used is its own.
+    let f = failure("search_api", 13, 503).with_job_id("job-1").with_since_first_failure_ms(since);
     let d = e.decide(&f, Some(at)).unwrap();
-    assert!(d.should_retry && d.max_attempts == 14, "{d:?}");
-    // Another job's 503s use up its three.
-    let mut other = failure("search_api", 3, 503).with_job_id("job-2");
-    other.max_attempts = Some(3);
-    assert!(!e.decide(&other, Some(at)).unwrap().should_retry);
+    assert!(d.should_retry && d.max_attempts == 17, "{d:?}");
+    // The caller's own three: kept for 429s whose reset nobody knows…
+    let mut mine = failure("quota_api", 3, 429).with_job_id("job-2");
+    mine.max_attempts = Some(3);
+    let d = e.decide(&mine, Some(at)).unwrap();
+    assert!(!d.should_retry && d.rationale.contains("Attempt 3 of 3"), "{d:?}");
+    // …not for a refusal the server scheduled (Retry-After).
+    mine.retry_after = Some("2".into());
+    let d = e.decide(&mine, Some(at)).unwrap();
+    assert!(d.should_retry && d.rationale.contains("did not use up an attempt"), "{d:?}");
     // The deadline ends even a rate-limited job.
     let mut late = failure("search_api", 2, 429).with_job_id("job-3");
     late.since_first_failure_ms = Some(DEFAULT_DEADLINE_MS - 10);

@@ -1,11 +1,14 @@
 //! Failures that do not use up an attempt. A retry a rate limiter refused (429) was turned
 //! away by flow control: the server is up and takes the call once its window resets, so
 //! the refusal says nothing about the job (in bursts the windows fill again and again, and
-//! a count would give up on jobs any later window accepts). A job failing while its
+//! a count would give up on jobs any later window accepts). A caller that names its own
+//! `max_attempts` keeps that count for 429s unless the reset is known (the server's
+//! `Retry-After`, or the reset learned from other jobs). A job failing while its
 //! downstream is down for every caller waits for the same event as the rest. Neither
 //! counts toward `max_attempts`; the job still ends by its deadline, and the retry budget
 //! still bounds the load.
 
+use crate::bayes::Scope;
 use crate::classify::ErrorKind;
 use crate::guard::GuardState;
 use crate::say;
@@ -21,7 +24,19 @@ fn why(w: &World<'_>, c: &Case<'_>, state: &mut GuardState) -> Option<FreeFailur
         return None;
     }
     if c.kind == ErrorKind::RateLimit {
-        return Some(FreeFailure::RateLimited);
+        // A caller that named its own number of attempts keeps it, unless the server (or
+        // the key's learned reset) says when the window resets: then the refusal is on
+        // schedule, not a failure of the job.
+        let f = c.f;
+        let counted = f.max_attempts.is_some()
+            && !(g.respect_retry_after
+                && (f.retry_after_ms(w.now).is_some()
+                    || w.learner
+                        .with(&f.job_type, c.label, Scope::Key, |m| m.reset.wait_from(w.now).is_some())
+                        .unwrap_or(false)));
+        if !counted {
+            return Some(FreeFailure::RateLimited);
+        }
     }
     (g.probe_and_release && state.down(&c.f.job_type, w.now)).then_some(FreeFailure::Down)
 }
