@@ -152,3 +152,31 @@ func TestMetricsAndTheVirtualClock(t *testing.T) {
 		t.Errorf("metrics %s, %v", m, err)
 	}
 }
+
+// TestAClosedEngineReturnsASuccessAndRefusesToDecideAFailure: after Close, Do still
+// returns nil for a function that succeeds (its success is not counted: nobody is left to
+// tell), and a failure, which only the engine can decide, is ErrClosed, not retried —
+// the behaviour Kotlin's retry { } after close keeps too (OptionsTest).
+func TestAClosedEngineReturnsASuccessAndRefusesToDecideAFailure(t *testing.T) {
+	e, err := smartretry.NewEngine(smartretry.WithSeed(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	opts := smartretry.Options{JobType: "after_close", Engine: e}
+	fn, calls := failing(0, nil)
+	if err := smartretry.Do(context.Background(), opts, fn); err != nil || *calls != 1 {
+		t.Fatalf("a success after Close: err=%v calls=%d", err, *calls)
+	}
+	for i := 0; i < 2000; i++ { // past a batch of counted successes: still nil
+		if err := smartretry.Do(context.Background(), opts, fn); err != nil {
+			t.Fatalf("success %d after Close: %v", i, err)
+		}
+	}
+	fn, calls = failing(5, errConnReset)
+	if err := smartretry.Do(context.Background(), opts, fn); !errors.Is(err, smartretry.ErrClosed) || *calls != 1 {
+		t.Fatalf("a failure after Close: err=%v calls=%d", err, *calls)
+	}
+}
