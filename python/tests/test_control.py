@@ -244,6 +244,15 @@ def test_one_structured_line_per_retry_and_quiet_permanent_give_ups(
         smart_retry(engine=engine, job_type="bug_logged")(Flaky(1, TypeError("x")))()
     assert [r.levelno for r in caplog.records if getattr(r, "gave_up", False)] == [logging.INFO]
     caplog.clear()
+
+    class BadRequest(Exception):
+        status_code = 400
+
+    with pytest.raises(BadRequest):
+        smart_retry(engine=engine, job_type="bad_request_logged")(Flaky(1, BadRequest("no")))()
+    assert [r.levelno for r in caplog.records if getattr(r, "gave_up", False)] == [logging.INFO]
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    caplog.clear()
     with pytest.raises(ConnectionResetError):
         smart_retry(engine=engine, job_type="exhausted", max_attempts=2)(Flaky(5, ConnectionResetError("x")))()
     assert [r.levelno for r in caplog.records if getattr(r, "gave_up", False)] == [logging.WARNING]
