@@ -256,6 +256,9 @@ class OptionsTest {
         val closed = Engine(seed = 1)
         closed.close()
         assertEquals("fine", retry(RetryOptions("after_close", closed)) { "fine" })
+        assertEquals("fine", retryBlocking(RetryOptions("after_close", closed)) { "fine" })
+        // Past a batch of counted successes (1024), whose hand-over finds the engine closed.
+        repeat(1100) { assertEquals(it, retry(RetryOptions("after_close", closed)) { _ -> it }) }
         // A failure cannot be decided by a closed engine: its error, not the failure retried.
         val e = assertThrows<Exception> { runBlocking { retry(RetryOptions("after_close", closed)) { throw HttpStatusException(503) } } }
         assertTrue(e !is HttpStatusException, "$e")
