@@ -145,6 +145,25 @@ test('one listener per signal, however many calls share it; success costs none',
   for (const p of hanging) await assert.rejects(p, (e) => e === 'stop');
 });
 
+test('an abort rejects exactly the calls still waiting on the signal, in any order of settling', async () => {
+  const { engine, clock } = quiet();
+  const controller = new AbortController();
+  const { signal } = controller;
+  const gates = [];
+  const gated = () => new Promise((resolve) => gates.push(resolve));
+  // Six calls share the signal; three settle before the abort, out of their order of start.
+  const calls = Array.from({ length: 6 }, (_, k) => retry(() => gated().then(() => k), { engine, clock, signal }));
+  for (const k of [4, 0, 2]) gates[k]();
+  for (const k of [4, 0, 2]) assert.equal(await calls[k], k);
+  const failure = httpError(503);
+  const waiting = retry(flaky([failure]), { engine, jobType: 'abort_list', signal, onRetry: () => setImmediate(() => controller.abort(new Error('stop'))) });
+  await assert.rejects(waiting, (e) => e.message === 'stop' && e.cause === failure);
+  for (const k of [1, 3, 5]) await assert.rejects(calls[k], (e) => e.message === 'stop');
+  // After the abort a late settle changes nothing, and a new call is refused at once.
+  for (const k of [1, 3, 5]) gates[k]();
+  await assert.rejects(retry(async () => 'late', { engine, clock, signal }), (e) => e.message === 'stop');
+});
+
 test('one structured record per retry on the smartretry:retry channel', async () => {
   const { engine, clock } = quiet();
   const records = [];
