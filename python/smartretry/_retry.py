@@ -451,15 +451,22 @@ class RetryPolicy:
     async def sleep_async(self, state: RetryCallState, delay_ms: int) -> None:
         if self.on_retry is not None:
             await _maybe_await(self.on_retry(state))
-        if _testing._enabled:
-            state._skipped_ms += delay_ms
-            waited = delay_ms
-            await asyncio.sleep(0)
-        else:
-            waited = 0
-            for pause in self._pauses(state, delay_ms):
-                await asyncio.sleep(pause / 1000.0)
-                waited += pause
+        try:
+            if _testing._enabled:
+                state._skipped_ms += delay_ms
+                waited = delay_ms
+                await asyncio.sleep(0)
+            else:
+                waited = 0
+                for pause in self._pauses(state, delay_ms):
+                    await asyncio.sleep(pause / 1000.0)
+                    waited += pause
+        except asyncio.CancelledError as cancelled:
+            # A wait cancelled: the failure being waited out is its cause, as Node's abort
+            # and Go's context error keep it (the cancellation itself still propagates).
+            if cancelled.__cause__ is None and state.exception is not None:
+                cancelled.__cause__ = state.exception
+            raise
         self.next_attempt(state, waited)
 
 def _least(a: Optional[int], b: Optional[int]) -> Optional[int]:

@@ -228,6 +228,23 @@ def test_statistics_of_a_decorated_function(engine: Engine, fast: None) -> None:
     assert twin.statistics.calls == 1 and fn.statistics.calls == 6  # type: ignore[attr-defined]
 
 
+async def test_a_cancelled_wait_keeps_the_last_failure_as_its_cause(engine: Engine) -> None:
+    waiting = asyncio.Event()
+    failure = ConnectionResetError("reset by peer")
+
+    @smart_retry(engine=engine, job_type="cancelled_wait", on_retry=lambda s: waiting.set())
+    async def call() -> str:
+        raise failure
+
+    task = asyncio.ensure_future(call())
+    await asyncio.wait_for(waiting.wait(), 5)
+    await asyncio.sleep(0)  # the wait has begun
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError) as err:
+        await task
+    assert err.value.__cause__ is failure
+
+
 def test_one_structured_line_per_retry_and_quiet_permanent_give_ups(
     engine: Engine, fast: None, caplog: pytest.LogCaptureFixture
 ) -> None:
