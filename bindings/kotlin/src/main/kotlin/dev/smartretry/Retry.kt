@@ -277,8 +277,9 @@ private fun withoutHint(info: FailureInfo, field: String): FailureInfo? = when {
  * says calls get through again (`Engine.released`). Returns the block's value; when the
  * engine gives up, rethrows the last failure with a suppressed [RetriesExhausted].
  *
- * Cancellation is respected at once: a wait is cancelled with the coroutine, and a
- * [CancellationException] from the block is rethrown, never retried. A
+ * Cancellation is respected at once: a wait is cancelled with the coroutine (the
+ * [CancellationException] then carries the failure waited out as a suppressed
+ * exception), and a [CancellationException] from the block is rethrown, never retried. A
  * [TimeoutCancellationException] from a `withTimeout` inside the block (the coroutine
  * itself still active) is an attempt that timed out, and is retried like one.
  */
@@ -303,7 +304,15 @@ internal suspend fun <T> retry(options: RetryOptions, block: suspend (attempt: I
             // Errors (OutOfMemoryError, StackOverflowError…) are not failures to retry.
             e
         }
-        loop.waitOut(loop.failed(error)) { delay(it) }
+        val decision = loop.failed(error)
+        try {
+            loop.waitOut(decision) { delay(it) }
+        } catch (e: CancellationException) {
+            // A wait cancelled: the failure being waited out goes with the cancellation (as
+            // Node's abort and Go's context error keep it), which still propagates.
+            if (e.suppressed.none { it === error }) e.addSuppressed(error)
+            throw e
+        }
     }
 }
 

@@ -8,6 +8,7 @@ import kotlin.time.Duration.Companion.milliseconds
 import kotlinx.coroutines.CancellationException
 import kotlinx.coroutines.CompletableDeferred
 import kotlinx.coroutines.async
+import kotlinx.coroutines.cancelAndJoin
 import kotlinx.coroutines.launch
 import kotlinx.coroutines.runBlocking
 import kotlinx.coroutines.withTimeout
@@ -167,6 +168,28 @@ class RetryTest {
         assertThrows<CancellationException> { runBlocking { job.await() } }
         assertTrue(job.isCancelled)
         assertEquals(1, calls.get())
+    }
+
+    @Test
+    fun `a cancelled wait carries the failure it was waiting out`() = runBlocking {
+        val failure = HttpStatusException(503)
+        val failed = CompletableDeferred<Unit>()
+        val seen = CompletableDeferred<CancellationException>()
+        val job = launch {
+            try {
+                retry(RetryOptions("cancelled_wait", engine = engine)) {
+                    failed.complete(Unit)
+                    throw failure
+                }
+            } catch (e: CancellationException) {
+                seen.complete(e)
+                throw e
+            }
+        }
+        failed.await()
+        yield()
+        job.cancelAndJoin()
+        assertTrue(seen.await().suppressed.any { it === failure })
     }
 
     @Test
