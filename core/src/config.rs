@@ -139,11 +139,17 @@ impl Default for DataCollection {
     }
 }
 
+/// The cache of matched policies (the API document's `cache` section): which policy
+/// governs a (job type, HTTP status, error class and code) is worked out once and kept,
+/// emptied whenever an operator changes the settings. `metrics()` counts its hits and
+/// misses (`smartretry_policy_cache_hits_total` on the server).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct CacheConfig {
     pub enabled: bool,
+    /// An entry older than this is matched again ("5m").
     pub ttl: String,
+    /// Most subjects kept; the least recently used go (0: keep none).
     pub max_entries: usize,
 }
 

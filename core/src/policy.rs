@@ -277,20 +277,31 @@ impl PolicySet {
 
     /// The first policy (by priority, then name) whose patterns match; the built-in
     /// fallback when none does.
+    #[cfg(test)]
     pub fn matching(&self, s: &Subject<'_>) -> &Policy {
+        self.at(self.matching_slot(s))
+    }
+
+    /// Where the policy [`PolicySet::matching`] returns sits: its place in matching
+    /// order, or one past the last for the fallback (what a cache keeps).
+    pub fn matching_slot(&self, s: &Subject<'_>) -> usize {
         let mut status_buf = [0u8; 3];
         let status = s.http_status.map(|code| status_text(code, &mut status_buf));
         let candidates = [s.error_class, s.error_code, status, Some(s.kind.as_str())];
         self.compiled
             .iter()
-            .find(|c| {
+            .position(|c| {
                 let job_ok = c.jobs.is_empty() || c.jobs.iter().any(|m| m.matches(s.job_type));
                 let error_ok = c.errors.is_empty()
                     || c.errors.iter().any(|m| candidates.iter().flatten().any(|t| m.matches(t)));
                 job_ok && error_ok
             })
-            .map(|c| &c.policy)
-            .unwrap_or(&self.fallback)
+            .unwrap_or(self.compiled.len())
+    }
+
+    /// The policy at `slot` ([`PolicySet::matching_slot`]); the fallback past the end.
+    pub fn at(&self, slot: usize) -> &Policy {
+        self.compiled.get(slot).map_or(&self.fallback, |c| &c.policy)
     }
 }
 

@@ -460,3 +460,31 @@ fn audit_hook_sees_sampled_decisions() {
     e.decide(&failure(503, 1), Some(T0)).unwrap();
     assert_eq!(seen.lock().unwrap().as_slice(), &[("payment_capture".to_string(), Method::Rules, T0)]);
 }
+
+/// The cache of matched policies (the config's `cache`): repeated subjects are hits, and a
+/// policy added by an operator is served at once (the cache goes with the old settings).
+#[test]
+fn matched_policies_are_cached_and_a_new_policy_is_served_at_once() {
+    let e = engine();
+    let f = failure(503, 1);
+    for i in 0..10 {
+        assert_eq!(e.decide(&f, Some(T0 + i)).unwrap().policy, "service_unavailable");
+    }
+    let m = e.metrics();
+    assert_eq!((m.policy_cache_misses_total, m.policy_cache_hits_total), (1, 9));
+    let mine = smartretry::Policy {
+        error_patterns: vec!["503".into()],
+        priority: 500,
+        ..smartretry::Policy::new("mine", 4, 100, 1_000)
+    };
+    e.add_policy(mine).unwrap();
+    assert_eq!(e.decide(&f, Some(T0 + 20)).unwrap().policy, "mine");
+    let off = Engine::from_config(smartretry::Config {
+        cache: smartretry::CacheConfig { enabled: false, ..Default::default() },
+        seed: Some(1),
+        ..Default::default()
+    })
+    .unwrap();
+    off.decide(&f, Some(T0)).unwrap();
+    assert_eq!(off.metrics().policy_cache_misses_total + off.metrics().policy_cache_hits_total, 0);
+}

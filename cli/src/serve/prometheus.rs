@@ -203,6 +203,21 @@ pub fn render(app: &App, now_ms: u64) -> String {
     );
     scalar(
         &mut out,
+        "smartretry_policy_cache_hits_total",
+        "counter",
+        "Decisions whose policy came from the cache of matched policies.",
+        m.policy_cache_hits_total,
+    );
+    scalar(
+        &mut out,
+        "smartretry_policy_cache_misses_total",
+        "counter",
+        "Decisions that matched their policy anew (not cached, expired or evicted).",
+        m.policy_cache_misses_total,
+    );
+
+    scalar(
+        &mut out,
         "smartretry_released_total",
         "counter",
         "Waiting jobs told to retry now: their downstream came back (probe-and-release).",

@@ -56,8 +56,8 @@ pub(super) fn classify_failure(f: &Features) -> ErrorKind {
         .expected_by_caller(f.expected == Some(true))
 }
 
-/// The policy of the failure: the one an override names, else the matched one, shaped
-/// by the job type's context.
+/// The policy of the failure: the one an override names, else the matched one (through
+/// the cache of matched policies), shaped by the job type's context.
 #[inline]
 pub(super) fn policy<'s>(
     s: &'s Settings,
@@ -65,6 +65,8 @@ pub(super) fn policy<'s>(
     kind: ErrorKind,
     context: Option<&contexts::ResolvedContext>,
     ov: &OverridesInForce<'_>,
+    now: u64,
+    live: bool,
 ) -> Cow<'s, Policy> {
     let subject = Subject {
         job_type: &f.job_type,
@@ -73,7 +75,7 @@ pub(super) fn policy<'s>(
         http_status: f.http_status,
         kind,
     };
-    let matched = s.policies.matching(&subject);
+    let matched = s.policies.at(s.policy_cache.slot(&s.policies, &subject, now, live));
     match (ov.policy.and_then(|(name, _)| s.policies.get(name)), context) {
         (Some(named), _) => Cow::Borrowed(named),
         (None, Some(c)) => c.context.shape(matched),

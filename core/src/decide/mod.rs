@@ -36,6 +36,7 @@ mod draft;
 mod free;
 mod guardrails;
 mod learned;
+mod policy_cache;
 mod refusals;
 mod settings;
 mod tiers;
@@ -59,7 +60,7 @@ pub(crate) fn evaluate(w: &World<'_>, f: &Features) -> Decision {
     let kind = case::classify_failure(f);
     let context = s.contexts.get(&f.job_type);
     let ov = if s.overrides.is_empty() { OverridesInForce::default() } else { s.overrides.resolve(f, w.now) };
-    let policy = case::policy(s, f, kind, context, &ov);
+    let policy = case::policy(s, f, kind, context, &ov, w.now, w.live());
     let mut c = Case::new(s, f, kind, &policy, context, &ov);
     free::count(w, &mut c);
     let mut d = Draft::new(s.adaptive && context.is_none_or(|c| c.learning()));

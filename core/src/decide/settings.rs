@@ -12,6 +12,8 @@ use crate::error::Result;
 use crate::overrides::OverrideSet;
 use crate::policy::PolicySet;
 
+use super::policy_cache::{CacheCounts, PolicyCache};
+
 pub(crate) struct Settings {
     pub(crate) strategy: Strategy,
     pub(crate) policies: PolicySet,
@@ -21,6 +23,8 @@ pub(crate) struct Settings {
     pub(crate) adaptive: bool,
     pub(crate) overrides: OverrideSet,
     pub(crate) contexts: Arc<ContextSet>,
+    /// The matched policy per subject (the config's `cache`), emptied with every change.
+    pub(crate) policy_cache: PolicyCache,
 }
 
 impl Settings {
@@ -32,6 +36,7 @@ impl Settings {
             adaptive: config.enabled && strategy.enabled && strategy.data_collection.enabled,
             overrides: OverrideSet::default(),
             contexts: Arc::new(ContextSet::new(&config.contexts, &strategy.circuit_breaker)?),
+            policy_cache: PolicyCache::new(&config.cache, Arc::new(CacheCounts::default())),
             policies,
             strategy,
         })
@@ -46,6 +51,7 @@ impl Settings {
             adaptive: self.adaptive,
             overrides: self.overrides.clone(),
             contexts: Arc::clone(&self.contexts),
+            policy_cache: self.policy_cache.emptied(),
         };
         change(&mut next)?;
         next.bayes = next.strategy.bayes();

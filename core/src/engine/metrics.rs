@@ -22,6 +22,10 @@ pub struct MetricsSnapshot {
     pub refits_total: u64,
     pub learned_keys: u64,
     pub key_evictions_total: u64,
+    /// Decisions whose policy came from the cache of matched policies (the config's
+    /// `cache`), and those that matched it anew.
+    pub policy_cache_hits_total: u64,
+    pub policy_cache_misses_total: u64,
     pub emergency_stop: bool,
     /// Model inferences that failed (each decision then came from the tier below).
     #[serde(default)]
@@ -68,7 +72,7 @@ impl Engine {
     }
 
     pub fn metrics(&self) -> MetricsSnapshot {
-        let m = &self.metrics;
+        let (m, settings) = (&self.metrics, self.settings());
         let store_stat =
             |read: fn(&StoreStats) -> u64| self.persist.as_ref().map_or(0, |p| read(&p.queue.stats));
         let by_method: Vec<_> =
@@ -87,6 +91,8 @@ impl Engine {
             refits_total: m.refits.load(Ordering::Relaxed),
             learned_keys: self.learner.len() as u64,
             key_evictions_total: self.learner.evictions(),
+            policy_cache_hits_total: settings.policy_cache.hits(),
+            policy_cache_misses_total: settings.policy_cache.misses(),
             emergency_stop: self.is_emergency_stopped(),
             ml_errors_total: self.ml.errors.load(Ordering::Relaxed),
             ml_unavailable_total: self.ml.unavailable.load(Ordering::Relaxed),
@@ -97,7 +103,7 @@ impl Engine {
                 .map(|(k, n)| (k.as_str().to_string(), n))
                 .collect(),
             events_dropped_total: self.events.dropped(),
-            overrides_active: self.settings().overrides.len() as u64,
+            overrides_active: settings.overrides.len() as u64,
             store: self.store.url(),
             store_buffered: self.persist.as_ref().map_or(0, |p| p.queue.buffered()),
             store_written_total: store_stat(|s| s.written.load(Ordering::Relaxed)),
