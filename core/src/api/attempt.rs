@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::time;
 
-use super::check::{check_attempt, check_label, check_opt_label, check_status, string_or_number};
+use super::check::{check_attempt, check_label, check_opt_label, check_status_and_hour, string_or_number};
 use super::json::from_json;
 
 /// What happened on one attempt: the engine learns from these.
@@ -100,14 +100,7 @@ impl Attempt {
         check_opt_label("error_code", &self.error_code)?;
         check_opt_label("tenant", &self.tenant)?;
         check_opt_label("queue", &self.queue)?;
-        if let Some(s) = self.http_status {
-            check_status("http_status", s)?;
-        }
-        if let Some(h) = self.time_of_day {
-            if h > 23 {
-                return Err(Error::invalid("time_of_day", format!("must be 0–23, got {h}")));
-            }
-        }
+        check_status_and_hour(self.http_status, self.time_of_day)?;
         if let Some(ts) = &self.timestamp {
             time::parse_rfc3339(ts).map_err(|r| Error::invalid("timestamp", r))?;
         }

@@ -57,9 +57,20 @@ pub(super) fn check_attempt(field: &'static str, n: u32) -> Result<()> {
     Ok(())
 }
 
-pub(super) fn check_status(field: &'static str, status: u16) -> Result<()> {
+fn check_status(field: &'static str, status: u16) -> Result<()> {
     if !(100..=599).contains(&status) {
         return Err(Error::invalid(field, format!("must be an HTTP status 100–599, got {status}")));
     }
     Ok(())
+}
+
+/// The HTTP status and hour of day a failure and an attempt may both carry.
+pub(super) fn check_status_and_hour(http_status: Option<u16>, time_of_day: Option<u8>) -> Result<()> {
+    if let Some(s) = http_status {
+        check_status("http_status", s)?;
+    }
+    match time_of_day {
+        Some(h) if h > 23 => Err(Error::invalid("time_of_day", format!("must be 0–23, got {h}"))),
+        _ => Ok(()),
+    }
 }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::time;
 
-use super::check::{check_attempt, check_label, check_opt_label, check_status, string_or_number};
+use super::check::{check_attempt, check_label, check_opt_label, check_status_and_hour, string_or_number};
 use super::json::from_json;
 use super::priority::Priority;
 
@@ -152,14 +152,7 @@ impl Features {
         check_opt_label("tenant", &self.tenant)?;
         check_opt_label("job_id", &self.job_id)?;
         check_opt_label("worker_version", &self.worker_version)?;
-        if let Some(s) = self.http_status {
-            check_status("http_status", s)?;
-        }
-        if let Some(h) = self.time_of_day {
-            if h > 23 {
-                return Err(Error::invalid("time_of_day", format!("must be 0–23, got {h}")));
-            }
-        }
+        check_status_and_hour(self.http_status, self.time_of_day)?;
         if let Some(text) = &self.since_last_failure {
             time::parse_duration_ms(text).map_err(|r| Error::invalid("since_last_failure", r))?;
         }
