@@ -241,6 +241,23 @@ export async function failed<T>(
   const last: Call = call ?? { reject: () => {}, lastFailure: undefined, hasFailed: false };
   const aborted = (): unknown => abortReason(signal as AbortSignal, last);
 
+  // The outcome of the retry now at `attempt`: the engine learns it under the failure it
+  // retried.
+  const recordRetry = (retried: FailureInfo, success: boolean, at: number): void =>
+    native.recordAttempt(
+      jobId,
+      jobType,
+      attempt,
+      success,
+      waited,
+      tenant,
+      retried.http_status,
+      retried.error_class,
+      retried.error_code,
+      Math.round(attemptStart - firstFailureAt),
+      at,
+    );
+
   // Successes counted before this failure must reach the budget first.
   engine.flushSuccesses();
 
@@ -255,20 +272,7 @@ export async function failed<T>(
     last.hasFailed = true;
 
     if (previous !== undefined) {
-      // The outcome of a retry: the engine learns under the failure it retried.
-      native.recordAttempt(
-        jobId,
-        jobType,
-        attempt,
-        false,
-        waited,
-        tenant,
-        previous.http_status,
-        previous.error_class,
-        previous.error_code,
-        Math.round(attemptStart - firstFailureAt),
-        now,
-      );
+      recordRetry(previous, false, now);
     }
     if (isAborted(signal)) throw aborted();
 
@@ -339,19 +343,7 @@ export async function failed<T>(
       }
       const end = clock.now();
       history.push(new HistoryEntry(attempt, attemptStart, Math.max(0, end - attemptStart), waited));
-      native.recordAttempt(
-        jobId,
-        jobType,
-        attempt,
-        true,
-        waited,
-        tenant,
-        previous.http_status,
-        previous.error_class,
-        previous.error_code,
-        Math.round(attemptStart - firstFailureAt),
-        end,
-      );
+      recordRetry(previous, true, end);
       if (stats !== undefined) stats.successes++;
       return value;
     } catch (e) {
